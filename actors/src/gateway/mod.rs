@@ -1,0 +1,182 @@
+//! The gateway: the root of the actor tree and the [`Core`] handle transports call.
+//!
+//! [`Gateway::start`] starts the service actors (session registry, auth store, plugin registry,
+//! transaction router, event bus) and the worker arbiters sessions live on, and returns a [`Core`].
+//! `Core::handle` runs the Janus API validation order of reference 1.2 and dispatches; the admin
+//! API lives in [`crate::admin`].
+
+mod dispatch;
+pub mod info;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+pub use dispatch::PollResult;
+pub use info::TransportDescriptor;
+
+use crate::auth::{AuthConfig, AuthStore, TokenMode};
+use crate::events::{EventBus, EventPublisher, EventType};
+use crate::plugin::boundary::guard;
+use crate::plugin::{PluginDescriptor, PluginEnv, PluginRegistry, SharedPlugin};
+use crate::router::TransactionRouter;
+use crate::session::registry::DestroyAll;
+use crate::session::SessionRegistry;
+use crate::settings::CoreSettings;
+use crate::state::{LogControl, ServerState};
+
+/// What the core needs to start.
+pub struct GatewayConfig {
+    /// Core settings.
+    pub settings: CoreSettings,
+    /// Plugins with their configuration sections.
+    pub plugins: Vec<(SharedPlugin, PluginEnv)>,
+    /// Transports that will run (for `server_info`).
+    pub transports: Vec<TransportDescriptor>,
+    /// Logging hooks.
+    pub log: Arc<dyn LogControl>,
+}
+
+/// The root supervisor actor: holds the service actors and coordinates shutdown.
+pub struct Gateway {
+    core: Core,
+    _workers: Vec<Arbiter>,
+}
+
+impl Actor for Gateway {
+    type Context = Context<Self>;
+}
+
+/// Graceful shutdown: destroy every session (owners are told), then stop plugins.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Shutdown {
+    /// Signal number, for the core event.
+    pub signum: i32,
+}
+
+impl Handler<Shutdown> for Gateway {
+    type Result = ResponseFuture<usize>;
+    fn handle(&mut self, msg: Shutdown, _: &mut Context<Self>) -> Self::Result {
+        let core = self.core.clone();
+        Box::pin(async move {
+            core.inner.state.events.publish(
+                EventType::Core,
+                Some(2),
+                None,
+                None,
+                None,
+                serde_json::json!({"status": "shutdown", "signum": msg.signum}),
+            );
+            core.inner.state.runtime.accepting.store(false, Ordering::Relaxed);
+            let n = core.inner.registry.send(DestroyAll).await.unwrap_or(0);
+            for p in &core.inner.plugin_list {
+                if let Err(panic) = guard(|| p.destroy()) {
+                    tracing::error!(plugin = p.descriptor().package, panic = %panic.0, "plugin panicked in destroy");
+                }
+            }
+            n
+        })
+    }
+}
+
+impl Gateway {
+    /// Starts the core inside the running actix system. Plugins that fail `init` are left out
+    /// (logged), like Janus does.
+    pub fn start(cfg: GatewayConfig) -> (Addr<Gateway>, Core) {
+        let g = &cfg.settings.general;
+        let bus = cfg.settings.events.broadcast.then(|| EventBus::default().start());
+        let events = EventPublisher::new(bus, &g.server_name);
+        let tokens = match (g.token_auth, &g.token_auth_secret) {
+            (false, _) => TokenMode::Off,
+            (true, None) => TokenMode::Stored,
+            (true, Some(secret)) => TokenMode::Signed(crate::auth::SignedTokens::new(secret)),
+        };
+        let auth_config = AuthConfig { api_secret: g.api_secret.clone(), tokens, admin_secret: g.admin_secret.clone() };
+        let state = Arc::new(ServerState::new(cfg.settings.clone(), events, cfg.log));
+
+        let mut plugin_list = Vec::new();
+        for (plugin, mut env) in cfg.plugins {
+            env.events_enabled = state.events.enabled();
+            match guard(|| plugin.init(&env)) {
+                Ok(Ok(())) => plugin_list.push(plugin),
+                Ok(Err(e)) => {
+                    tracing::error!(plugin = plugin.descriptor().package, error = %e, "plugin failed to initialize")
+                }
+                Err(p) => {
+                    tracing::error!(plugin = plugin.descriptor().package, panic = %p.0, "plugin panicked in init")
+                }
+            }
+        }
+        let plugin_descriptors: Vec<PluginDescriptor> = plugin_list.iter().map(|p| p.descriptor().clone()).collect();
+        let packages = plugin_descriptors.iter().map(|d| d.package.to_owned()).collect();
+
+        let n_workers = match state.settings.limits.session_workers {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
+        };
+        let workers: Vec<Arbiter> = (0..n_workers).map(|_| Arbiter::new()).collect();
+        let registry = SessionRegistry::new(state.clone(), workers.iter().map(|a| a.handle()).collect()).start();
+        let auth = AuthStore::new(auth_config.clone(), packages).start();
+        let plugins = PluginRegistry::new(plugin_list.clone()).start();
+        let router = TransactionRouter::default().start();
+
+        let core = Core {
+            inner: Arc::new(CoreInner {
+                state,
+                registry,
+                auth,
+                auth_config,
+                plugins,
+                router,
+                transports: cfg.transports,
+                plugin_descriptors,
+                plugin_list,
+                tickets: AtomicU64::new(1),
+            }),
+        };
+        let info = core.server_info_fields();
+        core.inner.state.events.publish(
+            EventType::Core,
+            Some(1),
+            None,
+            None,
+            None,
+            serde_json::json!({"status": "started", "info": info}),
+        );
+        let gateway = Gateway { core: core.clone(), _workers: workers }.start();
+        (gateway, core)
+    }
+}
+
+/// The handle transports use to talk to the core. Cheap to clone.
+#[derive(Clone)]
+pub struct Core {
+    pub(crate) inner: Arc<CoreInner>,
+}
+
+pub(crate) struct CoreInner {
+    pub(crate) state: Arc<ServerState>,
+    pub(crate) registry: Addr<SessionRegistry>,
+    pub(crate) auth: Addr<AuthStore>,
+    pub(crate) auth_config: AuthConfig,
+    pub(crate) plugins: Addr<PluginRegistry>,
+    pub(crate) router: Addr<TransactionRouter>,
+    pub(crate) transports: Vec<TransportDescriptor>,
+    pub(crate) plugin_descriptors: Vec<PluginDescriptor>,
+    pub(crate) plugin_list: Vec<SharedPlugin>,
+    pub(crate) tickets: AtomicU64,
+}
+
+impl Core {
+    /// Shared server state (settings, runtime values, counters).
+    pub fn state(&self) -> &Arc<ServerState> {
+        &self.inner.state
+    }
+
+    /// `server_info` fields.
+    pub fn server_info_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        info::server_info(&self.inner.state, &self.inner.transports, &self.inner.plugin_descriptors)
+    }
+}

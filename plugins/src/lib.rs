@@ -1,0 +1,19 @@
+//! Portunus plugins. Each plugin is its own module and sees only the plugin API of
+//! `portunus_actors::plugin`; none imports a transport.
+
+pub mod echotest;
+#[cfg(feature = "fault-injection")]
+pub mod faulty;
+
+use std::sync::Arc;
+
+use portunus_actors::plugin::SharedPlugin;
+
+/// Every built-in plugin, keyed by the short name of its configuration section.
+pub fn builtin() -> Vec<(&'static str, SharedPlugin)> {
+    #[allow(unused_mut)]
+    let mut list: Vec<(&'static str, SharedPlugin)> = vec![("echotest", Arc::new(echotest::EchoTest::default()))];
+    #[cfg(feature = "fault-injection")]
+    list.push(("faulty", Arc::new(faulty::Faulty)));
+    list
+}

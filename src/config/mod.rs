@@ -1,0 +1,82 @@
+//! Configuration loading, layered: built-in defaults, a Janus configuration folder (`-F`), a
+//! TOML file (`-c`), `PORTUNUS__SECTION__KEY` environment variables, then command-line flags.
+
+pub mod jcfg;
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use config::{Config, Environment, File, FileFormat};
+use portunus_actors::settings::CoreSettings;
+use portunus_transports::{HttpSettings, WsSettings};
+use serde::Deserialize;
+
+use crate::cli::Cli;
+
+const DEFAULTS: &str = include_str!("defaults.toml");
+
+/// Everything the binary needs, deserialized from the merged layers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `[general]`
+    pub general: portunus_actors::settings::General,
+    /// `[media]`
+    pub media: portunus_actors::settings::Media,
+    /// `[nat]`
+    pub nat: portunus_actors::settings::Nat,
+    /// `[limits]`
+    pub limits: portunus_actors::settings::Limits,
+    /// `[events]`
+    pub events: portunus_actors::settings::Events,
+    /// `[http]`
+    pub http: HttpSettings,
+    /// `[websockets]`
+    pub websockets: WsSettings,
+}
+
+impl Settings {
+    /// The core's part.
+    pub fn core(&self) -> CoreSettings {
+        CoreSettings {
+            general: self.general.clone(),
+            media: self.media.clone(),
+            nat: self.nat.clone(),
+            limits: self.limits.clone(),
+            events: self.events.clone(),
+        }
+    }
+}
+
+/// The merged configuration: typed settings plus the raw tree (plugins read their own sections).
+pub struct Loaded {
+    /// Typed settings.
+    pub settings: Settings,
+    /// The whole merged tree as JSON, for plugin sections.
+    pub tree: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Loads every layer.
+pub fn load(cli: &Cli) -> Result<Loaded> {
+    let mut b = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+    if let Some(dir) = &cli.configs_folder {
+        let loaded =
+            jcfg::load_folder(Path::new(dir)).with_context(|| format!("reading Janus configuration folder {dir}"))?;
+        for f in &loaded.ignored {
+            tracing::debug!(file = %f.display(), "ignored in configuration folder");
+        }
+        b = b.add_source(File::from_str(&jcfg::to_toml_string(&loaded.table), FileFormat::Toml));
+    }
+    if let Some(file) = &cli.config {
+        b = b.add_source(File::new(file, FileFormat::Toml).required(true));
+    }
+    b = b.add_source(Environment::with_prefix("PORTUNUS").prefix_separator("__").separator("__").try_parsing(true));
+    for (key, value) in cli.overrides() {
+        b = b.set_override(key, value)?;
+    }
+    let cfg = b.build().context("merging configuration")?;
+    let settings: Settings = cfg.clone().try_deserialize().context("invalid configuration")?;
+    let tree: serde_json::Map<String, serde_json::Value> =
+        cfg.try_deserialize().context("invalid configuration tree")?;
+    Ok(Loaded { settings, tree })
+}

@@ -1,0 +1,107 @@
+//! Portunus transports: the Janus API and the Admin API over HTTP and WebSocket.
+//!
+//! A transport sees only the transport API of `portunus_actors` (the `Core` handle, `Origin`,
+//! `EventSink`); it never imports a plugin.
+
+pub mod http;
+pub mod settings;
+pub mod websocket;
+
+use std::net::SocketAddr;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer};
+use portunus_actors::gateway::TransportDescriptor;
+use portunus_actors::Core;
+
+pub use settings::{HttpSettings, WsSettings};
+
+/// Descriptors of the transports the settings enable.
+pub fn descriptors(http: &HttpSettings, ws: &WsSettings) -> Vec<TransportDescriptor> {
+    let mut d = Vec::new();
+    if http.http || http.admin.admin_http {
+        d.push(http::DESCRIPTOR);
+    }
+    if ws.ws || ws.admin.admin_ws {
+        d.push(websocket::DESCRIPTOR);
+    }
+    d
+}
+
+/// One listening server.
+pub struct Listener {
+    /// What it serves (`http`, `admin_http`, `ws`, `admin_ws`).
+    pub name: &'static str,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its server future (must be polled/spawned).
+    pub server: Server,
+}
+
+impl Listener {
+    /// A handle to stop it.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+}
+
+/// Binds every enabled listener. Must run inside the actix system.
+pub fn bind_all(
+    core: &Core,
+    http: &HttpSettings,
+    ws: &WsSettings,
+    connection_queue: usize,
+) -> std::io::Result<Vec<Listener>> {
+    let workers = match http.workers {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    };
+    let mut out = Vec::new();
+    if http.http {
+        let st = http::HttpState::new(core.clone(), http::Api::Janus, http.clone());
+        out.push(bind("http", &http.ip, http.port, workers, move || {
+            App::new().configure(http::configure(st.clone()))
+        })?);
+    }
+    if http.admin.admin_http {
+        let st = http::HttpState::new(core.clone(), http::Api::Admin, http.clone());
+        out.push(bind("admin_http", &http.admin.admin_ip, http.admin.admin_port, 1, move || {
+            App::new().configure(http::configure(st.clone()))
+        })?);
+    }
+    if ws.ws {
+        let st = websocket::WsState::new(core.clone(), http::Api::Janus, ws.clone(), connection_queue);
+        out.push(bind("ws", &ws.ws_ip, ws.ws_port, workers, move || {
+            App::new().configure(websocket::configure(st.clone()))
+        })?);
+    }
+    if ws.admin.admin_ws {
+        let st = websocket::WsState::new(core.clone(), http::Api::Admin, ws.clone(), connection_queue);
+        out.push(bind("admin_ws", &ws.admin.admin_ws_ip, ws.admin.admin_ws_port, 1, move || {
+            App::new().configure(websocket::configure(st.clone()))
+        })?);
+    }
+    Ok(out)
+}
+
+fn bind<F, I>(name: &'static str, ip: &str, port: u16, workers: usize, factory: F) -> std::io::Result<Listener>
+where
+    F: Fn() -> App<I> + Send + Clone + 'static,
+    I: actix_web::dev::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+{
+    let server = HttpServer::new(factory)
+        .workers(workers)
+        .shutdown_timeout(2)
+        .disable_signals()
+        .bind((ip, port))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{name}: cannot listen on {ip}:{port}: {e}")))?;
+    let addr =
+        server.addrs().first().copied().ok_or_else(|| std::io::Error::other(format!("{name}: no address bound")))?;
+    Ok(Listener { name, addr, server: server.run() })
+}
