@@ -8,10 +8,10 @@ use config::Value;
 #[command(name = "portunus", version, about)]
 pub struct Cli {
     /// TOML configuration file.
-    #[arg(short = 'c', long = "config")]
+    #[arg(short = 'c', long = "config", env = "PORTUNUS_CONFIG")]
     pub config: Option<String>,
     /// Janus configuration folder (janus.jcfg, janus.transport.*.jcfg, janus.plugin.*.jcfg).
-    #[arg(short = 'F', long = "configs-folder")]
+    #[arg(short = 'F', long = "configs-folder", env = "PORTUNUS_CONFIGS_FOLDER")]
     pub configs_folder: Option<String>,
     /// Log level 0 (none) to 7 (everything); 4 = info.
     #[arg(short = 'd', long = "debug-level")]

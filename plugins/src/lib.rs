@@ -12,7 +12,7 @@ use portunus_actors::plugin::SharedPlugin;
 /// Every built-in plugin, keyed by the short name of its configuration section.
 pub fn builtin() -> Vec<(&'static str, SharedPlugin)> {
     #[allow(unused_mut)]
-    let mut list: Vec<(&'static str, SharedPlugin)> = vec![("echotest", Arc::new(echotest::EchoTest::default()))];
+    let mut list: Vec<(&'static str, SharedPlugin)> = vec![("echotest", Arc::new(echotest::EchoTest))];
     #[cfg(feature = "fault-injection")]
     list.push(("faulty", Arc::new(faulty::Faulty)));
     list

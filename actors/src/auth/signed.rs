@@ -34,7 +34,7 @@ impl SignedTokens {
 
     /// Whether a valid token of `realm` lists `descriptor` (e.g. a plugin package, or `room=1234`).
     pub fn contains(&self, token: &str, realm: &str, descriptor: &str, now_unix: u64) -> bool {
-        self.parse(token, realm, now_unix).is_some_and(|descriptors| descriptors.iter().any(|d| *d == descriptor))
+        self.parse(token, realm, now_unix).is_some_and(|descriptors| descriptors.contains(&descriptor))
     }
 
     /// Signs `data` (used by tests and by operators' tooling).

@@ -75,8 +75,8 @@ pub enum FromPlugin {
         transaction: Option<Transaction>,
         /// Plugin data.
         data: Value,
-        /// Session description.
-        jsep: Option<Jsep>,
+        /// Session description (boxed: SDPs are large and rare next to plain events).
+        jsep: Option<Box<Jsep>>,
     },
     /// `close_pc`.
     ClosePc,
@@ -289,7 +289,7 @@ impl Handler<FromPlugin> for Handle {
                     sender: Some(self.id),
                     opaque_id: self.opaque_for_api(),
                     plugindata: Some(PluginData { plugin: self.package(), data }),
-                    jsep,
+                    jsep: jsep.map(|j| *j),
                     ..Default::default()
                 };
                 self.notify(event);

@@ -67,7 +67,7 @@ impl PluginCtx {
         data: Value,
         jsep: Option<Jsep>,
     ) -> Result<(), PushError> {
-        self.send(FromPlugin::Event { transaction, data, jsep })
+        self.send(FromPlugin::Event { transaction, data, jsep: jsep.map(Box::new) })
     }
 
     /// Closes the PeerConnection (`close_pc`): the client gets `hangup` with reason "Close PC".
