@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::api::validate::Fields;
 use crate::api::{ApiError, Envelope, ErrorCode, HandleId, Outgoing, PathIds, SessionId, Transaction};
 use crate::auth::{AddToken, ChangeTokenPlugins, ListTokens, RemoveToken};
-use crate::events::EventType;
+use crate::events::{EventType, FindHandler, QueryHandler};
 use crate::gateway::Core;
 use crate::handle::HandleRequest;
 use crate::plugin::registry::MessagePlugin;
@@ -187,8 +187,14 @@ impl Core {
                 Err(ApiError::new(ErrorCode::PluginNotFound, "Invalid transport"))
             }
             "query_eventhandler" => {
-                body.req_str("handler").map_err(bad)?;
-                Err(ApiError::new(ErrorCode::PluginNotFound, "Invalid event handler"))
+                let handler = body.req_str("handler").map_err(bad)?.to_owned();
+                let request =
+                    body.opt_object("request").map_err(bad)?.cloned().ok_or_else(|| ApiError::missing("request"))?;
+                let invalid = || ApiError::new(ErrorCode::PluginNotFound, "Invalid event handler");
+                let bus = st.events.bus().ok_or_else(invalid)?;
+                let target = bus.send(FindHandler(handler)).await.ok().flatten().ok_or_else(invalid)?;
+                let response = target.send(QueryHandler(request)).await.map_err(|_| invalid())?;
+                Ok(ok().with("response", response))
             }
             "query_logger" => {
                 body.req_str("logger").map_err(bad)?;

@@ -80,16 +80,61 @@ pub struct Publish(pub Event);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Subscribe {
+    /// The handler's package, e.g. `janus.eventhandler.sampleevh` (for `query_eventhandler`).
+    pub package: &'static str,
     /// Mask of [`EventType`] bits.
     pub mask: u32,
     /// Where to send events.
     pub sink: Recipient<Deliver>,
+    /// Where Admin `query_eventhandler` requests go, if the handler answers them.
+    pub query: Option<Recipient<QueryHandler>>,
+}
+
+/// Admin `query_eventhandler` for one handler: the `request` object in, the `response` out.
+/// Errors use the module codes of reference 2.2 (`{"error_code":411..499,"error":...}`) inside
+/// the response, so the result is always a JSON object.
+#[derive(Message)]
+#[rtype(result = "serde_json::Value")]
+pub struct QueryHandler(pub serde_json::Map<String, Value>);
+
+/// Admin `query_eventhandler`: route to the named handler. `None` when there is no such handler.
+#[derive(Message)]
+#[rtype(result = "Option<Recipient<QueryHandler>>")]
+pub struct FindHandler(pub String);
+
+/// Mask bits from a Janus `events` string (`all`, `none`, or a comma list of labels).
+pub fn parse_mask(s: &str) -> u32 {
+    let mut mask = 0;
+    for label in s.split(',').map(|l| l.trim().to_ascii_lowercase()) {
+        mask |= match label.as_str() {
+            "all" => 0x1FF,
+            "none" | "" => 0,
+            "sessions" => EventType::Session as u32,
+            "handles" => EventType::Handle as u32,
+            "external" => EventType::External as u32,
+            "jsep" => EventType::Jsep as u32,
+            "webrtc" => EventType::Webrtc as u32,
+            "media" => EventType::Media as u32,
+            "plugins" => EventType::Plugin as u32,
+            "transports" => EventType::Transport as u32,
+            "core" => EventType::Core as u32,
+            _ => 0,
+        };
+    }
+    mask
+}
+
+struct Subscriber {
+    package: &'static str,
+    mask: u32,
+    sink: Recipient<Deliver>,
+    query: Option<Recipient<QueryHandler>>,
 }
 
 /// The bus actor.
 #[derive(Default)]
 pub struct EventBus {
-    sinks: Vec<(u32, Recipient<Deliver>)>,
+    sinks: Vec<Subscriber>,
     dropped: u64,
 }
 
@@ -104,8 +149,8 @@ impl Handler<Publish> for EventBus {
     type Result = ();
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
         let event = Arc::new(msg.0);
-        for (mask, sink) in &self.sinks {
-            if mask & event.kind != 0 && sink.try_send(Deliver(event.clone())).is_err() {
+        for s in &self.sinks {
+            if s.mask & event.kind != 0 && s.sink.try_send(Deliver(event.clone())).is_err() {
                 self.dropped += 1;
             }
         }
@@ -115,7 +160,27 @@ impl Handler<Publish> for EventBus {
 impl Handler<Subscribe> for EventBus {
     type Result = ();
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        self.sinks.push((msg.mask, msg.sink));
+        self.sinks.push(Subscriber { package: msg.package, mask: msg.mask, sink: msg.sink, query: msg.query });
+    }
+}
+
+impl Handler<FindHandler> for EventBus {
+    type Result = Option<Recipient<QueryHandler>>;
+    fn handle(&mut self, msg: FindHandler, _: &mut Context<Self>) -> Self::Result {
+        self.sinks.iter().find(|s| s.package == msg.0).and_then(|s| s.query.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks() {
+        assert_eq!(parse_mask("all"), 0x1FF);
+        assert_eq!(parse_mask("sessions, handles"), 3);
+        assert_eq!(parse_mask("none"), 0);
+        assert_eq!(parse_mask("Core,media"), 256 | 32);
     }
 }
 
@@ -132,6 +197,11 @@ impl EventPublisher {
     /// A publisher into `bus`; `None` when event handlers are off.
     pub fn new(bus: Option<Addr<EventBus>>, emitter: &str) -> Self {
         EventPublisher { bus, emitter: Arc::from(emitter), seq: Arc::default(), dropped: Arc::default() }
+    }
+
+    /// The bus, to subscribe handlers (`None` when `events.broadcast` is off).
+    pub fn bus(&self) -> Option<&Addr<EventBus>> {
+        self.bus.as_ref()
     }
 
     /// Whether anyone listens (`events_is_enabled`).
