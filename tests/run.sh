@@ -32,6 +32,11 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings 2>&1 | tail -20
 [ "${PIPESTATUS[0]}" -eq 0 ] || die "clippy"
 
+# The Dockerfile's build step, run here without Docker so CI keeps it working.
+step "cargo build --release --locked --bins"
+cargo build --release --locked --bins 2>&1 | tail -3
+[ "${PIPESTATUS[0]}" -eq 0 ] || die "release build"
+
 # --- Rust suites (unit + integration; integration tests start the real binary) -----------------
 passed=0
 failed=0
