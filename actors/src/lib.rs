@@ -12,6 +12,7 @@ pub mod auth;
 pub mod events;
 pub mod gateway;
 pub mod handle;
+pub mod media;
 pub mod plugin;
 pub mod router;
 pub mod session;
