@@ -1,0 +1,3 @@
+//! The PeerConnection actor (one per handle with media) and its pure negotiation state.
+
+pub mod negotiation;
