@@ -48,11 +48,20 @@ async fn run(loaded: config::Loaded, logging: Arc<logging::Logging>) -> Result<(
     let (gateway, core) = Gateway::start(GatewayConfig {
         settings: s.core(),
         plugins,
-        transports: portunus_transports::descriptors(&s.http, &s.websockets),
+        transports: [
+            portunus_transports::descriptors(&s.http, &s.websockets),
+            portunus_transports::brokers::descriptors(&s.brokers()),
+        ]
+        .concat(),
         log: logging,
     });
-    let listeners = portunus_transports::bind_all(&core, &s.http, &s.websockets, s.limits.connection_queue)?;
-    let ready: BTreeMap<&str, String> = listeners.iter().map(|l| (l.name, l.addr.to_string())).collect();
+    let obs = portunus_transports::metrics::Observability::new(core.clone());
+    let brokers = portunus_transports::start_brokers(&core, &s.brokers(), &obs)?;
+    let listeners =
+        portunus_transports::bind_all(&core, &s.http, &s.websockets, s.limits.connection_queue, Some(obs.clone()))?;
+    obs.set_listeners_up();
+    let mut ready: BTreeMap<&str, String> = listeners.iter().map(|l| (l.name, l.addr.to_string())).collect();
+    ready.extend(brokers.ready.iter().map(|(name, addr)| (*name, addr.clone())));
     // One machine-readable line for tests and scripts.
     println!("PORTUNUS_READY {}", serde_json::to_string(&ready)?);
     for l in &listeners {

@@ -13,6 +13,7 @@ pub mod events;
 pub mod gateway;
 pub mod handle;
 pub mod media;
+pub mod metrics;
 pub mod peer;
 pub mod plugin;
 pub mod router;

@@ -178,12 +178,24 @@ pub struct Events {
     pub stats_period: Option<u64>,
 }
 
+/// `[certificates]` (DTLS).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Certificates {
+    /// PEM certificate file; a self-signed P-256 certificate is generated when unset.
+    pub cert_pem: Option<String>,
+    /// PEM private key file.
+    pub cert_key: Option<String>,
+}
+
 /// Everything the core reads.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct CoreSettings {
     /// `[general]`
     pub general: General,
+    /// `[certificates]`
+    pub certificates: Certificates,
     /// `[media]`
     pub media: Media,
     /// `[nat]`

@@ -83,6 +83,8 @@ pub struct ServerState {
     pub signed_tokens: Option<SignedTokens>,
     /// Logging hooks.
     pub log: Arc<dyn LogControl>,
+    /// The media engine (`None` when it could not start: media requests then fail with 490).
+    pub media: Option<crate::media::MediaEngine>,
     /// Process start, the zero of monotonic times reported in µs.
     pub started: Instant,
 }
@@ -116,6 +118,7 @@ impl ServerState {
             events,
             signed_tokens,
             log,
+            media: None,
             started: Instant::now(),
         }
     }

@@ -21,6 +21,8 @@ const DEFAULTS: &str = include_str!("defaults.toml");
 pub struct Settings {
     /// `[general]`
     pub general: portunus_actors::settings::General,
+    /// `[certificates]`
+    pub certificates: portunus_actors::settings::Certificates,
     /// `[media]`
     pub media: portunus_actors::settings::Media,
     /// `[nat]`
@@ -33,13 +35,43 @@ pub struct Settings {
     pub http: HttpSettings,
     /// `[websockets]`
     pub websockets: WsSettings,
+    /// `[rabbitmq]` (janus.transport.rabbitmq.jcfg)
+    pub rabbitmq: portunus_transports::rabbitmq::RabbitSettings,
+    /// `[mqtt]` (janus.transport.mqtt.jcfg)
+    pub mqtt: portunus_transports::mqtt::MqttSettings,
+    /// `[pfunix]` (janus.transport.pfunix.jcfg)
+    pub pfunix: portunus_transports::unix::UnixSettings,
+    /// `[sampleevh]` (janus.eventhandler.sampleevh.jcfg)
+    pub sampleevh: portunus_transports::evh::webhook::WebhookSettings,
+    /// `[wsevh]` (janus.eventhandler.wsevh.jcfg)
+    pub wsevh: portunus_transports::evh::ws::WsEvhSettings,
+    /// `[rabbitmqevh]` (janus.eventhandler.rabbitmqevh.jcfg)
+    pub rabbitmqevh: portunus_transports::evh::rabbitmq::RabbitEvhSettings,
+    /// `[mqttevh]` (janus.eventhandler.mqttevh.jcfg)
+    pub mqttevh: portunus_transports::evh::mqtt::MqttEvhSettings,
 }
 
 impl Settings {
+    /// The message-bus transports' and event handlers' part.
+    pub fn brokers(&self) -> portunus_transports::BrokerSettings {
+        portunus_transports::BrokerSettings {
+            rabbitmq: self.rabbitmq.clone(),
+            mqtt: self.mqtt.clone(),
+            pfunix: self.pfunix.clone(),
+            evh: portunus_transports::evh::EvhSettings {
+                sampleevh: self.sampleevh.clone(),
+                wsevh: self.wsevh.clone(),
+                rabbitmqevh: self.rabbitmqevh.clone(),
+                mqttevh: self.mqttevh.clone(),
+            },
+        }
+    }
+
     /// The core's part.
     pub fn core(&self) -> CoreSettings {
         CoreSettings {
             general: self.general.clone(),
+            certificates: self.certificates.clone(),
             media: self.media.clone(),
             nat: self.nat.clone(),
             limits: self.limits.clone(),

@@ -3,8 +3,16 @@
 //! A transport sees only the transport API of `portunus_actors` (the `Core` handle, `Origin`,
 //! `EventSink`); it never imports a plugin.
 
+pub mod brokers;
+pub mod evh;
 pub mod http;
+pub mod lanes;
+pub mod metrics;
+pub mod mqtt;
+pub mod rabbitmq;
 pub mod settings;
+pub mod tls;
+pub mod unix;
 pub mod websocket;
 
 use std::net::SocketAddr;
@@ -14,6 +22,7 @@ use actix_web::{App, HttpServer};
 use portunus_actors::gateway::TransportDescriptor;
 use portunus_actors::Core;
 
+pub use brokers::{start_brokers, BrokerSettings, Brokers};
 pub use settings::{HttpSettings, WsSettings};
 
 /// Descriptors of the transports the settings enable.
@@ -45,12 +54,14 @@ impl Listener {
     }
 }
 
-/// Binds every enabled listener. Must run inside the actix system.
+/// Binds every enabled listener. Must run inside the actix system. With `obs`, the admin HTTP
+/// server also serves `/metrics`, `/healthz` and `/readyz`.
 pub fn bind_all(
     core: &Core,
     http: &HttpSettings,
     ws: &WsSettings,
     connection_queue: usize,
+    obs: Option<std::sync::Arc<metrics::Observability>>,
 ) -> std::io::Result<Vec<Listener>> {
     let workers = match http.workers {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -66,7 +77,12 @@ pub fn bind_all(
     if http.admin.admin_http {
         let st = http::HttpState::new(core.clone(), http::Api::Admin, http.clone());
         out.push(bind("admin_http", &http.admin.admin_ip, http.admin.admin_port, 1, move || {
-            App::new().configure(http::configure(st.clone()))
+            let app = App::new();
+            let app = match &obs {
+                Some(obs) => app.configure(metrics::configure(obs.clone())),
+                None => app,
+            };
+            app.configure(http::configure(st.clone()))
         })?);
     }
     if ws.ws {

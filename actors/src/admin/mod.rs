@@ -40,12 +40,17 @@ impl Core {
     }
 
     async fn admin_envelope(&self, env: Envelope) -> Outgoing {
+        let started = Instant::now();
         let t = env.transaction.clone();
         let session = env.session;
-        match self.admin_dispatch(env).await {
+        let name = env.name.clone();
+        let reply = match self.admin_dispatch(env).await {
             Ok(o) => o,
             Err(e) => Outgoing::error(session, Some(&t), &e),
-        }
+        };
+        let code = reply.error.as_ref().map(|e| e.code);
+        crate::metrics::record(crate::metrics::ApiKind::Admin, &name, code, started.elapsed());
+        reply
     }
 
     async fn admin_dispatch(&self, env: Envelope) -> Reply {
@@ -322,7 +327,9 @@ impl Core {
                 Ok(Outgoing::success(Some(s), t).with("handle_id", h.0))
             }
             "hangup_webrtc" => {
-                to_handle(HandleRequest::Hangup).await.map_err(|_| ApiError::no_handle(s, h))??;
+                to_handle(HandleRequest::Hangup(crate::media::HangupReason::AdminApi))
+                    .await
+                    .map_err(|_| ApiError::no_handle(s, h))??;
                 Ok(Outgoing::success(Some(s), t).with("handle_id", h.0))
             }
             other => Err(ApiError::unhandled_at_path(other)),

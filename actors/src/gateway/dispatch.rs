@@ -64,11 +64,16 @@ impl Core {
 
     async fn handle_envelope(&self, origin: &Origin, env: Envelope) -> Outgoing {
         self.inner.state.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         let transaction = env.transaction.clone();
-        match self.dispatch(origin, env).await {
+        let name = env.name.clone();
+        let reply = match self.dispatch(origin, env).await {
             Ok(reply) => reply,
             Err(f) => Outgoing::error(f.session, Some(&transaction), &f.error),
-        }
+        };
+        let code = reply.error.as_ref().map(|e| e.code);
+        crate::metrics::record(crate::metrics::ApiKind::Janus, &name, code, started.elapsed());
+        reply
     }
 
     /// A `server_info` reply.
@@ -213,7 +218,7 @@ impl Core {
             (_, Some(h)) => {
                 let request = match name {
                     "detach" => HandleRequest::Detach,
-                    "hangup" => HandleRequest::Hangup,
+                    "hangup" => HandleRequest::Hangup(crate::media::HangupReason::JanusApi),
                     "message" => HandleRequest::Message(t.clone(), MessageRequest::parse(&mut env.body)),
                     "trickle" => HandleRequest::Trickle(TrickleRequest::parse(&env.body)),
                     // keepalive/claim at handle level and unknown names: the handle must exist first.

@@ -94,7 +94,9 @@ impl Gateway {
             (true, Some(secret)) => TokenMode::Signed(crate::auth::SignedTokens::new(secret)),
         };
         let auth_config = AuthConfig { api_secret: g.api_secret.clone(), tokens, admin_secret: g.admin_secret.clone() };
-        let state = Arc::new(ServerState::new(cfg.settings.clone(), events, cfg.log));
+        let mut state = ServerState::new(cfg.settings.clone(), events, cfg.log);
+        state.media = start_media(&cfg.settings);
+        let state = Arc::new(state);
 
         let mut plugin_list = Vec::new();
         for (plugin, mut env) in cfg.plugins {
@@ -147,6 +149,31 @@ impl Gateway {
         );
         let gateway = Gateway { core: core.clone(), _workers: workers }.start();
         (gateway, core)
+    }
+}
+
+/// Starts the media engine; without one the control plane still runs and media requests fail.
+fn start_media(settings: &CoreSettings) -> Option<crate::media::MediaEngine> {
+    let ice = crate::media::network::ice_settings(settings);
+    let c = &settings.certificates;
+    let pem = match (&c.cert_pem, &c.cert_key) {
+        (Some(cert), Some(key)) => match (std::fs::read_to_string(cert), std::fs::read_to_string(key)) {
+            (Ok(a), Ok(b)) => Some(format!("{a}\n{b}")),
+            _ => {
+                tracing::error!(cert = %cert, key = %key, "cannot read the DTLS certificate; generating one");
+                None
+            }
+        },
+        (Some(cert), None) => std::fs::read_to_string(cert).ok(),
+        _ => None,
+    };
+    tracing::info!(ips = ?ice.ips, port_range = ?ice.port_range, "media engine");
+    match crate::media::MediaEngine::start(ice, pem.as_deref()) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::error!(error = %e, "media engine failed to start; WebRTC is unavailable");
+            None
+        }
     }
 }
 

@@ -13,8 +13,11 @@ use serde_json::{json, Value};
 use tracing::Span;
 
 use crate::api::request::{MessageRequest, TrickleCandidate, TrickleRequest};
-use crate::api::{ApiError, ErrorCode, HandleId, Jsep, Outgoing, PluginData, SessionId, Transaction};
+use crate::api::{ApiError, ErrorCode, HandleId, Jsep, Outgoing, PluginData, SdpType, SessionId, Transaction};
 use crate::events::EventType;
+use crate::media::sdp::anonymize;
+use crate::media::{HangupReason, MediaPort, PeerEvent};
+use crate::peer::{AddCandidates, ApplyRemote, ClosePeer, CreateAnswer, DescribePeer, PeerConnection, PeerNotice};
 use crate::plugin::boundary::guard;
 use crate::plugin::{PluginMessage, PluginReply, PluginSession, SharedPlugin};
 use crate::session::{HandleEnded, Notify, Session};
@@ -30,8 +33,8 @@ pub enum HandleRequest {
     Trickle(Result<TrickleRequest, ApiError>),
     /// Only check that the handle exists (handle-level keepalive, claim, unknown requests).
     Exists,
-    /// `hangup`.
-    Hangup,
+    /// `hangup` (Janus API) or Admin `hangup_webrtc`.
+    Hangup(HangupReason),
     /// `detach` (Janus API or Admin `detach_handle`).
     Detach,
 }
@@ -97,9 +100,20 @@ pub struct Handle {
     created: Instant,
     /// Candidates received before any PeerConnection exists (bounded).
     queued_candidates: Vec<TrickleCandidate>,
+    /// The plugin's view of this handle's media.
+    port: MediaPort,
+    /// The PeerConnection actor, while one exists.
+    pc: Option<Addr<PeerConnection>>,
+    /// Set once `webrtcup` was sent for the current PeerConnection.
+    webrtc_up: bool,
     state: Arc<ServerState>,
     span: Span,
 }
+
+/// Handle -> itself: send `hangup` after the plugin's own hangup events (mailbox order).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct SendHangup(HangupReason);
 
 /// What a new handle needs.
 pub struct HandleParts {
@@ -117,6 +131,8 @@ pub struct HandleParts {
     pub opaque_id: Option<Arc<str>>,
     /// The token used at attach.
     pub token: Option<String>,
+    /// The media port shared with the plugin session.
+    pub port: MediaPort,
     /// Shared state.
     pub state: Arc<ServerState>,
 }
@@ -136,8 +152,57 @@ impl Handle {
             token: p.token,
             created: Instant::now(),
             queued_candidates: Vec::new(),
+            port: p.port,
+            pc: None,
+            webrtc_up: false,
             state: p.state,
             span,
+        }
+    }
+
+    fn notification(&self, janus: &'static str) -> Outgoing {
+        let mut n = Outgoing::notification(janus, self.session_id, self.id);
+        n.opaque_id = self.opaque_for_api();
+        n
+    }
+
+    /// Calls the plugin session, ending the handle if it panics.
+    fn call_plugin(&mut self, ctx: &mut Context<Self>, what: &str, f: impl FnOnce(&mut dyn PluginSession)) {
+        let Some(ps) = self.plugin_session.as_mut() else { return };
+        if let Err(p) = guard(|| f(ps.as_mut())) {
+            let _ = self.crashed(ctx, what, p.0);
+        }
+    }
+
+    /// The PeerConnection actor, started on first use.
+    fn peer(&mut self, ctx: &mut Context<Self>) -> Result<Addr<PeerConnection>, ApiError> {
+        if let Some(pc) = &self.pc {
+            if pc.connected() {
+                return Ok(pc.clone());
+            }
+        }
+        let engine =
+            self.state.media.clone().ok_or_else(|| {
+                ApiError::new(ErrorCode::Unknown, "Error setting ICE locally (media engine unavailable)")
+            })?;
+        let pc = PeerConnection::new(engine, self.port.clone(), ctx.address().downgrade()).start();
+        if !self.queued_candidates.is_empty() {
+            let _ = pc.try_send(AddCandidates(std::mem::take(&mut self.queued_candidates)));
+        }
+        self.pc = Some(pc.clone());
+        self.webrtc_up = false;
+        Ok(pc)
+    }
+
+    /// Tears the PeerConnection down. With a reason the plugin is told and the client gets
+    /// `hangup`; without one (detach, session end) nothing is sent (Janus compat 1.5).
+    fn hangup(&mut self, ctx: &mut Context<Self>, reason: Option<HangupReason>) {
+        let Some(pc) = self.pc.take() else { return };
+        pc.do_send(ClosePeer);
+        self.webrtc_up = false;
+        if let Some(reason) = reason {
+            self.call_plugin(ctx, "hangup_media", |ps| ps.hangup_media());
+            ctx.address().do_send(SendHangup(reason));
         }
     }
 
@@ -164,6 +229,7 @@ impl Handle {
     /// Ends this handle: the plugin session is destroyed (unless it panicked), the session is told
     /// (and sends `detached` when `detached` is set), the actor stops.
     fn end(&mut self, ctx: &mut Context<Self>, detached: bool) {
+        self.hangup(ctx, None);
         if let Some(mut ps) = self.plugin_session.take() {
             if let Err(p) = guard(move || ps.destroy()) {
                 self.state.counters.plugin_panics.fetch_add(1, Ordering::Relaxed);
@@ -222,6 +288,12 @@ impl Handle {
     }
 
     fn trickle(&mut self, req: TrickleRequest) -> Result<HandleOutcome, ApiError> {
+        if let Some(pc) = &self.pc {
+            if pc.try_send(AddCandidates(req.candidates)).is_err() {
+                tracing::warn!(parent: &self.span, "PeerConnection busy: trickle candidates dropped");
+            }
+            return Ok(HandleOutcome::Done);
+        }
         // Without a PeerConnection the candidates wait (Janus compat 1.4), bounded.
         let room = self.state.settings.limits.max_queued_candidates.saturating_sub(self.queued_candidates.len());
         if req.candidates.len() > room {
@@ -245,24 +317,125 @@ impl Actor for Handle {
 }
 
 impl Handler<ForHandle> for Handle {
-    type Result = Result<HandleOutcome, ApiError>;
+    // Atomic: a request carrying JSEP waits for the PeerConnection to apply it before the next
+    // request of this handle (e.g. a trickle) is looked at.
+    type Result = AtomicResponse<Self, Result<HandleOutcome, ApiError>>;
+
     fn handle(&mut self, msg: ForHandle, ctx: &mut Context<Self>) -> Self::Result {
         let _enter = self.span.clone().entered();
+        let done = |this: &mut Self, r: Result<HandleOutcome, ApiError>| {
+            AtomicResponse::new(Box::pin(async move { r }.into_actor(this)))
+        };
         match msg.0 {
-            HandleRequest::Message(t, req) => self.message(ctx, t, req?),
-            HandleRequest::Trickle(req) => self.trickle(req?),
-            HandleRequest::Exists => Ok(HandleOutcome::Done),
-            HandleRequest::Hangup => {
-                // No PeerConnection yet: nothing to tear down (Janus still answers success).
+            HandleRequest::Message(t, Ok(mut req)) => {
+                let Some(jsep) = req.jsep.take() else {
+                    let r = self.message(ctx, t, req);
+                    return done(self, r);
+                };
+                if jsep.kind == SdpType::Answer && self.pc.is_none() {
+                    return done(
+                        self,
+                        Err(ApiError::new(ErrorCode::UnexpectedAnswer, "Unexpected ANSWER (did we offer?)")),
+                    );
+                }
+                let info = match crate::peer::validate_remote(&jsep) {
+                    Ok(i) => i,
+                    Err(e) => return done(self, Err(e)),
+                };
+                let pc = match self.peer(ctx) {
+                    Ok(pc) => pc,
+                    Err(e) => return done(self, Err(e)),
+                };
+                let update = self.webrtc_up;
+                let apply = pc.send(ApplyRemote { jsep: jsep.clone(), info });
+                AtomicResponse::new(Box::pin(async move { apply.await }.into_actor(self).map(move |res, act, ctx| {
+                    match res {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return Err(e),
+                        Err(_) => return Err(ApiError::new(ErrorCode::WebrtcState, "Invalid PeerConnection")),
+                    }
+                    let mut plugin_jsep = jsep;
+                    plugin_jsep.sdp = anonymize(&plugin_jsep.sdp);
+                    plugin_jsep.update = update;
+                    req.jsep = Some(plugin_jsep);
+                    act.message(ctx, t, req)
+                })))
+            }
+            HandleRequest::Message(_, Err(e)) => done(self, Err(e)),
+            HandleRequest::Trickle(req) => {
+                let r = req.and_then(|req| self.trickle(req));
+                done(self, r)
+            }
+            HandleRequest::Exists => done(self, Ok(HandleOutcome::Done)),
+            HandleRequest::Hangup(reason) => {
                 self.queued_candidates.clear();
-                Ok(HandleOutcome::Done)
+                self.hangup(ctx, Some(reason));
+                done(self, Ok(HandleOutcome::Done))
             }
             HandleRequest::Detach => {
                 if self.plugin_session.is_none() {
-                    return Err(ApiError::new(ErrorCode::PluginDetach, "No plugin to detach from"));
+                    return done(self, Err(ApiError::new(ErrorCode::PluginDetach, "No plugin to detach from")));
                 }
                 self.end(ctx, true);
-                Ok(HandleOutcome::Done)
+                done(self, Ok(HandleOutcome::Done))
+            }
+        }
+    }
+}
+
+impl Handler<SendHangup> for Handle {
+    type Result = ();
+    fn handle(&mut self, msg: SendHangup, _: &mut Context<Self>) {
+        let mut n = self.notification("hangup");
+        n.reason = Some(msg.0.as_str().to_owned());
+        self.notify(n);
+    }
+}
+
+impl Handler<PeerNotice> for Handle {
+    type Result = ();
+    fn handle(&mut self, msg: PeerNotice, ctx: &mut Context<Self>) {
+        let _enter = self.span.clone().entered();
+        match msg.0 {
+            PeerEvent::Connected => {
+                if !self.webrtc_up {
+                    self.webrtc_up = true;
+                    let up = self.notification("webrtcup");
+                    self.notify(up);
+                    self.call_plugin(ctx, "setup_media", |ps| ps.setup_media());
+                }
+            }
+            PeerEvent::Failed(reason) => {
+                tracing::info!(reason = reason.as_str(), "PeerConnection failed");
+                self.hangup(ctx, Some(reason));
+            }
+            PeerEvent::Media { mid, kind, receiving } => {
+                let timer = self.state.runtime.no_media_timer.load(Ordering::Relaxed);
+                let mut n = self
+                    .notification("media")
+                    .with("mid", mid)
+                    .with("type", kind.as_str())
+                    .with("receiving", receiving);
+                if !receiving && timer > 1 {
+                    n = n.with("seconds", timer);
+                }
+                self.notify(n);
+            }
+            PeerEvent::DataOpen { .. } => self.call_plugin(ctx, "data_ready", |ps| ps.data_ready()),
+            PeerEvent::Data(m) => self.call_plugin(ctx, "incoming_data", move |ps| ps.incoming_data(m)),
+            PeerEvent::LocalCandidate(c) => {
+                let mut cand = serde_json::Map::new();
+                cand.insert("sdpMid".into(), json!(c.sdp_mid));
+                cand.insert("sdpMLineIndex".into(), json!(c.sdp_mline_index));
+                cand.insert("candidate".into(), json!(c.candidate));
+                let n = self.notification("trickle").with("candidate", Value::Object(cand));
+                self.notify(n);
+            }
+            PeerEvent::GatheringDone => {
+                if self.state.settings.nat.full_trickle {
+                    let n = self.notification("trickle").with("candidate", json!({"completed": true}));
+                    self.notify(n);
+                }
             }
         }
     }
@@ -289,14 +462,39 @@ impl Handler<FromPlugin> for Handle {
                     sender: Some(self.id),
                     opaque_id: self.opaque_for_api(),
                     plugindata: Some(PluginData { plugin: self.package(), data }),
-                    jsep: jsep.map(|j| *j),
                     ..Default::default()
                 };
-                self.notify(event);
+                match jsep.map(|j| j.kind) {
+                    None => self.notify(event),
+                    Some(SdpType::Answer) => {
+                        let Some(pc) = self.pc.clone() else {
+                            tracing::warn!(parent: &self.span, "plugin answered but there is no PeerConnection");
+                            self.notify(event);
+                            return;
+                        };
+                        // Wait: events after this one must not overtake the answer.
+                        ctx.wait(async move { pc.send(CreateAnswer).await }.into_actor(self).map(
+                            move |res, act, _| match res {
+                                Ok(Ok(answer)) => {
+                                    let mut event = event;
+                                    event.jsep = Some(answer);
+                                    act.notify(event);
+                                }
+                                Ok(Err(e)) => {
+                                    // Janus compat (1.3): an event whose SDP can't be built is not delivered.
+                                    tracing::warn!(parent: &act.span, error = %e, "could not build the answer; event dropped");
+                                }
+                                Err(_) => tracing::warn!(parent: &act.span, "PeerConnection gone before answering"),
+                            },
+                        ));
+                    }
+                    Some(SdpType::Offer) => {
+                        tracing::warn!(parent: &self.span, "plugin-initiated offers are not supported yet; event sent without jsep");
+                        self.notify(event);
+                    }
+                }
             }
-            FromPlugin::ClosePc => {
-                // No PeerConnection in the control plane alone; nothing to close.
-            }
+            FromPlugin::ClosePc => self.hangup(ctx, Some(HangupReason::ClosePc)),
             FromPlugin::EndSession => {
                 if self.plugin_session.is_some() {
                     self.end(ctx, true);
@@ -307,8 +505,31 @@ impl Handler<FromPlugin> for Handle {
 }
 
 impl Handler<QueryHandle> for Handle {
-    type Result = MessageResult<QueryHandle>;
+    type Result = ResponseFuture<Value>;
     fn handle(&mut self, msg: QueryHandle, ctx: &mut Context<Self>) -> Self::Result {
+        let info = self.base_info(&msg, ctx);
+        let pc = self.pc.clone().filter(|_| !msg.plugin_only);
+        Box::pin(async move {
+            let mut info = info;
+            if let (Some(pc), Some(obj)) = (pc, info.as_object_mut()) {
+                if let Ok(Value::Object(webrtc)) = pc.send(DescribePeer).await {
+                    for (k, v) in webrtc {
+                        match (obj.get_mut(&k), v) {
+                            (Some(Value::Object(dst)), Value::Object(src)) => dst.extend(src),
+                            (_, v) => {
+                                obj.insert(k, v);
+                            }
+                        }
+                    }
+                }
+            }
+            info
+        })
+    }
+}
+
+impl Handle {
+    fn base_info(&mut self, msg: &QueryHandle, ctx: &mut Context<Self>) -> Value {
         let plugin_specific = match self.plugin_session.as_ref().map(|ps| guard(|| ps.query())) {
             Some(Ok(v)) => v,
             Some(Err(p)) => {
@@ -333,9 +554,9 @@ impl Handler<QueryHandle> for Handle {
                 obj.insert(
                     "flags".into(),
                     json!({
-                        "got-offer": false, "got-answer": false, "negotiated": false,
+                        "got-offer": self.pc.is_some(), "got-answer": self.webrtc_up, "negotiated": false,
                         "processing-offer": false, "starting": false, "ice-restart": false,
-                        "ready": false, "stopped": false, "alert": false,
+                        "ready": self.webrtc_up, "stopped": false, "alert": false,
                         "trickle": !self.queued_candidates.is_empty(), "all-trickles": false,
                         "resend-trickles": false, "trickle-synced": false, "data-channels": false,
                         "has-audio": false, "has-video": false, "new-datachan-sdp": false,
@@ -347,6 +568,6 @@ impl Handler<QueryHandle> for Handle {
                 obj.insert("queued-packets".into(), json!(0));
             }
         }
-        MessageResult(info)
+        info
     }
 }

@@ -1,4 +1,32 @@
 //! The media facade: everything WebRTC, behind our own types. Only this module names the
-//! `webrtc`/`rtc` crates, so the engine can be replaced without touching plugins or transports.
+//! `webrtc`/`rtc` crates, so the engine can be replaced (str0m is plan B) without touching
+//! plugins or transports. Nothing here re-exports an engine type.
 
+mod engine;
+pub mod network;
+mod peer;
+mod port;
+mod rtcp_tap;
 pub mod sdp;
+mod types;
+mod writer;
+
+pub use engine::{IceSettings, MediaEngine};
+pub use peer::{EventFn, Peer, SendTrack};
+pub use port::{MediaPort, MediaSink};
+pub use types::{Feedback, HangupReason, LocalCandidate, MediaKind, PeerEvent, RtpExtension, RtpPacket};
+pub use writer::{RtpWriter, WriteError};
+
+/// A media-engine failure.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MediaError {
+    /// The engine refused the SDP.
+    #[error("{0}")]
+    Sdp(String),
+    /// A remote candidate could not be added.
+    #[error("{0}")]
+    Candidate(String),
+    /// Anything else inside the engine.
+    #[error("{0}")]
+    Engine(String),
+}

@@ -10,6 +10,7 @@ use crate::api::{HandleId, Jsep, SessionId, Transaction};
 use crate::auth::unix_now;
 use crate::events::EventType;
 use crate::handle::{FromPlugin, Handle};
+use crate::media::MediaPort;
 use crate::state::ServerState;
 
 /// Why a call back into the core failed.
@@ -30,6 +31,7 @@ pub struct PluginCtx {
     handle: HandleId,
     opaque_id: Option<Arc<str>>,
     addr: Addr<Handle>,
+    port: MediaPort,
     state: Arc<ServerState>,
 }
 
@@ -39,9 +41,16 @@ impl PluginCtx {
         handle: HandleId,
         opaque_id: Option<Arc<str>>,
         addr: Addr<Handle>,
+        port: MediaPort,
         state: Arc<ServerState>,
     ) -> Self {
-        PluginCtx { session, handle, opaque_id, addr, state }
+        PluginCtx { session, handle, opaque_id, addr, port, state }
+    }
+
+    /// This handle's media: install a sink for incoming RTP, get writers, request keyframes,
+    /// cap the bitrate, send data-channel messages.
+    pub fn media(&self) -> &MediaPort {
+        &self.port
     }
 
     /// The handle this context belongs to.

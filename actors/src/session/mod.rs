@@ -164,7 +164,8 @@ impl Session {
         let opaque_id: Option<Arc<str>> = msg.opaque_id.as_deref().map(Arc::from);
         let handle_ctx = Context::<Handle>::new();
         let addr = handle_ctx.address();
-        let plugin_ctx = PluginCtx::new(self.id, id, opaque_id.clone(), addr.clone(), self.state.clone());
+        let port = crate::media::MediaPort::default();
+        let plugin_ctx = PluginCtx::new(self.id, id, opaque_id.clone(), addr.clone(), port.clone(), self.state.clone());
         let plugin = msg.plugin.clone();
         let plugin_session = match guard(|| plugin.create_session(plugin_ctx)) {
             Ok(Ok(ps)) => ps,
@@ -189,6 +190,7 @@ impl Session {
             plugin_session,
             opaque_id: opaque_id.clone(),
             token: msg.token.clone(),
+            port,
             state: self.state.clone(),
         });
         handle_ctx.run(handle);

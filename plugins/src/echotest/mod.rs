@@ -10,8 +10,13 @@
 
 pub mod api;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use portunus_actors::api::{Jsep, SdpType};
+use portunus_actors::media::{Feedback, MediaKind, MediaPort, MediaSink, RtpPacket};
 use portunus_actors::plugin::{
-    Plugin, PluginCtx, PluginDescriptor, PluginError, PluginMessage, PluginReply, PluginSession,
+    DataMessage, Plugin, PluginCtx, PluginDescriptor, PluginError, PluginMessage, PluginReply, PluginSession,
 };
 use serde_json::{json, Value};
 
@@ -39,7 +44,9 @@ impl Plugin for EchoTest {
     }
 
     fn create_session(&self, ctx: PluginCtx) -> Result<Box<dyn PluginSession>, PluginError> {
-        Ok(Box::new(EchoSession { ctx, state: EchoState::default() }))
+        let echo = Arc::new(Echo::default());
+        ctx.media().set_sink(echo.clone());
+        Ok(Box::new(EchoSession { ctx, state: EchoState::default(), echo }))
     }
 }
 
@@ -63,6 +70,43 @@ impl Default for EchoState {
 struct EchoSession {
     ctx: PluginCtx,
     state: EchoState,
+    echo: Arc<Echo>,
+}
+
+/// The media path: RTP comes in on the media runtime and goes straight back out.
+struct Echo {
+    audio: AtomicBool,
+    video: AtomicBool,
+}
+
+impl Default for Echo {
+    fn default() -> Self {
+        Echo { audio: AtomicBool::new(true), video: AtomicBool::new(true) }
+    }
+}
+
+#[async_trait::async_trait]
+impl MediaSink for Echo {
+    async fn rtp(&self, port: &MediaPort, mid: &str, kind: MediaKind, pkt: RtpPacket) {
+        let on = match kind {
+            MediaKind::Audio => self.audio.load(Ordering::Relaxed),
+            MediaKind::Video => self.video.load(Ordering::Relaxed),
+            MediaKind::Data => false,
+        };
+        if !on {
+            return;
+        }
+        if let Some(writer) = port.writer(mid) {
+            let _ = writer.write(pkt).await;
+        }
+    }
+
+    fn feedback(&self, port: &MediaPort, mid: &str, fb: Feedback) {
+        // The peer wants a keyframe of what we echo: ask it for one of what it sends.
+        if matches!(fb, Feedback::Pli | Feedback::Fir) {
+            port.request_keyframe(mid);
+        }
+    }
 }
 
 impl EchoSession {
@@ -85,15 +129,20 @@ impl EchoSession {
         let s = &mut self.state;
         if let Some(v) = req.audio {
             s.audio = v;
+            self.echo.audio.store(v, Ordering::Relaxed);
         }
         if let Some(v) = req.video {
             s.video = v;
+            self.echo.video.store(v, Ordering::Relaxed);
         }
         if let Some(v) = req.data {
             s.data = v;
         }
         if let Some(v) = req.bitrate {
             s.bitrate = v;
+            if v > 0 {
+                self.ctx.media().send_remb(v);
+            }
         }
         if req.substream.is_some() {
             s.substream = req.substream;
@@ -108,15 +157,40 @@ impl EchoSession {
 impl PluginSession for EchoSession {
     fn handle_message(&mut self, msg: PluginMessage) -> PluginReply {
         let event = self.apply(&msg);
-        if let Err(e) = self.ctx.push_event(Some(msg.transaction.clone()), event, None) {
+        let ok = event.get("error_code").is_none();
+        // An offer is answered in kind: the core builds the answer SDP for us.
+        let jsep = match &msg.jsep {
+            Some(j) if ok && j.kind == SdpType::Offer => Some(Jsep::new(SdpType::Answer, String::new())),
+            _ => None,
+        };
+        if let Err(e) = self.ctx.push_event(Some(msg.transaction.clone()), event, jsep) {
             tracing::warn!(error = %e, "echotest: could not push event");
         }
         PluginReply::Async { hint: Some(HINT.to_owned()) }
     }
 
+    fn setup_media(&mut self) {
+        for (mid, w) in self.ctx.media().writers() {
+            if w.kind() == MediaKind::Video {
+                self.ctx.media().request_keyframe(&mid);
+            }
+        }
+        if self.state.bitrate > 0 {
+            self.ctx.media().send_remb(self.state.bitrate);
+        }
+    }
+
+    fn incoming_data(&mut self, msg: DataMessage) {
+        if self.state.data {
+            self.ctx.media().send_data(Some(&msg.label), msg.data, msg.binary);
+        }
+    }
+
     fn hangup_media(&mut self) {
         let _ = self.ctx.push_event(None, json!({"echotest": "event", "result": "done"}), None);
         self.state = EchoState::default();
+        self.echo.audio.store(true, Ordering::Relaxed);
+        self.echo.video.store(true, Ordering::Relaxed);
     }
 
     fn query(&self) -> Value {

@@ -1,0 +1,494 @@
+//! `Peer`: one engine PeerConnection behind our types.
+//!
+//! Every engine call runs on the dedicated media runtime (`Peer` methods spawn there and await the
+//! result), so actors never drive webrtc futures on their own threads. Engine callbacks only
+//! forward a [`PeerEvent`] to the owner; RTP goes from the engine's track reader straight to the
+//! plugin's [`MediaSink`], never through a mailbox.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use tokio::runtime::Handle as RtHandle;
+use tokio::sync::watch;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::media_stream::{MediaStreamTrack, Track};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription,
+};
+
+use super::engine::MediaEngine;
+use super::port::MediaPort;
+use super::sdp::{CodecInfo, MediaKind};
+use super::types::{Feedback, HangupReason, LocalCandidate, PeerEvent, RtpExtension, RtpPacket};
+use super::writer::RtpWriter;
+use super::MediaError;
+use crate::api::request::TrickleCandidate;
+use crate::api::SdpType;
+use crate::plugin::DataMessage;
+
+/// Where engine events go (the owning actor's mailbox).
+pub type EventFn = Arc<dyn Fn(PeerEvent) + Send + Sync>;
+
+/// How long to wait for candidate gathering before answering with what we have.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What we send on one m-line.
+#[derive(Clone, Debug)]
+pub struct SendTrack {
+    /// The m-line's mid.
+    pub mid: String,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// The codec to send with (one the peer offered).
+    pub codec: CodecInfo,
+}
+
+/// Live I/O handles of a PeerConnection, shared with the plugin's [`MediaPort`].
+pub struct PeerIo {
+    rt: RtHandle,
+    /// Weak: the engine's callbacks hold this struct, a strong reference would be a cycle.
+    pc: std::sync::OnceLock<std::sync::Weak<dyn PeerConnection>>,
+    writers: RwLock<HashMap<String, RtpWriter>>,
+    remotes: RwLock<HashMap<String, RemoteTrack>>,
+    channels: RwLock<Vec<(String, Arc<dyn DataChannel>)>>,
+}
+
+#[derive(Clone)]
+struct RemoteTrack {
+    track: Arc<dyn TrackRemote>,
+    ssrc: u32,
+}
+
+impl PeerIo {
+    pub(crate) fn writer(&self, mid: &str) -> Option<RtpWriter> {
+        self.writers.read().ok()?.get(mid).cloned()
+    }
+
+    pub(crate) fn writers(&self) -> HashMap<String, RtpWriter> {
+        self.writers.read().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn send_feedback(&self, mid: &str, fb: Feedback) {
+        let Some(remote) = self.remotes.read().ok().and_then(|r| r.get(mid).cloned()) else { return };
+        self.rt.spawn(async move {
+            let pkt: Box<dyn rtc::rtcp::Packet> = match fb {
+                Feedback::Pli | Feedback::Fir => {
+                    Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: remote.ssrc })
+                }
+                Feedback::Remb(bitrate) => Box::new(ReceiverEstimatedMaximumBitrate {
+                    sender_ssrc: 0,
+                    bitrate: bitrate as f32,
+                    ssrcs: vec![remote.ssrc],
+                }),
+            };
+            let _ = remote.track.write_rtcp(vec![pkt]).await;
+        });
+    }
+
+    pub(crate) fn send_remb(&self, bitrate: u64) {
+        let mids: Vec<String> = self.remotes.read().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+        for mid in mids {
+            self.send_feedback(&mid, Feedback::Remb(bitrate));
+        }
+    }
+
+    pub(crate) fn send_data(&self, label: Option<&str>, data: Bytes, binary: bool) {
+        let channel = self.channels.read().ok().and_then(|chans| {
+            match label {
+                Some(l) => chans.iter().find(|(name, _)| name == l),
+                None => chans.first(),
+            }
+            .map(|(_, dc)| dc.clone())
+        });
+        let Some(dc) = channel else { return };
+        self.rt.spawn(async move {
+            let r = if binary {
+                dc.send(BytesMut::from(&data[..])).await
+            } else {
+                dc.send_text(&String::from_utf8_lossy(&data)).await
+            };
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "data channel send failed");
+            }
+        });
+    }
+}
+
+/// The engine's callbacks for one PeerConnection.
+struct Callbacks {
+    events: EventFn,
+    io: Arc<PeerIo>,
+    port: MediaPort,
+    gathered: watch::Sender<bool>,
+    no_media: Duration,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Callbacks {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(init) = event.candidate.to_json() {
+            (self.events)(PeerEvent::LocalCandidate(LocalCandidate {
+                candidate: init.candidate,
+                sdp_mid: init.sdp_mid,
+                sdp_mline_index: init.sdp_mline_index,
+            }));
+        }
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+            (self.events)(PeerEvent::GatheringDone);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        match state {
+            RTCPeerConnectionState::Connected => (self.events)(PeerEvent::Connected),
+            RTCPeerConnectionState::Failed => (self.events)(PeerEvent::Failed(HangupReason::IceFailed)),
+            // Closed without our asking: the peer sent a DTLS close alert (our own close stops
+            // the owner first, so this event is then ignored).
+            RTCPeerConnectionState::Closed => (self.events)(PeerEvent::Failed(HangupReason::DtlsAlert)),
+            _ => {}
+        }
+    }
+
+    async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
+        let events = self.events.clone();
+        let io = self.io.clone();
+        tokio::spawn(async move {
+            let label = dc.label().await.unwrap_or_default();
+            let protocol = dc.protocol().await.ok().filter(|p| !p.is_empty());
+            if let Ok(mut chans) = io.channels.write() {
+                chans.push((label.clone(), dc.clone()));
+            }
+            while let Some(ev) = dc.poll().await {
+                match ev {
+                    DataChannelEvent::OnOpen => events(PeerEvent::DataOpen { label: label.clone() }),
+                    DataChannelEvent::OnMessage(msg) => events(PeerEvent::Data(DataMessage {
+                        label: label.clone(),
+                        protocol: protocol.clone(),
+                        binary: !msg.is_string,
+                        data: Bytes::from(msg.data.to_vec()),
+                    })),
+                    DataChannelEvent::OnClose => break,
+                    _ => {}
+                }
+            }
+            if let Ok(mut chans) = io.channels.write() {
+                chans.retain(|(_, c)| c.id() != dc.id());
+            }
+        });
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let events = self.events.clone();
+        let io = self.io.clone();
+        let port = self.port.clone();
+        let no_media = self.no_media;
+        tokio::spawn(read_track(track, events, io, port, no_media));
+    }
+}
+
+/// Reads one remote track until it ends: RTP to the plugin's sink, media events to the owner.
+async fn read_track(
+    track: Arc<dyn TrackRemote>,
+    events: EventFn,
+    io: Arc<PeerIo>,
+    port: MediaPort,
+    no_media: Duration,
+) {
+    let kind = match track.kind().await {
+        RtpCodecKind::Audio => MediaKind::Audio,
+        _ => MediaKind::Video,
+    };
+    let mut mid = String::new();
+    let mut receiving = false;
+    loop {
+        let next = if receiving && !no_media.is_zero() {
+            match tokio::time::timeout(no_media, track.poll()).await {
+                Ok(ev) => ev,
+                Err(_) => {
+                    receiving = false;
+                    events(PeerEvent::Media { mid: mid.clone(), kind, receiving: false });
+                    continue;
+                }
+            }
+        } else {
+            track.poll().await
+        };
+        match next {
+            Some(TrackRemoteEvent::OnOpen(init)) => {
+                mid = mid_of_receiver(&io, &track, init.receiver_id).await.unwrap_or_default();
+                if let Ok(mut r) = io.remotes.write() {
+                    r.insert(mid.clone(), RemoteTrack { track: track.clone(), ssrc: init.ssrc });
+                }
+            }
+            Some(TrackRemoteEvent::OnRtpPacket(pkt)) => {
+                if !receiving {
+                    receiving = true;
+                    events(PeerEvent::Media { mid: mid.clone(), kind, receiving: true });
+                }
+                if let Some(sink) = port.sink() {
+                    sink.rtp(&port, &mid, kind, from_engine(pkt)).await;
+                }
+            }
+            Some(TrackRemoteEvent::OnEnded) | None => break,
+            Some(_) => {}
+        }
+    }
+    if let Ok(mut r) = io.remotes.write() {
+        r.remove(&mid);
+    }
+}
+
+/// The mid of the transceiver whose receiver is `receiver_id`.
+async fn mid_of_receiver(
+    io: &PeerIo,
+    _track: &Arc<dyn TrackRemote>,
+    receiver_id: rtc::rtp_transceiver::RTCRtpReceiverId,
+) -> Option<String> {
+    let pc = io.pc.get()?.upgrade()?;
+    for t in pc.get_transceivers().await {
+        if let Ok(Some(r)) = t.receiver().await {
+            if r.id() == receiver_id {
+                return t.mid().await.ok().flatten();
+            }
+        }
+    }
+    None
+}
+
+fn from_engine(pkt: rtc::rtp::Packet) -> RtpPacket {
+    let h = pkt.header;
+    RtpPacket {
+        marker: h.marker,
+        payload_type: h.payload_type,
+        sequence_number: h.sequence_number,
+        timestamp: h.timestamp,
+        ssrc: h.ssrc,
+        extensions: h.extensions.into_iter().map(|e| RtpExtension { id: e.id, value: e.payload }).collect(),
+        payload: pkt.payload,
+    }
+}
+
+/// One PeerConnection.
+pub struct Peer {
+    pc: Arc<dyn PeerConnection>,
+    io: Arc<PeerIo>,
+    port: MediaPort,
+    gathered: watch::Receiver<bool>,
+    rt: RtHandle,
+    created: Instant,
+}
+
+impl Peer {
+    /// Builds a PeerConnection on the media runtime and attaches it to `port`.
+    pub async fn create(engine: &MediaEngine, port: MediaPort, events: EventFn) -> Result<Peer, MediaError> {
+        let rt = engine.runtime();
+        let io = Arc::new(PeerIo {
+            rt: rt.clone(),
+            pc: std::sync::OnceLock::new(),
+            writers: RwLock::default(),
+            remotes: RwLock::default(),
+            channels: RwLock::default(),
+        });
+        let (gathered_tx, gathered) = watch::channel(false);
+        let callbacks = Arc::new(Callbacks {
+            events,
+            io: io.clone(),
+            port: port.clone(),
+            gathered: gathered_tx,
+            no_media: engine.no_media_timer(),
+        });
+        let engine = engine.clone();
+        let pc = rt
+            .spawn(async move { engine.build(callbacks).await })
+            .await
+            .map_err(|e| MediaError::Engine(e.to_string()))??;
+        let _ = io.pc.set(Arc::downgrade(&pc));
+        port.attach(io.clone());
+        Ok(Peer { pc, io, port, gathered, rt, created: Instant::now() })
+    }
+
+    /// When it was created.
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+
+    async fn on_rt<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, MediaError>> + Send + 'static,
+    ) -> Result<T, MediaError> {
+        self.rt.spawn(f).await.map_err(|e| MediaError::Engine(e.to_string()))?
+    }
+
+    /// Applies the peer's description.
+    pub async fn set_remote(&self, kind: SdpType, sdp: String) -> Result<(), MediaError> {
+        let pc = self.pc.clone();
+        self.on_rt(async move {
+            let desc = match kind {
+                SdpType::Offer => RTCSessionDescription::offer(sdp),
+                SdpType::Answer => RTCSessionDescription::answer(sdp),
+            }
+            .map_err(|e| MediaError::Sdp(e.to_string()))?;
+            pc.set_remote_description(desc).await.map_err(|e| MediaError::Sdp(e.to_string()))
+        })
+        .await
+    }
+
+    /// Answers the applied offer, sending on `send`; waits for gathering unless `trickle`.
+    pub async fn answer(&self, send: Vec<SendTrack>, trickle: bool) -> Result<String, MediaError> {
+        let pc = self.pc.clone();
+        let io = self.io.clone();
+        let port = self.port.clone();
+        let mut gathered = self.gathered.clone();
+        self.on_rt(async move {
+            let mut added = Vec::new();
+            for t in &send {
+                let track = local_track(t);
+                let sender = pc
+                    .add_track(track.clone() as Arc<dyn TrackLocal>)
+                    .await
+                    .map_err(|e| MediaError::Engine(e.to_string()))?;
+                added.push((t.clone(), track, sender));
+            }
+            let answer = pc.create_answer(None).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
+            pc.set_local_description(answer).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
+            for (t, track, sender) in added {
+                let params = sender.get_parameters().await.ok();
+                let pt = params
+                    .as_ref()
+                    .and_then(|p| {
+                        p.rtp_parameters
+                            .codecs
+                            .iter()
+                            .find(|c| c.rtp_codec.mime_type.to_ascii_lowercase().ends_with(&t.codec.name))
+                            .map(|c| c.payload_type)
+                    })
+                    .unwrap_or(t.codec.pt);
+                let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+                let mid = mid_of_sender(&pc, sender.id()).await.unwrap_or_else(|| t.mid.clone());
+                let writer = RtpWriter { track: track.clone(), ssrc, payload_type: pt, kind: t.kind };
+                if let Ok(mut w) = io.writers.write() {
+                    w.insert(mid.clone(), writer);
+                }
+                tokio::spawn(read_feedback(track, mid, port.clone()));
+            }
+            if !trickle {
+                let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|done| *done)).await;
+            }
+            pc.local_description().await.map(|d| d.sdp).ok_or_else(|| MediaError::Engine("no local description".into()))
+        })
+        .await
+    }
+
+    /// Adds a remote candidate (or end of candidates).
+    pub async fn add_candidate(&self, c: TrickleCandidate) -> Result<(), MediaError> {
+        let pc = self.pc.clone();
+        self.on_rt(async move {
+            let init = match c {
+                TrickleCandidate::Completed => RTCIceCandidateInit { candidate: String::new(), ..Default::default() },
+                TrickleCandidate::Candidate { candidate, sdp_mid, sdp_mline_index } => {
+                    RTCIceCandidateInit { candidate, sdp_mid, sdp_mline_index, ..Default::default() }
+                }
+            };
+            pc.add_ice_candidate(init).await.map_err(|e| MediaError::Candidate(e.to_string()))
+        })
+        .await
+    }
+
+    /// The current local and remote SDPs.
+    pub async fn descriptions(&self) -> (Option<String>, Option<String>) {
+        let pc = self.pc.clone();
+        self.rt
+            .spawn(async move {
+                (pc.local_description().await.map(|d| d.sdp), pc.remote_description().await.map(|d| d.sdp))
+            })
+            .await
+            .unwrap_or((None, None))
+    }
+
+    /// Closes the PeerConnection and releases its sockets and tasks.
+    pub async fn close(&self) {
+        self.port.detach();
+        if let Ok(mut w) = self.io.writers.write() {
+            w.clear();
+        }
+        if let Ok(mut r) = self.io.remotes.write() {
+            r.clear();
+        }
+        if let Ok(mut c) = self.io.channels.write() {
+            c.clear();
+        }
+        let pc = self.pc.clone();
+        let _ = self.rt.spawn(async move { pc.close().await }).await;
+    }
+}
+
+async fn mid_of_sender(
+    pc: &Arc<dyn PeerConnection>,
+    sender_id: rtc::rtp_transceiver::RTCRtpSenderId,
+) -> Option<String> {
+    for t in pc.get_transceivers().await {
+        if let Ok(Some(s)) = t.sender().await {
+            if s.id() == sender_id {
+                return t.mid().await.ok().flatten();
+            }
+        }
+    }
+    None
+}
+
+/// RTCP the peer sends about one of our streams: keyframe requests and REMB to the plugin.
+async fn read_feedback(track: Arc<TrackLocalStaticRTP>, mid: String, port: MediaPort) {
+    while let Some(TrackLocalEvent::OnRtcpPacket(pkts)) = track.poll().await {
+        let Some(sink) = port.sink() else { continue };
+        for p in pkts {
+            let any = p.as_any();
+            if any.is::<PictureLossIndication>() {
+                sink.feedback(&port, &mid, Feedback::Pli);
+            } else if any.is::<FullIntraRequest>() {
+                sink.feedback(&port, &mid, Feedback::Fir);
+            } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                sink.feedback(&port, &mid, Feedback::Remb(remb.bitrate as u64));
+            }
+        }
+    }
+}
+
+fn local_track(t: &SendTrack) -> Arc<TrackLocalStaticRTP> {
+    let (kind, mime, channels) = match t.kind {
+        MediaKind::Audio => (RtpCodecKind::Audio, format!("audio/{}", t.codec.name), 2),
+        _ => (RtpCodecKind::Video, format!("video/{}", t.codec.name), 0),
+    };
+    let ssrc = crate::api::ids::random_id() as u32 | 1;
+    let codec = RTCRtpCodec {
+        mime_type: mime,
+        clock_rate: t.codec.clock_rate,
+        channels: if t.codec.name == "opus" { channels } else { 0 },
+        sdp_fmtp_line: t.codec.fmtp.clone(),
+        rtcp_feedback: vec![],
+    };
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "janus".to_owned(),
+        format!("janus{}", t.mid),
+        format!("janus{}", t.mid),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec,
+            ..Default::default()
+        }],
+    )))
+}

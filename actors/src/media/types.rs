@@ -1,0 +1,112 @@
+//! Media types of the facade: what plugins and the core see instead of engine types.
+
+use bytes::Bytes;
+
+pub use super::sdp::MediaKind;
+
+/// One RTP header extension element.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RtpExtension {
+    /// Negotiated id.
+    pub id: u8,
+    /// Raw value.
+    pub value: Bytes,
+}
+
+/// An RTP packet: header fields plus the payload (shared, never copied).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RtpPacket {
+    /// Marker bit.
+    pub marker: bool,
+    /// Payload type.
+    pub payload_type: u8,
+    /// Sequence number.
+    pub sequence_number: u16,
+    /// Timestamp.
+    pub timestamp: u32,
+    /// SSRC.
+    pub ssrc: u32,
+    /// Header extensions as received.
+    pub extensions: Vec<RtpExtension>,
+    /// Payload.
+    pub payload: Bytes,
+}
+
+/// Feedback about a stream we send (from the peer) or to send about a stream we receive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Feedback {
+    /// Picture loss: a keyframe is wanted.
+    Pli,
+    /// Full intra request: a keyframe is wanted.
+    Fir,
+    /// Receiver-estimated maximum bitrate in bps.
+    Remb(u64),
+}
+
+/// A local ICE candidate, as sent in `trickle` events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalCandidate {
+    /// `candidate:...` line.
+    pub candidate: String,
+    /// Media id.
+    pub sdp_mid: Option<String>,
+    /// M-line index.
+    pub sdp_mline_index: Option<u16>,
+}
+
+/// Why a PeerConnection went down (the `hangup` reasons of reference 1.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HangupReason {
+    /// `hangup` request.
+    JanusApi,
+    /// Admin `hangup_webrtc`.
+    AdminApi,
+    /// The plugin closed it.
+    ClosePc,
+    /// ICE failed.
+    IceFailed,
+    /// DTLS failed or the peer sent an alert/close.
+    DtlsAlert,
+}
+
+impl HangupReason {
+    /// The wire text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HangupReason::JanusApi => "Janus API",
+            HangupReason::AdminApi => "Admin API",
+            HangupReason::ClosePc => "Close PC",
+            HangupReason::IceFailed => "ICE failed",
+            HangupReason::DtlsAlert => "DTLS alert",
+        }
+    }
+}
+
+/// What the engine reports about one PeerConnection (delivered to its owner, in order).
+#[derive(Clone, Debug)]
+pub enum PeerEvent {
+    /// A local candidate was gathered (full trickle).
+    LocalCandidate(LocalCandidate),
+    /// Gathering finished.
+    GatheringDone,
+    /// ICE + DTLS are up.
+    Connected,
+    /// The connection failed or the peer went away.
+    Failed(HangupReason),
+    /// Media started or stopped flowing on a mid.
+    Media {
+        /// Media id.
+        mid: String,
+        /// Kind.
+        kind: MediaKind,
+        /// Flowing now.
+        receiving: bool,
+    },
+    /// A data channel opened.
+    DataOpen {
+        /// Label.
+        label: String,
+    },
+    /// A data-channel message.
+    Data(crate::plugin::DataMessage),
+}

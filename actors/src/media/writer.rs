@@ -1,0 +1,55 @@
+//! `RtpWriter`: sends RTP on one negotiated outgoing stream of a PeerConnection.
+
+use std::sync::Arc;
+
+use rtc::rtp;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::TrackLocal;
+
+use super::types::{MediaKind, RtpPacket};
+
+/// A writer for one outgoing stream. Rewrites SSRC and payload type to the negotiated ones.
+#[derive(Clone)]
+pub struct RtpWriter {
+    pub(crate) track: Arc<TrackLocalStaticRTP>,
+    pub(crate) ssrc: u32,
+    pub(crate) payload_type: u8,
+    pub(crate) kind: MediaKind,
+}
+
+/// The stream can't take the packet (closed PeerConnection, not negotiated yet).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("cannot write RTP: {0}")]
+pub struct WriteError(pub String);
+
+impl RtpWriter {
+    /// The SSRC we send with.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// The payload type negotiated for this stream.
+    pub fn payload_type(&self) -> u8 {
+        self.payload_type
+    }
+
+    /// Audio or video.
+    pub fn kind(&self) -> MediaKind {
+        self.kind
+    }
+
+    /// Writes a packet; SSRC and payload type are set to this stream's. Header extensions of the
+    /// source are dropped: their ids belong to the source's negotiation, not ours.
+    pub async fn write(&self, pkt: RtpPacket) -> Result<(), WriteError> {
+        let header = rtp::Header {
+            version: 2,
+            marker: pkt.marker,
+            payload_type: self.payload_type,
+            sequence_number: pkt.sequence_number,
+            timestamp: pkt.timestamp,
+            ssrc: self.ssrc,
+            ..Default::default()
+        };
+        self.track.write_rtp(rtp::Packet { header, payload: pkt.payload }).await.map_err(|e| WriteError(e.to_string()))
+    }
+}

@@ -1,0 +1,205 @@
+"""EchoTest end to end: an aiortc peer negotiates through the Janus API (HTTP and WebSocket)
+and checks that its own audio, video and data come back decoded."""
+
+import asyncio
+import time
+
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+
+from janus_client import HttpJanus, WsJanus
+from media import Counter, Pattern, Tone
+
+ECHO = "janus.plugin.echotest"
+
+
+def client(server, transport):
+    return HttpJanus(server.http_url) if transport == "http" else WsJanus(server.ws_url)
+
+
+class Peer:
+    """An aiortc PeerConnection with a tone, a moving pattern and a data channel."""
+
+    def __init__(self, data=True):
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTrack(Tone())
+        self.pc.addTrack(Pattern())
+        self.counters = {}
+        self.received = asyncio.Queue()
+        self.channel = self.pc.createDataChannel("JanusDataChannel") if data else None
+        if self.channel:
+            self.channel.on("message", lambda m: self.received.put_nowait(m))
+
+        @self.pc.on("track")
+        def on_track(track):
+            self.counters[track.kind] = Counter(track)
+
+    async def offer(self):
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return {"type": "offer", "sdp": self.pc.localDescription.sdp}
+
+    async def answer(self, jsep):
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=jsep["sdp"], type=jsep["type"]))
+
+    async def close(self):
+        for c in self.counters.values():
+            c.stop()
+        await self.pc.close()
+
+
+async def negotiate(j, peer, body=None, trickle=False):
+    await j.attach(ECHO)
+    jsep = await peer.offer()
+    jsep["trickle"] = trickle
+    ack = await j.message(body or {"audio": True, "video": True}, jsep)
+    assert ack["janus"] == "ack", ack
+    ev = await j.next_event(lambda e: e.get("janus") == "event" and "jsep" in e)
+    assert ev["plugindata"]["data"] == {"echotest": "event", "result": "ok"}
+    assert ev["jsep"]["type"] == "answer"
+    assert "a=end-of-candidates" in ev["jsep"]["sdp"], "half-trickle: candidates in the answer"
+    await peer.answer(ev["jsep"])
+    return ev
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("transport", ["http", "ws"])
+async def test_media_and_data_come_back(server, transport):
+    peer = Peer()
+    async with client(server, transport) as j:
+        await negotiate(j, peer)
+        await j.next_event(lambda e: e.get("janus") == "webrtcup")
+        kinds = set()
+        while kinds != {"audio", "video"}:
+            ev = await j.next_event(lambda e: e.get("janus") == "media")
+            assert ev["receiving"] is True
+            kinds.add(ev["type"])
+        deadline = time.time() + 10
+        while set(peer.counters) != {"audio", "video"} and time.time() < deadline:
+            await asyncio.sleep(0.1)
+        await peer.counters["video"].wait_for(15)
+        await peer.counters["audio"].wait_for(25)
+        assert (320, 240) in peer.counters["video"].sizes
+
+        # Data: text and binary round trip.
+        deadline = time.time() + 10
+        while peer.channel.readyState != "open" and time.time() < deadline:
+            await asyncio.sleep(0.05)
+        peer.channel.send("echo-ping")
+        assert await asyncio.wait_for(peer.received.get(), 10) == "echo-ping"
+        peer.channel.send(b"\x00\x01binary\xff")
+        assert await asyncio.wait_for(peer.received.get(), 10) == b"\x00\x01binary\xff"
+        await peer.close()
+
+
+@pytest.mark.asyncio
+async def test_video_false_stops_video(server):
+    peer = Peer(data=False)
+    async with client(server, "ws") as j:
+        await negotiate(j, peer)
+        await j.next_event(lambda e: e.get("janus") == "webrtcup")
+        deadline = time.time() + 10
+        while "video" not in peer.counters and time.time() < deadline:
+            await asyncio.sleep(0.1)
+        video = peer.counters["video"]
+        await video.wait_for(10)
+        r = await j.message({"video": False})
+        assert r["janus"] == "ack"
+        await j.next_event(lambda e: e.get("janus") == "event" and e["plugindata"]["data"].get("result") == "ok")
+        await asyncio.sleep(1.0)
+        t = time.time()
+        await asyncio.sleep(2.0)
+        assert video.count_since(t) <= 2, f"video kept flowing: {video.count_since(t)} frames"
+        audio = peer.counters["audio"]
+        before = audio.count()
+        await asyncio.sleep(1.0)
+        assert audio.count() > before, "audio must keep flowing"
+        await j.message({"video": True})
+        await video.wait_for(video.count() + 5)
+        await peer.close()
+
+
+@pytest.mark.asyncio
+async def test_trickled_candidates(server):
+    """Offer without candidates, then send them as trickle requests (array + completed)."""
+    peer = Peer(data=False)
+    async with client(server, "http") as j:
+        await j.attach(ECHO)
+        offer = await peer.offer()
+        lines = offer["sdp"].splitlines()
+        cands = [l[2:] for l in lines if l.startswith("a=candidate:")]
+        stripped = "\r\n".join(l for l in lines if not l.startswith("a=candidate:") and l != "a=end-of-candidates") + "\r\n"
+        assert cands, "aiortc gathered no candidate"
+        ack = await j.message({"audio": True, "video": True}, {"type": "offer", "sdp": stripped})
+        assert ack["janus"] == "ack"
+        r = await j.request("trickle", candidates=[{"sdpMid": "0", "sdpMLineIndex": 0, "candidate": c} for c in cands])
+        assert r["janus"] == "ack", r
+        r = await j.request("trickle", candidate={"completed": True})
+        assert r["janus"] == "ack", r
+        ev = await j.next_event(lambda e: e.get("janus") == "event" and "jsep" in e)
+        await peer.answer(ev["jsep"])
+        await j.next_event(lambda e: e.get("janus") == "webrtcup")
+        deadline = time.time() + 10
+        while "video" not in peer.counters and time.time() < deadline:
+            await asyncio.sleep(0.1)
+        await peer.counters["video"].wait_for(10)
+        await peer.close()
+
+
+@pytest.mark.asyncio
+async def test_hangup_request_then_renegotiate(server):
+    async with client(server, "ws") as j:
+        peer = Peer(data=False)
+        await negotiate(j, peer)
+        await j.next_event(lambda e: e.get("janus") == "webrtcup")
+        r = await j.request("hangup")
+        assert r["janus"] == "success"
+        done = await j.next_event(lambda e: e.get("janus") == "event" and e["plugindata"]["data"].get("result") == "done")
+        assert done["sender"] == j.handle_id
+        hang = await j.next_event(lambda e: e.get("janus") == "hangup")
+        assert hang["reason"] == "Janus API"
+        await peer.close()
+        # The handle is usable for a new negotiation.
+        peer2 = Peer(data=False)
+        jsep = await peer2.offer()
+        await j.message({"audio": True, "video": True}, jsep)
+        ev = await j.next_event(lambda e: e.get("janus") == "event" and "jsep" in e)
+        await peer2.answer(ev["jsep"])
+        await j.next_event(lambda e: e.get("janus") == "webrtcup")
+        await peer2.close()
+
+
+@pytest.mark.asyncio
+async def test_hangup_when_peer_goes_away(server):
+    async with client(server, "ws") as j:
+        peer = Peer(data=False)
+        await negotiate(j, peer)
+        await j.next_event(lambda e: e.get("janus") == "webrtcup")
+        await peer.close()
+        hang = await j.next_event(lambda e: e.get("janus") == "hangup", timeout=30)
+        assert hang["reason"] in ("DTLS alert", "ICE failed")
+
+
+@pytest.mark.asyncio
+async def test_bad_sdp_is_refused_and_handle_survives(server):
+    async with client(server, "http") as j:
+        await j.attach(ECHO)
+        r = await j.message({"audio": True}, {"type": "offer", "sdp": "garbage"})
+        assert r["error"] == {"code": 465, "reason": "Invalid SDP (doesn't start with v=)"}
+        peer = Peer(data=False)
+        offer = await peer.offer()
+        no_ice = "\r\n".join(l for l in offer["sdp"].splitlines() if not l.startswith("a=ice-ufrag")) + "\r\n"
+        r = await j.message({"audio": True}, {"type": "offer", "sdp": no_ice})
+        assert r["error"]["code"] == 465 and "ICE" in r["error"]["reason"], r
+        no_fp = "\r\n".join(l for l in offer["sdp"].splitlines() if not l.startswith("a=fingerprint")) + "\r\n"
+        r = await j.message({"audio": True}, {"type": "offer", "sdp": no_fp})
+        assert r["error"]["code"] == 465 and "fingerprint" in r["error"]["reason"], r
+        r = await j.message({"audio": True}, {"type": "answer", "sdp": offer["sdp"]})
+        assert r["error"] == {"code": 469, "reason": "Unexpected ANSWER (did we offer?)"}
+        # Still usable.
+        ev_ack = await j.message({"audio": True, "video": True}, offer)
+        assert ev_ack["janus"] == "ack"
+        ev = await j.next_event(lambda e: e.get("janus") == "event" and "jsep" in e)
+        await peer.answer(ev["jsep"])
+        await j.next_event(lambda e: e.get("janus") == "webrtcup")
+        await peer.close()

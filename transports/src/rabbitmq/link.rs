@@ -1,0 +1,251 @@
+//! One connection attempt of the RabbitMQ transport: connect, declare, then consume and publish
+//! until the connection fails. The outgoing queue is borrowed for the attempt and handed back in
+//! [`AttemptEnd`], together with a message whose publish failed, so nothing queued is lost.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
+use lapin::types::{FieldTable, ShortString};
+use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use tokio::sync::mpsc;
+
+use super::settings::{QueueSet, RabbitSettings};
+use super::Meta;
+use crate::http::Api;
+use crate::lanes::{JsonStyle, Lanes, Reply};
+use crate::metrics::LinkState;
+
+pub(super) struct Attempt {
+    pub settings: Arc<RabbitSettings>,
+    pub lanes: Arc<Lanes<Meta>>,
+    pub link: Arc<LinkState>,
+    pub rx: mpsc::Receiver<Reply<Meta>>,
+    pub pending: Option<Reply<Meta>>,
+}
+
+pub(super) struct AttemptEnd {
+    pub rx: mpsc::Receiver<Reply<Meta>>,
+    pub pending: Option<Reply<Meta>>,
+    pub was_connected: bool,
+    pub error: String,
+}
+
+/// Where one API's messages go out.
+struct Route {
+    exchange: ShortString,
+    routing_key: ShortString,
+}
+
+impl Attempt {
+    pub async fn run(mut self) -> AttemptEnd {
+        let mut was_connected = false;
+        let error = match self.serve(&mut was_connected).await {
+            Ok(()) => "outgoing queue closed".to_owned(),
+            Err(e) => e,
+        };
+        self.link.set_connected(false);
+        AttemptEnd { rx: self.rx, pending: self.pending, was_connected, error }
+    }
+
+    async fn serve(&mut self, was_connected: &mut bool) -> Result<(), String> {
+        let s = self.settings.clone();
+        let conn = connect(&s).await.map_err(|e| format!("connect: {e}"))?;
+        let mut events = conn.events_listener();
+        let consume_ch = conn.create_channel().await.map_err(|e| format!("channel: {e}"))?;
+        let publish_ch = conn.create_channel().await.map_err(|e| format!("channel: {e}"))?;
+        consume_ch
+            .basic_qos(s.prefetch.max(1), BasicQosOptions::default())
+            .await
+            .map_err(|e| format!("basic.qos: {e}"))?;
+
+        let exchange = s.janus_exchange.clone().filter(|e| !e.is_empty()).unwrap_or_default();
+        if !exchange.is_empty() {
+            consume_ch
+                .exchange_declare(
+                    exchange.clone().into(),
+                    exchange_kind(&s.janus_exchange_type),
+                    ExchangeDeclareOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| format!("exchange.declare {exchange}: {e}"))?;
+        }
+        let janus_queues = s.janus_queues();
+        let janus = declare(&consume_ch, &janus_queues, &exchange, &s.janus_exchange_type).await?;
+        let janus_route =
+            Route { exchange: exchange.clone().into(), routing_key: janus_queues.from_janus.clone().into() };
+        let mut consumers = vec![(Api::Janus, janus)];
+        let mut admin_route = None;
+        if let Some(admin_queues) = s.admin_queues() {
+            let admin = declare(&consume_ch, &admin_queues, &exchange, &s.janus_exchange_type).await?;
+            consumers.push((Api::Admin, admin));
+            admin_route =
+                Some(Route { exchange: exchange.clone().into(), routing_key: admin_queues.from_janus.clone().into() });
+        }
+
+        self.link.set_connected(true);
+        *was_connected = true;
+        tracing::info!(queue = janus_queues.incoming(), "RabbitMQ link up");
+
+        let style = JsonStyle::parse(&s.json);
+        let lanes = self.lanes.clone();
+        let incoming = async move {
+            let mut deliveries = futures_util::stream::select_all(
+                consumers.into_iter().map(|(api, c)| c.map(move |d| (api, d)).boxed()),
+            );
+            while let Some((api, delivery)) = deliveries.next().await {
+                let delivery = delivery.map_err(|e| format!("consumer: {e}"))?;
+                let correlation = delivery.properties.correlation_id().clone();
+                if !lanes.submit(api, &delivery.data, correlation).await {
+                    return Err("request lanes closed".to_owned());
+                }
+                delivery.ack(BasicAckOptions::default()).await.map_err(|e| format!("basic.ack: {e}"))?;
+            }
+            Err::<(), String>("consumer cancelled".to_owned())
+        };
+        let rx = &mut self.rx;
+        let pending = &mut self.pending;
+        let outgoing = async move {
+            loop {
+                let msg = match pending.take() {
+                    Some(m) => m,
+                    None => match rx.recv().await {
+                        Some(m) => m,
+                        None => return Ok(()),
+                    },
+                };
+                let route = match (msg.api, &admin_route) {
+                    (Api::Admin, Some(r)) => r,
+                    _ => &janus_route,
+                };
+                if let Err(e) = publish(&publish_ch, route, &msg, style).await {
+                    *pending = Some(msg);
+                    return Err(format!("basic.publish: {e}"));
+                }
+            }
+        };
+        let watch = async move {
+            while let Some(ev) = events.next().await {
+                if let lapin::Event::Error(e) = ev {
+                    return Err::<(), String>(format!("connection: {e}"));
+                }
+            }
+            Err("connection closed".to_owned())
+        };
+        let result = tokio::select! {
+            r = incoming => r,
+            r = outgoing => r,
+            r = watch => r,
+        };
+        // Best effort: the broker may already be gone.
+        let _ = conn.close(200, "Bye".into()).await;
+        result
+    }
+}
+
+async fn publish(ch: &Channel, route: &Route, msg: &Reply<Meta>, style: JsonStyle) -> lapin::Result<()> {
+    let mut props = BasicProperties::default()
+        .with_content_type("application/json".into())
+        // Janus compat (1.9): every message says who sent it.
+        .with_reply_to("Janus".into());
+    if let Some(Some(correlation)) = &msg.meta {
+        props = props.with_correlation_id(correlation.clone());
+    }
+    let body = style.apply(msg.json.clone());
+    ch.basic_publish(
+        route.exchange.clone(),
+        route.routing_key.clone(),
+        BasicPublishOptions::default(),
+        body.as_bytes(),
+        props,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Declares one API's queues (reference 1.9) and starts consuming the incoming one.
+async fn declare(ch: &Channel, q: &QueueSet, exchange: &str, exchange_type: &str) -> Result<Consumer, String> {
+    let incoming = q.incoming().to_owned();
+    let options = QueueDeclareOptions {
+        durable: q.durable,
+        exclusive: q.exclusive,
+        auto_delete: q.autodelete,
+        ..QueueDeclareOptions::default()
+    };
+    ch.queue_declare(incoming.clone().into(), options, FieldTable::default())
+        .await
+        .map_err(|e| format!("queue.declare {incoming}: {e}"))?;
+    let keyed = matches!(exchange_type.to_ascii_lowercase().as_str(), "topic" | "direct");
+    if q.queue_name.is_some() && !exchange.is_empty() && keyed {
+        ch.queue_bind(
+            incoming.clone().into(),
+            exchange.into(),
+            q.to_janus.clone().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| format!("queue.bind {incoming}: {e}"))?;
+    }
+    if q.declare_outgoing {
+        // The outgoing queue is for the application to consume: never exclusive to Portunus.
+        let out_options = QueueDeclareOptions { exclusive: false, ..options };
+        ch.queue_declare(q.from_janus.clone().into(), out_options, FieldTable::default())
+            .await
+            .map_err(|e| format!("queue.declare {}: {e}", q.from_janus))?;
+    }
+    ch.basic_consume(
+        incoming.clone().into(),
+        format!("portunus-{incoming}").into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(|e| format!("basic.consume {incoming}: {e}"))
+}
+
+fn exchange_kind(kind: &str) -> ExchangeKind {
+    match kind.to_ascii_lowercase().as_str() {
+        "direct" => ExchangeKind::Direct,
+        "topic" => ExchangeKind::Topic,
+        "headers" => ExchangeKind::Headers,
+        "fanout" | "" => ExchangeKind::Fanout,
+        other => ExchangeKind::Custom(other.to_owned()),
+    }
+}
+
+async fn connect(s: &RabbitSettings) -> lapin::Result<Connection> {
+    let uri = AMQPUri {
+        scheme: if s.ssl_enabled { AMQPScheme::AMQPS } else { AMQPScheme::AMQP },
+        authority: AMQPAuthority {
+            userinfo: AMQPUserInfo { username: s.username.clone(), password: s.password.clone() },
+            host: s.host.clone(),
+            port: s.port,
+        },
+        vhost: s.vhost.clone(),
+        query: AMQPQueryString { heartbeat: Some(s.heartbeat), ..AMQPQueryString::default() },
+    };
+    let props = ConnectionProperties::default().with_connection_name("portunus".into());
+    if !s.ssl_enabled {
+        return Connection::connect_uri(uri, props).await;
+    }
+    if !s.ssl_verify_peer || !s.ssl_verify_hostname {
+        tracing::warn!("ssl_verify_peer/ssl_verify_hostname = false is not supported: the broker is always verified");
+    }
+    let read = |path: &Option<String>| path.as_ref().and_then(|p| std::fs::read(p).ok());
+    let tls = OwnedTLSConfig {
+        cert_chain: read(&s.ssl_cacert).and_then(|b| String::from_utf8(b).ok()),
+        identity: match (read(&s.ssl_cert), read(&s.ssl_key)) {
+            (Some(pem), Some(key)) => Some(OwnedIdentity::PKCS8 { pem, key }),
+            _ => None,
+        },
+    };
+    let runtime = lapin::runtime::default_runtime()?;
+    Connection::connect_uri_with_config(uri, props, tls, runtime).await
+}
