@@ -16,6 +16,9 @@ die() { echo "FATAL: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
 # Debian's janus package: its sample .jcfg files are the fixtures of the jcfg reader tests.
 apt_needed=()
 [ -d /etc/janus ] || apt_needed+=(janus)
+# Real brokers for the RabbitMQ/MQTT transport and event handler tests (tests/brokers).
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || apt_needed+=(rabbitmq-server)
+command -v mosquitto >/dev/null || apt_needed+=(mosquitto)
 if [ ${#apt_needed[@]} -gt 0 ]; then
   step "apt-get install ${apt_needed[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -24,9 +27,26 @@ if [ ${#apt_needed[@]} -gt 0 ]; then
 fi
 export PORTUNUS_REQUIRE_JANUS_SAMPLES=1
 
+# Start rabbitmq-server and mosquitto on loopback now (rabbitmq takes a while to boot) and stop
+# them whatever happens; the brokers suite reads where they listen from the exported variables.
+BROKERS_DIR="$ROOT/target/test-brokers"
+rm -rf "$BROKERS_DIR"
+mkdir -p "$BROKERS_DIR"
+bash tests/brokers/brokers.sh start "$BROKERS_DIR" > "$LOG_DIR/brokers-start.log" 2>&1 &
+brokers_pid=$!
+trap 'wait "$brokers_pid" 2>/dev/null; bash tests/brokers/brokers.sh stop "$BROKERS_DIR" >/dev/null 2>&1' EXIT
+
 # --- Static checks ------------------------------------------------------------------------------
 step "cargo fmt --check"
 cargo fmt --all -- --check || die "formatting (run cargo fmt)"
+
+step "media facade boundary"
+# Only actors/src/media/ may name the engine crates, and only actors/Cargo.toml may depend on them.
+facade_leaks=$(grep -rlE '\b(webrtc|rtc|rtc_sdp)::' --include='*.rs' actors/src transports/src plugins/src src tests 2>/dev/null \
+  | grep -v '^actors/src/media/' || true)
+dep_leaks=$(grep -lE '^(webrtc|rtc|rtc-sdp) *=' Cargo.toml transports/Cargo.toml plugins/Cargo.toml 2>/dev/null || true)
+[ -z "$facade_leaks$dep_leaks" ] || die "engine crates used outside actors/src/media: $facade_leaks $dep_leaks"
+echo ok
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings 2>&1 | tail -20
@@ -55,7 +75,40 @@ run_cargo_tests() {
     echo "$name: cargo exited $rc (build failure?)"; failed=$((failed + 1))
   fi
 }
+step "brokers"
+if wait "$brokers_pid" && [ -f "$BROKERS_DIR/env" ]; then
+  . "$BROKERS_DIR/env"
+  echo "rabbitmq on 127.0.0.1:$PORTUNUS_TEST_AMQP_PORT, mosquitto on 127.0.0.1:$PORTUNUS_TEST_MQTT_PORT"
+else
+  cat "$LOG_DIR/brokers-start.log"
+  die "message brokers did not start"
+fi
 run_cargo_tests rust-tests cargo test --workspace --all-features
+
+# A pytest / node --test summary ("N passed, N failed") into the totals.
+count_summary() {
+  local name=$1 out=$2 rc=$3 p f
+  p=$(grep -Eo '[0-9]+ passed' "$out" | tail -1 | grep -Eo '[0-9]+')
+  f=$(grep -Eo '[0-9]+ (failed|errors?)' "$out" | awk '{ s += $1 } END { print s + 0 }')
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0}))
+  if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then
+    echo "$name: exited $rc"; failed=$((failed + 1))
+  fi
+}
+
+# --- End-to-end media: independent aiortc peers against the release binary ---------------------
+step "e2e (aiortc)"
+E2E_VENV="$ROOT/tests/e2e/.venv"
+[ -x "$E2E_VENV/bin/python" ] || python3 -m venv "$E2E_VENV" || die "python venv"
+"$E2E_VENV/bin/pip" install -q -r tests/e2e/requirements.txt > "$LOG_DIR/e2e-pip.log" 2>&1 \
+  || die "pip install for tests/e2e (see $LOG_DIR/e2e-pip.log)"
+e2e_out="$LOG_DIR/e2e.log"
+(cd tests/e2e && PORTUNUS_BIN="$ROOT/target/release/portunus" timeout 1500 "$E2E_VENV/bin/python" -m pytest -q -p no:warnings -rf) \
+  > "$e2e_out" 2>&1
+e2e_rc=$?
+grep -Ev '^(Task was destroyed|task: )' "$e2e_out" | tail -15
+count_summary e2e "$e2e_out" "$e2e_rc"
 
 echo
 echo "$passed passed, $failed failed"

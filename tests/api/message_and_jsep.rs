@@ -128,3 +128,32 @@ async fn jsep_checks_run_before_the_plugin_sees_the_message() {
         ws.backlog()
     );
 }
+
+#[tokio::test]
+async fn jsep_sdp_that_does_not_parse_is_465() {
+    let server = TestServer::start();
+    let http = server.http();
+    let (s, h) = http.session_with_echotest().await;
+    let reply =
+        message(&http, s, h, "t15", json!({"body": {"audio": true}, "jsep": {"type": "offer", "sdp": "garbage"}}))
+            .await;
+    assert_eq!(
+        reply,
+        json!({"janus": "error", "session_id": s, "transaction": "t15",
+               "error": {"code": 465, "reason": "Invalid SDP (doesn't start with v=)"}})
+    );
+}
+
+#[tokio::test]
+async fn jsep_answer_without_offer_is_469() {
+    let server = TestServer::start();
+    let http = server.http();
+    let (s, h) = http.session_with_echotest().await;
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+    let reply = message(&http, s, h, "t17", json!({"body": {}, "jsep": {"type": "answer", "sdp": sdp}})).await;
+    assert_eq!(
+        reply,
+        json!({"janus": "error", "session_id": s, "transaction": "t17",
+               "error": {"code": 469, "reason": "Unexpected ANSWER (did we offer?)"}})
+    );
+}

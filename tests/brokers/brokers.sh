@@ -17,8 +17,13 @@ mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 RABBIT_BIN=/usr/lib/rabbitmq/bin
 
+# A port nothing listens on (random in 20000..59999, checked with bash's /dev/tcp).
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
 }
 
 # wait_port PORT SECONDS: 0 when 127.0.0.1:PORT accepts before the deadline.
@@ -44,7 +49,7 @@ wait_gone() {
 load_env() { [ -f "$DIR/env" ] && . "$DIR/env"; }
 
 rabbit_env() {
-  export RABBITMQ_NODENAME="portunus@localhost"
+  export RABBITMQ_NODENAME="portunus-$PORTUNUS_TEST_AMQP_PORT@localhost"
   export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
   export RABBITMQ_NODE_PORT=$PORTUNUS_TEST_AMQP_PORT
   export RABBITMQ_DIST_PORT=$PORTUNUS_TEST_AMQP_DIST_PORT

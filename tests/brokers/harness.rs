@@ -125,7 +125,10 @@ impl Server {
                 panic!("no PORTUNUS_READY line; log:\n{}", log.iter().cloned().collect::<Vec<_>>().join("\n"));
             }
         };
-        Server { child, ready, log, config, http: reqwest::Client::new() }
+        // No pooled connections: a test may sit idle (restarting a broker) longer than the
+        // server's keep-alive, and a reused dead connection would fail the next request.
+        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("HTTP client");
+        Server { child, ready, log, config, http }
     }
 
     fn admin_url(&self, path: &str) -> String {

@@ -203,3 +203,24 @@ async def test_bad_sdp_is_refused_and_handle_survives(server):
         await peer.answer(ev["jsep"])
         await j.next_event(lambda e: e.get("janus") == "webrtcup")
         await peer.close()
+
+
+@pytest.mark.asyncio
+async def test_renegotiation_keeps_media_flowing(server):
+    """The client offers again on a live PeerConnection (update): media keeps coming back."""
+    async with client(server, "ws") as j:
+        peer = Peer(data=False)
+        await negotiate(j, peer)
+        await j.next_event(lambda e: e.get("janus") == "webrtcup")
+        deadline = time.time() + 10
+        while "video" not in peer.counters and time.time() < deadline:
+            await asyncio.sleep(0.1)
+        await peer.counters["video"].wait_for(10)
+        jsep = await peer.offer()
+        ack = await j.message({"audio": True, "video": True}, jsep)
+        assert ack["janus"] == "ack", ack
+        ev = await j.next_event(lambda e: e.get("janus") == "event" and "jsep" in e)
+        await peer.answer(ev["jsep"])
+        video = peer.counters["video"]
+        await video.wait_for(video.count() + 20)
+        await peer.close()

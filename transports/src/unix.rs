@@ -12,7 +12,7 @@
 //! peers are tracked.
 
 use std::collections::HashMap;
-use std::io::{Read as _, Write as _};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,8 +25,7 @@ use portunus_actors::Core;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use socket2::{Domain, SockAddr, Socket, Type};
-use tokio::io::unix::AsyncFd;
-use tokio::net::UnixDatagram;
+use tokio::net::{UnixDatagram, UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
 use crate::http::Api;
@@ -171,7 +170,9 @@ fn serve(
         socket.listen(128)?;
         socket.set_nonblocking(true)?;
         set_mode(path, mode)?;
-        let listener = AsyncFd::new(socket)?;
+        // A listening SOCK_SEQPACKET socket accepts like a stream one; the accepted sockets keep
+        // packet boundaries for every read and write, which is all the stream types do here.
+        let listener = UnixListener::from_std(std::os::unix::net::UnixListener::from(OwnedFd::from(socket)))?;
         actix_rt::spawn(accept_loop(listener, shared));
     } else {
         let socket = UnixDatagram::bind(path).map_err(bound)?;
@@ -223,26 +224,22 @@ async fn run_request(shared: &Shared, origin: &Origin, packet: &[u8]) -> String 
     reply.to_json()
 }
 
-async fn accept_loop(listener: AsyncFd<Socket>, shared: Shared) {
+async fn accept_loop(listener: UnixListener, shared: Shared) {
     loop {
-        let Ok(mut guard) = listener.readable().await else { return };
-        match guard.try_io(|fd| fd.get_ref().accept()) {
-            Ok(Ok((peer, _))) => match peer.set_nonblocking(true).and_then(|()| AsyncFd::new(peer)) {
-                Ok(fd) => {
-                    actix_rt::spawn(connection(Arc::new(fd), shared.clone()));
-                }
-                Err(e) => tracing::warn!(error = %e, "pfunix: cannot serve an accepted peer"),
-            },
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "pfunix: accept failed");
+        match listener.accept().await {
+            Ok((peer, _)) => {
+                actix_rt::spawn(connection(Arc::new(peer), shared.clone()));
             }
-            Err(_would_block) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "pfunix: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
         }
     }
 }
 
 /// One `SOCK_SEQPACKET` peer: a reader (this task), a request task and a writer.
-async fn connection(fd: Arc<AsyncFd<Socket>>, shared: Shared) {
+async fn connection(fd: Arc<UnixStream>, shared: Shared) {
     let id = ConnectionId::next();
     let (out_tx, mut out_rx) = mpsc::channel::<String>(shared.queue);
     let (req_tx, mut req_rx) = mpsc::channel::<Vec<u8>>(REQUEST_QUEUE);
@@ -285,22 +282,23 @@ async fn connection(fd: Arc<AsyncFd<Socket>>, shared: Shared) {
     }
 }
 
-async fn recv_packet(fd: &AsyncFd<Socket>, buf: &mut [u8]) -> std::io::Result<usize> {
+/// One packet (0 = the peer closed).
+async fn recv_packet(sock: &UnixStream, buf: &mut [u8]) -> std::io::Result<usize> {
     loop {
-        let mut guard = fd.readable().await?;
-        match guard.try_io(|s| s.get_ref().read(buf)) {
-            Ok(r) => return r,
-            Err(_would_block) => continue,
+        sock.readable().await?;
+        match sock.try_read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return r,
         }
     }
 }
 
-async fn send_packet(fd: &AsyncFd<Socket>, bytes: &[u8]) -> std::io::Result<()> {
+async fn send_packet(sock: &UnixStream, bytes: &[u8]) -> std::io::Result<()> {
     loop {
-        let mut guard = fd.writable().await?;
-        match guard.try_io(|s| s.get_ref().write(bytes)) {
-            Ok(r) => return r.map(|_| ()),
-            Err(_would_block) => continue,
+        sock.writable().await?;
+        match sock.try_write(bytes) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return r.map(|_| ()),
         }
     }
 }

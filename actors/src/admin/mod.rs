@@ -106,6 +106,8 @@ impl Core {
                         "requests_stuck": stuck,
                         "events_dropped": st.counters.events_dropped.load(Ordering::Relaxed),
                         "plugin_panics": st.counters.plugin_panics.load(Ordering::Relaxed),
+                        "peerconnections": st.media.as_ref().map(|m| m.load().0),
+                        "media_tasks": st.media.as_ref().map(|m| m.load().1),
                     }),
                 ))
             }

@@ -73,6 +73,7 @@ struct Inner {
     settings: IceSettings,
     certificate: RTCCertificate,
     next_port: AtomicU32,
+    live: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl MediaEngine {
@@ -93,6 +94,7 @@ impl MediaEngine {
                 settings,
                 certificate,
                 next_port: AtomicU32::new(start),
+                live: Arc::default(),
             }),
         })
     }
@@ -105,6 +107,15 @@ impl MediaEngine {
     /// The settings.
     pub fn settings(&self) -> &IceSettings {
         &self.inner.settings
+    }
+
+    pub(crate) fn live_counter(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.inner.live.clone()
+    }
+
+    /// Open PeerConnections and live tasks on the media runtime (for status and leak checks).
+    pub fn load(&self) -> (u64, usize) {
+        (self.inner.live.load(Ordering::Relaxed), self.inner.handle.metrics().num_alive_tasks())
     }
 
     pub(crate) fn no_media_timer(&self) -> Duration {

@@ -290,6 +290,9 @@ pub struct Peer {
     gathered: watch::Receiver<bool>,
     rt: RtHandle,
     created: Instant,
+    nat_1_1: Option<String>,
+    live: Arc<std::sync::atomic::AtomicU64>,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Peer {
@@ -311,14 +314,26 @@ impl Peer {
             gathered: gathered_tx,
             no_media: engine.no_media_timer(),
         });
-        let engine = engine.clone();
+        let build_engine = engine.clone();
         let pc = rt
-            .spawn(async move { engine.build(callbacks).await })
+            .spawn(async move { build_engine.build(callbacks).await })
             .await
             .map_err(|e| MediaError::Engine(e.to_string()))??;
         let _ = io.pc.set(Arc::downgrade(&pc));
         port.attach(io.clone());
-        Ok(Peer { pc, io, port, gathered, rt, created: Instant::now() })
+        let live = engine.live_counter();
+        live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Peer {
+            pc,
+            io,
+            port,
+            gathered,
+            rt,
+            created: Instant::now(),
+            nat_1_1: engine.settings().nat_1_1.first().cloned(),
+            live,
+            closed: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// When it was created.
@@ -353,9 +368,13 @@ impl Peer {
         let io = self.io.clone();
         let port = self.port.clone();
         let mut gathered = self.gathered.clone();
+        // The engine ignores its NAT 1:1 setting, so host candidates are rewritten here.
+        let nat = self.nat_1_1.clone();
         self.on_rt(async move {
             let mut added = Vec::new();
-            for t in &send {
+            let existing: Vec<String> = io.writers.read().map(|w| w.keys().cloned().collect()).unwrap_or_default();
+            // On a renegotiation the streams we already send keep their tracks.
+            for t in send.iter().filter(|t| !existing.contains(&t.mid)) {
                 let track = local_track(t);
                 let sender = pc
                     .add_track(track.clone() as Arc<dyn TrackLocal>)
@@ -388,7 +407,15 @@ impl Peer {
             if !trickle {
                 let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|done| *done)).await;
             }
-            pc.local_description().await.map(|d| d.sdp).ok_or_else(|| MediaError::Engine("no local description".into()))
+            let sdp = pc
+                .local_description()
+                .await
+                .map(|d| d.sdp)
+                .ok_or_else(|| MediaError::Engine("no local description".into()))?;
+            Ok(match &nat {
+                Some(public) => super::sdp::rewrite_host_candidates(&sdp, public),
+                None => sdp,
+            })
         })
         .await
     }
@@ -421,6 +448,10 @@ impl Peer {
 
     /// Closes the PeerConnection and releases its sockets and tasks.
     pub async fn close(&self) {
+        if self.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        self.live.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.port.detach();
         if let Ok(mut w) = self.io.writers.write() {
             w.clear();

@@ -226,6 +226,24 @@ pub fn anonymize(sdp: &str) -> String {
     out
 }
 
+/// Rewrites the address of every host candidate to `public` (1:1 NAT mapping).
+pub fn rewrite_host_candidates(sdp: &str, public: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.lines().map(|l| l.trim_end_matches('\r')) {
+        if line.starts_with("a=candidate:") && line.contains(" typ host") {
+            let mut parts: Vec<&str> = line.split(' ').collect();
+            if parts.len() > 4 {
+                parts[4] = public;
+            }
+            out.push_str(&parts.join(" "));
+        } else {
+            out.push_str(line);
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +289,12 @@ m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\
         let a = anonymize(OFFER);
         assert!(!a.contains("ice-ufrag") && !a.contains("candidate") && !a.contains("fingerprint"));
         assert!(a.contains("a=rtpmap:111 opus/48000/2"));
+    }
+
+    #[test]
+    fn nat_rewrite() {
+        let out = rewrite_host_candidates(OFFER, "203.0.113.7");
+        assert!(out.contains("a=candidate:1 1 udp 2130706431 203.0.113.7 5000 typ host"));
     }
 
     #[test]

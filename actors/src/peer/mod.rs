@@ -267,6 +267,13 @@ impl Handler<EngineEvent> for PeerConnection {
             }
             // Half-trickle (the default): candidates already are in the SDP.
             PeerEvent::LocalCandidate(_) if !self.engine.settings().full_trickle => {}
+            PeerEvent::LocalCandidate(mut c) => {
+                // The engine leaves sdpMid empty; everything is bundled on the first m-line.
+                let first = self.remote_info.as_ref().and_then(|i| i.sections.first());
+                c.sdp_mid = first.and_then(|s| s.mid.clone()).or(c.sdp_mid.filter(|m| !m.is_empty()));
+                c.sdp_mline_index = Some(0);
+                self.notify(PeerEvent::LocalCandidate(c));
+            }
             other => self.notify(other),
         }
     }

@@ -162,7 +162,6 @@ pub async fn run(mut parts: SenderParts<RabbitEvhSettings>, link: Arc<LinkState>
                 continue;
             }
         };
-        failures = 0;
         link.set_connected(true);
         loop {
             let (body, n) = match pending.take() {

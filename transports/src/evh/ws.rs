@@ -109,7 +109,6 @@ pub async fn run(mut parts: SenderParts<WsEvhSettings>) {
                 continue;
             }
         };
-        failures = 0;
         tracing::info!(backend = %s.backend, "wsevh: connected");
         let (mut sink, mut stream) = ws.split();
         loop {

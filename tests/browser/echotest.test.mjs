@@ -1,0 +1,418 @@
+// Headless Chromium runs tests/browser/echotest.html against a real Portunus binary and checks what
+// a person would see: the echoed camera picture is there, moving and not black, over both the HTTP
+// long-poll and the WebSocket transport. Run with `node --test tests/browser/`.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..', '..');
+const ARTIFACTS = path.join(ROOT, 'target', 'test-artifacts', 'browser');
+const LOGS = path.join(ROOT, 'target', 'test-logs');
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+
+const CHROMIUM_ARGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-ui-for-media-stream',
+  '--use-fake-device-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+];
+
+// ---- helpers --------------------------------------------------------------------------------
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves with `promise`'s outcome, or with `fallback` after `ms` (the timer never outlives it). */
+async function within(ms, promise, fallback) {
+  let timer;
+  const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve(fallback), ms); });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Polls `fn` until it returns a truthy value; throws after `timeout` ms with `what` and the last value. */
+async function waitFor(what, fn, { timeout = 15000, interval = 100 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  let lastError;
+  while (Date.now() < deadline) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      lastError = e;
+    }
+    await sleep(interval);
+  }
+  const detail = lastError ? `; last error: ${lastError.message}` : `; last value: ${JSON.stringify(last)}`;
+  throw new Error(`timed out after ${timeout} ms waiting for ${what}${detail}`);
+}
+
+function binary() {
+  if (process.env.PORTUNUS_BIN) return process.env.PORTUNUS_BIN;
+  for (const profile of ['release', 'debug']) {
+    const p = path.join(ROOT, 'target', profile, 'portunus');
+    if (fs.existsSync(p)) return p;
+  }
+  throw new Error('build portunus first (cargo build --release), or set PORTUNUS_BIN');
+}
+
+/** A running Portunus with every listener on an ephemeral loopback port (as tests/e2e/conftest.py). */
+async function startServer() {
+  fs.mkdirSync(LOGS, { recursive: true });
+  const logPath = path.join(LOGS, `browser-server-${process.pid}-${Date.now()}.log`);
+  const logFd = fs.openSync(logPath, 'w');
+  const env = {
+    ...process.env,
+    PORTUNUS__HTTP__IP: '127.0.0.1',
+    PORTUNUS__WEBSOCKETS__WS_IP: '127.0.0.1',
+    PORTUNUS__NAT__ICE_ENFORCE_LIST: '127.0.0.1',
+    PORTUNUS__GENERAL__DEBUG_LEVEL: process.env.PORTUNUS_BROWSER_LOG_LEVEL || '4',
+  };
+  const args = ['--http-port', '0', '--ws-port', '0', '--admin-http-port', '0', '--admin-ws-port', '0'];
+  const proc = spawn(binary(), args, { env, stdio: ['ignore', 'pipe', logFd] });
+  fs.closeSync(logFd);
+  // Never leave the server behind, even if the test process dies early.
+  const killOnExit = () => proc.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  proc.once('exit', () => process.removeListener('exit', killOnExit));
+  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const lines = readline.createInterface({ input: proc.stdout });
+  const addrs = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server not ready within 30 s; see ${logPath}`)), 30000);
+    lines.on('line', (line) => {
+      if (line.startsWith('PORTUNUS_READY ')) {
+        clearTimeout(timer);
+        resolve(JSON.parse(line.slice('PORTUNUS_READY '.length)));
+      }
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code ?? signal}) before it was ready; see ${logPath}`));
+    });
+  }).catch((e) => { proc.kill('SIGKILL'); throw e; });
+  // Keep draining stdout so the server never blocks on a full pipe.
+  lines.on('line', () => {});
+  return {
+    proc,
+    logPath,
+    httpUrl: `http://${addrs.http}/janus`,
+    wsUrl: `ws://${addrs.ws}/`,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGTERM');
+      const done = await within(10000, exited.then(() => true), false);
+      if (!done) {
+        proc.kill('SIGKILL');
+        await within(5000, exited);
+      }
+    },
+    logTail(n = 60) {
+      try {
+        return fs.readFileSync(logPath, 'utf8').split('\n').slice(-n).join('\n');
+      } catch {
+        return '';
+      }
+    },
+  };
+}
+
+/** Serves this folder's echotest.html on 127.0.0.1:0. */
+async function startStatic() {
+  const page = fs.readFileSync(path.join(HERE, 'echotest.html'));
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    if (url.pathname === '/echotest.html') {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
+      res.end(page);
+    } else if (url.pathname === '/favicon.ico') {
+      res.writeHead(204);
+      res.end();
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    base: `http://127.0.0.1:${port}`,
+    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
+/** One headless Chromium with a fresh profile; `close()` ends it and removes the profile. */
+async function startBrowser() {
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portunus-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 940, height: 760 },
+    timeout: 30000,
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  page.setDefaultTimeout(15000);
+  const consoleLines = [];
+  page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
+  return {
+    page,
+    consoleLines,
+    async close() {
+      await within(15000, context.close().catch(() => {}));
+      fs.rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---- what a person sees, measured in the page ----------------------------------------------------
+
+/** Draws the remote <video> to a canvas: size, playback clock and a luma summary of the frame. */
+function sampleRemote(page) {
+  return page.evaluate(() => {
+    const v = document.getElementById('remote');
+    const out = { videoWidth: v.videoWidth, videoHeight: v.videoHeight, currentTime: v.currentTime, readyState: v.readyState, paused: v.paused };
+    if (!v.videoWidth || !v.videoHeight) return out;
+    const w = 160;
+    const h = Math.max(1, Math.round((v.videoHeight / v.videoWidth) * w));
+    const canvas = document.createElement('canvas');
+    canvas.width = w;
+    canvas.height = h;
+    const ctx = canvas.getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(v, 0, 0, w, h);
+    const px = ctx.getImageData(0, 0, w, h).data;
+    const luma = new Array(w * h);
+    let sum = 0;
+    for (let i = 0; i < w * h; i++) {
+      const y = 0.299 * px[4 * i] + 0.587 * px[4 * i + 1] + 0.114 * px[4 * i + 2];
+      luma[i] = y;
+      sum += y;
+    }
+    const mean = sum / (w * h);
+    let sq = 0;
+    for (const y of luma) sq += (y - mean) * (y - mean);
+    out.mean = mean;
+    out.stddev = Math.sqrt(sq / (w * h));
+    out.luma = luma.map((y) => Math.round(y));
+    return out;
+  });
+}
+
+/** Mean absolute luma difference between two samples. */
+function frameDiff(a, b) {
+  if (!a.luma || !b.luma || a.luma.length !== b.luma.length) return Infinity;
+  let d = 0;
+  for (let i = 0; i < a.luma.length; i++) d += Math.abs(a.luma[i] - b.luma[i]);
+  return d / a.luma.length;
+}
+
+/** Inbound RTP counters of the PeerConnection, by kind. */
+function inboundStats(page) {
+  return page.evaluate(async () => {
+    const out = {};
+    if (!window.pc) return out;
+    const report = await window.pc.getStats();
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp') {
+        out[s.kind] = {
+          packetsReceived: s.packetsReceived,
+          bytesReceived: s.bytesReceived,
+          framesDecoded: s.framesDecoded,
+          totalSamplesReceived: s.totalSamplesReceived,
+          codecId: s.codecId,
+        };
+      }
+    });
+    return out;
+  });
+}
+
+const state = (page) => page.evaluate(() => window.testState);
+
+function saveDiagnostics(transport, name, st, consoleLines, server) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const file = path.join(ARTIFACTS, `${name}-${transport}.json`);
+  fs.writeFileSync(file, JSON.stringify({ testState: st, console: consoleLines, serverLog: server.logPath }, null, 2));
+  return file;
+}
+
+/** Opens the page for `transport` and waits until the echo call is up with media both ways. */
+async function connect(page, statik, server, transport) {
+  const target = transport === 'http' ? `http=${encodeURIComponent(server.httpUrl)}` : `ws=${encodeURIComponent(server.wsUrl)}`;
+  await page.goto(`${statik.base}/echotest.html?${target}&keepalive=2000`, { timeout: 15000 });
+  const noErrors = async () => {
+    const st = await state(page);
+    if (st.errors.length) throw new Error(`page errors: ${st.errors.join(' | ')}`);
+    return st;
+  };
+  await waitFor('the SDP answer to be applied', async () => (await noErrors()).answer !== null, { timeout: 20000 });
+  await waitFor('webrtcup', async () => (await noErrors()).webrtcup, { timeout: 20000 });
+  await waitFor('media events (audio and video receiving)', async () => {
+    const st = await noErrors();
+    const kinds = new Set(st.media.filter((m) => m.receiving).map((m) => m.type));
+    return kinds.has('audio') && kinds.has('video');
+  }, { timeout: 20000 });
+}
+
+/** Waits until the remote video shows a moving, non-black picture; returns the last sample. */
+async function assertVideoVisible(page) {
+  const first = await waitFor('the remote video to have a size', async () => {
+    const s = await sampleRemote(page);
+    return s.videoWidth > 0 && s.videoHeight > 0 && s.readyState >= 2 ? s : null;
+  }, { timeout: 20000 });
+  assert.equal(first.paused, false, 'remote video is playing');
+  await waitFor('remote video currentTime to advance by 0.5 s', async () => {
+    const s = await sampleRemote(page);
+    return s.currentTime > first.currentTime + 0.5;
+  }, { timeout: 10000 });
+  // Not black: a bright enough, non-uniform picture (Chromium's fake camera draws a moving pattern).
+  const bright = await waitFor('a non-black remote frame', async () => {
+    const s = await sampleRemote(page);
+    return s.mean > 20 && s.stddev > 5 ? s : null;
+  }, { timeout: 10000 });
+  // Moving: a later frame differs from this one.
+  const moved = await waitFor('the remote picture to change', async () => {
+    const s = await sampleRemote(page);
+    return frameDiff(bright, s) > 0.5 ? s : null;
+  }, { timeout: 10000 });
+  return { first, bright, moved };
+}
+
+// ---- the tests ----------------------------------------------------------------------------------
+
+describe('EchoTest in headless Chromium', { timeout: 240000 }, () => {
+  let server;
+  let statik;
+
+  before(async () => {
+    assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM} (apt-get install chromium)`);
+    server = await startServer();
+    statik = await startStatic();
+  });
+
+  after(async () => {
+    if (statik) await statik.close();
+    if (server) await server.stop();
+  });
+
+  for (const transport of ['http', 'ws']) {
+    test(`echoed camera video is visible (${transport})`, { timeout: 90000 }, async () => {
+      const browser = await startBrowser();
+      const { page } = browser;
+      let ok = false;
+      try {
+        await connect(page, statik, server, transport);
+        const { first, bright, moved } = await assertVideoVisible(page);
+        assert.ok(first.videoWidth > 0, `videoWidth ${first.videoWidth}`);
+
+        // Audio comes back too, and the data channel echoes.
+        await waitFor('inbound audio packets', async () => {
+          const st = await inboundStats(page);
+          return st.audio && st.audio.packetsReceived > 10;
+        }, { timeout: 10000 });
+        await waitFor('the data channel echo', async () => (await state(page)).dataReceived.length > 0, { timeout: 10000 });
+
+        // Keepalives are acknowledged (the page sends one every 2 s).
+        await waitFor('a keepalive ack', async () => (await state(page)).keepaliveAcks > 0, { timeout: 8000 });
+
+        const st = await state(page);
+        assert.ok(st.webrtcup, 'webrtcup event');
+        assert.ok(st.media.some((m) => m.type === 'audio' && m.receiving), 'media audio receiving');
+        assert.ok(st.media.some((m) => m.type === 'video' && m.receiving), 'media video receiving');
+        assert.ok(st.candidatesSent > 0 && st.completedSent, `trickled ${st.candidatesSent} candidates + completed`);
+        await waitFor('an ack for every trickle (candidates + completed)', async () => {
+          const s = await state(page);
+          return s.trickleAcks === s.candidatesSent + 1;
+        }, { timeout: 5000 });
+        assert.deepEqual(st.dataReceived[0], 'echo-ping');
+        assert.deepEqual(st.errors, []);
+
+        fs.mkdirSync(ARTIFACTS, { recursive: true });
+        await page.screenshot({ path: path.join(ARTIFACTS, `echotest-${transport}.png`), timeout: 15000 });
+        console.log(`# ${transport}: ${moved.videoWidth}x${moved.videoHeight}, luma mean ${bright.mean.toFixed(1)} ` +
+          `stddev ${bright.stddev.toFixed(1)}, frame change ${frameDiff(bright, moved).toFixed(2)}`);
+
+        // Hang up cleanly: the server confirms and reports the PeerConnection gone.
+        const reply = await page.evaluate(() => window.echotest.hangup());
+        assert.equal(reply.janus, 'success', JSON.stringify(reply));
+        await waitFor('the hangup event', async () => (await state(page)).hangup !== null, { timeout: 10000 });
+        await page.evaluate(() => window.echotest.destroy());
+        ok = true;
+      } finally {
+        const st = await state(page).catch(() => null);
+        const file = saveDiagnostics(transport, 'echotest', st, browser.consoleLines, server);
+        if (!ok) console.log(`# diagnostics: ${file}\n# server log: ${server.logPath}\n${server.logTail(40)}`);
+        await browser.close();
+      }
+    });
+  }
+
+  test('video:false stops the echoed video while audio keeps flowing (ws)', { timeout: 90000 }, async () => {
+    const browser = await startBrowser();
+    const { page } = browser;
+    let ok = false;
+    try {
+      await connect(page, statik, server, 'ws');
+      await assertVideoVisible(page);
+
+      const events = (await state(page)).pluginEvents.length;
+      const reply = await page.evaluate(() => window.echotest.message({ video: false }));
+      assert.ok(['ack', 'success'].includes(reply.janus), JSON.stringify(reply));
+      await waitFor('the plugin event for {video:false}', async () => {
+        const st = await state(page);
+        return st.pluginEvents.slice(events).some((e) => e.data && e.data.result === 'ok');
+      }, { timeout: 10000 });
+
+      // Frozen: a full second with no newly decoded video frame and an unchanged picture,
+      // while audio packets keep arriving in that same second.
+      const frozen = await waitFor('the echoed video to freeze', async () => {
+        const s0 = await inboundStats(page);
+        const p0 = await sampleRemote(page);
+        await sleep(1000);
+        const s1 = await inboundStats(page);
+        const p1 = await sampleRemote(page);
+        if (!s0.video || !s1.video || !s0.audio || !s1.audio) return null;
+        const still = s1.video.framesDecoded === s0.video.framesDecoded && frameDiff(p0, p1) === 0;
+        return still ? { s0, s1, audioDelta: s1.audio.packetsReceived - s0.audio.packetsReceived } : null;
+      }, { timeout: 15000, interval: 10 });
+      assert.ok(frozen.audioDelta > 10, `audio kept flowing while video was off (${frozen.audioDelta} packets in 1 s)`);
+      await page.screenshot({ path: path.join(ARTIFACTS, 'echotest-video-off.png'), timeout: 15000 });
+
+      // And back on: frames are decoded again and the picture moves.
+      const before = (await inboundStats(page)).video.framesDecoded;
+      await page.evaluate(() => window.echotest.message({ video: true }));
+      await waitFor('video frames to be decoded again after {video:true}', async () => {
+        const st = await inboundStats(page);
+        return st.video.framesDecoded > before + 10;
+      }, { timeout: 15000 });
+      await assertVideoVisible(page);
+      assert.deepEqual((await state(page)).errors, []);
+      await page.evaluate(() => window.echotest.destroy());
+      ok = true;
+    } finally {
+      const st = await state(page).catch(() => null);
+      const file = saveDiagnostics('ws', 'echotest-toggle', st, browser.consoleLines, server);
+      if (!ok) console.log(`# diagnostics: ${file}\n# server log: ${server.logPath}\n${server.logTail(40)}`);
+      await browser.close();
+    }
+  });
+});
