@@ -104,11 +104,24 @@ E2E_VENV="$ROOT/tests/e2e/.venv"
 "$E2E_VENV/bin/pip" install -q -r tests/e2e/requirements.txt > "$LOG_DIR/e2e-pip.log" 2>&1 \
   || die "pip install for tests/e2e (see $LOG_DIR/e2e-pip.log)"
 e2e_out="$LOG_DIR/e2e.log"
-(cd tests/e2e && PORTUNUS_BIN="$ROOT/target/release/portunus" timeout 1500 "$E2E_VENV/bin/python" -m pytest -q -p no:warnings -rf) \
+# The plugin-offer tests need the test plugin: cargo test --all-features left it in the debug build.
+(cd tests/e2e && PORTUNUS_BIN="$ROOT/target/release/portunus" PORTUNUS_TEST_PLUGIN_BIN="$ROOT/target/debug/portunus" timeout 1500 "$E2E_VENV/bin/python" -m pytest -q -p no:warnings -rf) \
   > "$e2e_out" 2>&1
 e2e_rc=$?
 grep -Ev '^(Task was destroyed|task: )' "$e2e_out" | tail -15
 count_summary e2e "$e2e_out" "$e2e_rc"
+
+# --- Browser: headless Chromium (Debian's) driven by playwright-core ------------------------------
+step "browser (Chromium)"
+browser_out="$LOG_DIR/browser.log"
+PORTUNUS_BIN="$ROOT/target/release/portunus" timeout 1200 bash tests/browser/run.sh > "$browser_out" 2>&1
+browser_rc=$?
+tail -12 "$browser_out"
+bp=$(grep -Eo '^# pass [0-9]+|pass [0-9]+' "$browser_out" | tail -1 | grep -Eo '[0-9]+')
+bf=$(grep -Eo '^# fail [0-9]+|fail [0-9]+' "$browser_out" | tail -1 | grep -Eo '[0-9]+')
+passed=$((passed + ${bp:-0}))
+failed=$((failed + ${bf:-0}))
+if [ "$browser_rc" -ne 0 ] && [ "${bf:-0}" -eq 0 ]; then echo "browser: exited $browser_rc"; failed=$((failed + 1)); fi
 
 echo
 echo "$passed passed, $failed failed"

@@ -2,10 +2,15 @@
 //! boundary. Built only with the `fault-injection` feature.
 //!
 //! Body `{"panic": "message"}` panics in `handle_message`; `{"panic_in": "query"}` arms a panic
-//! for the Admin API `handle_info`; anything else answers `{"faulty": "ok"}` synchronously.
+//! for the Admin API `handle_info`; `{"offer": {"audio": bool, "video": bool, "data": bool}}`
+//! makes the plugin offer (a plugin-initiated negotiation; media and data coming back on the
+//! PeerConnection are echoed); anything else answers `{"faulty": "ok"}` synchronously.
 
+use std::sync::Arc;
+
+use portunus_actors::media::{MediaKind, MediaPort, MediaSink, OfferSpec, OfferTrack, RtpPacket};
 use portunus_actors::plugin::{
-    Plugin, PluginCtx, PluginDescriptor, PluginError, PluginMessage, PluginReply, PluginSession,
+    DataMessage, Plugin, PluginCtx, PluginDescriptor, PluginError, PluginMessage, PluginReply, PluginSession,
 };
 use serde_json::{json, Map, Value};
 
@@ -26,8 +31,9 @@ impl Plugin for Faulty {
         &DESCRIPTOR
     }
 
-    fn create_session(&self, _ctx: PluginCtx) -> Result<Box<dyn PluginSession>, PluginError> {
-        Ok(Box::new(FaultySession { panic_in_query: false }))
+    fn create_session(&self, ctx: PluginCtx) -> Result<Box<dyn PluginSession>, PluginError> {
+        ctx.media().set_sink(Arc::new(Echo));
+        Ok(Box::new(FaultySession { ctx, panic_in_query: false }))
     }
 
     fn handle_admin_message(&self, request: Map<String, Value>) -> Option<Value> {
@@ -39,7 +45,20 @@ impl Plugin for Faulty {
 }
 
 struct FaultySession {
+    ctx: PluginCtx,
     panic_in_query: bool,
+}
+
+/// Echoes RTP back on the stream with the same mid.
+struct Echo;
+
+#[async_trait::async_trait]
+impl MediaSink for Echo {
+    async fn rtp(&self, port: &MediaPort, mid: &str, _kind: MediaKind, pkt: RtpPacket) {
+        if let Some(w) = port.writer(mid) {
+            let _ = w.write(pkt).await;
+        }
+    }
 }
 
 impl PluginSession for FaultySession {
@@ -50,7 +69,24 @@ impl PluginSession for FaultySession {
         if msg.body.get("panic_in").and_then(Value::as_str) == Some("query") {
             self.panic_in_query = true;
         }
+        if let Some(Value::Object(o)) = msg.body.get("offer") {
+            let on = |k: &str| o.get(k).and_then(Value::as_bool).unwrap_or(false);
+            let mut tracks = Vec::new();
+            if on("audio") {
+                tracks.push(OfferTrack { kind: MediaKind::Audio, codec: "opus".into(), mid: None });
+            }
+            if on("video") {
+                tracks.push(OfferTrack { kind: MediaKind::Video, codec: "vp8".into(), mid: None });
+            }
+            let spec = OfferSpec { tracks, data: on("data"), ice_restart: on("ice_restart") };
+            let _ = self.ctx.push_offer(Some(msg.transaction), json!({"faulty": "offer"}), spec);
+            return PluginReply::Async { hint: None };
+        }
         PluginReply::Sync(json!({"faulty": "ok"}))
+    }
+
+    fn incoming_data(&mut self, msg: DataMessage) {
+        self.ctx.media().send_data(Some(&msg.label), msg.data, msg.binary);
     }
 
     fn query(&self) -> Value {

@@ -218,8 +218,8 @@ async fn rabbitmq_and_mqtt_event_handlers_publish() {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
     let Some(brokers) = Brokers::from_env() else { return };
-    let _r = crate::harness::exclusive(&crate::rabbitmq::RABBIT);
-    let _m = crate::harness::exclusive(&crate::mqtt::MOSQUITTO);
+    let _r = crate::harness::exclusive(&crate::rabbitmq::RABBIT).await;
+    let _m = crate::harness::exclusive(&crate::mqtt::MOSQUITTO).await;
     let route = unique("janus-events");
     let topic = format!("/{}", unique("janus/events"));
 

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -52,9 +52,9 @@ impl Brokers {
 }
 
 /// Tests that restart a broker must not run while others use it: each broker test holds this
-/// broker's lock for its whole run.
-pub fn exclusive(broker: &'static Mutex<()>) -> MutexGuard<'static, ()> {
-    broker.lock().unwrap_or_else(|e| e.into_inner())
+/// broker's lock for its whole run (an async lock: it is held across awaits).
+pub async fn exclusive(broker: &'static tokio::sync::Mutex<()>) -> tokio::sync::MutexGuard<'static, ()> {
+    broker.lock().await
 }
 
 /// A unique suffix for queue and topic names, so servers of different tests never share them.

@@ -3,7 +3,6 @@
 //! a broker restart in the middle of a session.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::harness::{exclusive, request, unique, Brokers, Server};
 
-pub static MOSQUITTO: Mutex<()> = Mutex::new(());
+pub static MOSQUITTO: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct Topics {
     to: String,
@@ -192,7 +191,7 @@ impl Backend {
 
 async fn flow(version: &str) {
     let Some(brokers) = Brokers::from_env() else { return };
-    let _lock = exclusive(&MOSQUITTO);
+    let _lock = exclusive(&MOSQUITTO).await;
     let t = Topics::new();
     let v5 = version == "5";
     let server = Server::spawn(&t.config(brokers.mqtt_port, version));
@@ -254,7 +253,7 @@ async fn mqtt5_full_flow_with_response_topic_and_correlation_data() {
 #[tokio::test]
 async fn mqtt_reconnects_after_broker_restart() {
     let Some(brokers) = Brokers::from_env() else { return };
-    let _lock = exclusive(&MOSQUITTO);
+    let _lock = exclusive(&MOSQUITTO).await;
     let t = Topics::new();
     let server = Server::spawn(&t.config(brokers.mqtt_port, "3.1.1"));
     server.wait_ready(Duration::from_secs(20)).await;

@@ -3,7 +3,6 @@
 //! and a broker restart in the middle of a session.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -14,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{exclusive, request, unique, Brokers, Server};
 
-pub static RABBIT: Mutex<()> = Mutex::new(());
+pub static RABBIT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct Queues {
     to: String,
@@ -182,7 +181,7 @@ async fn start(brokers: &Brokers) -> (Server, Queues, Backend) {
 #[tokio::test]
 async fn rabbitmq_full_flow_with_correlation_ids() {
     let Some(brokers) = Brokers::from_env() else { return };
-    let _lock = exclusive(&RABBIT);
+    let _lock = exclusive(&RABBIT).await;
     let (server, _q, mut b) = start(&brokers).await;
 
     let info = b.call(false, request("info", json!({}))).await;
@@ -248,7 +247,7 @@ async fn rabbitmq_full_flow_with_correlation_ids() {
 #[tokio::test]
 async fn rabbitmq_reconnects_after_broker_restart() {
     let Some(brokers) = Brokers::from_env() else { return };
-    let _lock = exclusive(&RABBIT);
+    let _lock = exclusive(&RABBIT).await;
     let (server, q, mut b) = start(&brokers).await;
 
     let created = b.call(false, request("create", json!({}))).await;

@@ -93,6 +93,9 @@ impl HandlerStats {
     }
 }
 
+/// One per-handler series: name, type, help, getter.
+type Series = (&'static str, &'static str, &'static str, fn(&HandlerStats) -> u64);
+
 /// The registry scraped by `/metrics` and `/readyz`.
 pub struct Observability {
     core: Core,
@@ -217,7 +220,7 @@ impl Observability {
 
         let handlers = self.handlers();
         if !handlers.is_empty() {
-            let series: [(&str, &str, &str, fn(&HandlerStats) -> u64); 5] = [
+            let series: [Series; 5] = [
                 ("portunus_eventhandler_queue_depth", "gauge", "Events waiting in a handler's queue.", |h| {
                     h.depth.load(Ordering::Relaxed)
                 }),

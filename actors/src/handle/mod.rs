@@ -17,7 +17,9 @@ use crate::api::{ApiError, ErrorCode, HandleId, Jsep, Outgoing, PluginData, SdpT
 use crate::events::EventType;
 use crate::media::sdp::anonymize;
 use crate::media::{HangupReason, MediaPort, PeerEvent};
-use crate::peer::{AddCandidates, ApplyRemote, ClosePeer, CreateAnswer, DescribePeer, PeerConnection, PeerNotice};
+use crate::peer::{
+    AddCandidates, ApplyRemote, ClosePeer, CreateAnswer, CreateOffer, DescribePeer, PeerConnection, PeerNotice,
+};
 use crate::plugin::boundary::guard;
 use crate::plugin::{PluginMessage, PluginReply, PluginSession, SharedPlugin};
 use crate::session::{HandleEnded, Notify, Session};
@@ -85,6 +87,15 @@ pub enum FromPlugin {
     ClosePc,
     /// `end_session`.
     EndSession,
+    /// `push_event` with a plugin-initiated offer.
+    Offer {
+        /// Transaction being answered, if any.
+        transaction: Option<Transaction>,
+        /// Plugin data.
+        data: Value,
+        /// What to offer.
+        spec: crate::media::OfferSpec,
+    },
 }
 
 /// The handle actor.
@@ -495,6 +506,35 @@ impl Handler<FromPlugin> for Handle {
                 }
             }
             FromPlugin::ClosePc => self.hangup(ctx, Some(HangupReason::ClosePc)),
+            FromPlugin::Offer { transaction, data, spec } => {
+                let event = Outgoing {
+                    janus: "event",
+                    session_id: Some(self.session_id),
+                    transaction,
+                    sender: Some(self.id),
+                    opaque_id: self.opaque_for_api(),
+                    plugindata: Some(PluginData { plugin: self.package(), data }),
+                    ..Default::default()
+                };
+                let pc = match self.peer(ctx) {
+                    Ok(pc) => pc,
+                    Err(e) => {
+                        tracing::warn!(parent: &self.span, error = %e, "cannot offer: no media engine");
+                        return;
+                    }
+                };
+                ctx.wait(async move { pc.send(CreateOffer(spec)).await }.into_actor(self).map(move |res, act, _| {
+                    match res {
+                        Ok(Ok(offer)) => {
+                            let mut event = event;
+                            event.jsep = Some(offer);
+                            act.notify(event);
+                        }
+                        Ok(Err(e)) => tracing::warn!(parent: &act.span, error = %e, "offer failed; event dropped"),
+                        Err(_) => tracing::warn!(parent: &act.span, "PeerConnection gone before offering"),
+                    }
+                }));
+            }
             FromPlugin::EndSession => {
                 if self.plugin_session.is_some() {
                     self.end(ctx, true);

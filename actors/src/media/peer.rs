@@ -14,6 +14,7 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::peer_connection::configuration::RTCOfferOptions;
 use tokio::runtime::Handle as RtHandle;
 use tokio::sync::watch;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
@@ -41,6 +42,42 @@ pub type EventFn = Arc<dyn Fn(PeerEvent) + Send + Sync>;
 
 /// How long to wait for candidate gathering before answering with what we have.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One track of a plugin-initiated offer.
+#[derive(Clone, Debug)]
+pub struct OfferTrack {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Codec name (`opus`, `vp8`, `h264`, ...); empty for the default of the kind.
+    pub codec: String,
+    /// The mid to use, when the plugin cares.
+    pub mid: Option<String>,
+}
+
+/// What a plugin offers.
+#[derive(Clone, Debug, Default)]
+pub struct OfferSpec {
+    /// Tracks we send.
+    pub tracks: Vec<OfferTrack>,
+    /// Offer a data channel.
+    pub data: bool,
+    /// New ICE credentials.
+    pub ice_restart: bool,
+}
+
+/// The codec we send for a kind when the plugin names one (or the default).
+fn default_codec(kind: MediaKind, name: &str) -> CodecInfo {
+    let name = name.to_ascii_lowercase();
+    let (pt, name, clock, fmtp) = match (kind, name.as_str()) {
+        (MediaKind::Audio, "pcmu") => (0, "pcmu", 8000, ""),
+        (MediaKind::Audio, "pcma") => (8, "pcma", 8000, ""),
+        (MediaKind::Audio, _) => (111, "opus", 48000, "minptime=10;useinbandfec=1"),
+        (_, "h264") => (102, "h264", 90000, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"),
+        (_, "vp9") => (98, "vp9", 90000, "profile-id=0"),
+        _ => (96, "vp8", 90000, ""),
+    };
+    CodecInfo { pt, name: name.to_owned(), clock_rate: clock, fmtp: fmtp.to_owned() }
+}
 
 /// What we send on one m-line.
 #[derive(Clone, Debug)]
@@ -164,9 +201,21 @@ impl PeerConnectionEventHandler for Callbacks {
     }
 
     async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
+        tokio::spawn(watch_channel(dc, self.events.clone(), self.io.clone()));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let events = self.events.clone();
         let io = self.io.clone();
-        tokio::spawn(async move {
+        let port = self.port.clone();
+        let no_media = self.no_media;
+        tokio::spawn(read_track(track, events, io, port, no_media));
+    }
+}
+
+/// Serves one data channel until it closes: messages and opening to the owner.
+async fn watch_channel(dc: Arc<dyn DataChannel>, events: EventFn, io: Arc<PeerIo>) {
+    {
             let label = dc.label().await.unwrap_or_default();
             let protocol = dc.protocol().await.ok().filter(|p| !p.is_empty());
             if let Ok(mut chans) = io.channels.write() {
@@ -188,15 +237,6 @@ impl PeerConnectionEventHandler for Callbacks {
             if let Ok(mut chans) = io.channels.write() {
                 chans.retain(|(_, c)| c.id() != dc.id());
             }
-        });
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let events = self.events.clone();
-        let io = self.io.clone();
-        let port = self.port.clone();
-        let no_media = self.no_media;
-        tokio::spawn(read_track(track, events, io, port, no_media));
     }
 }
 
@@ -285,6 +325,7 @@ fn from_engine(pkt: rtc::rtp::Packet) -> RtpPacket {
 /// One PeerConnection.
 pub struct Peer {
     pc: Arc<dyn PeerConnection>,
+    events: EventFn,
     io: Arc<PeerIo>,
     port: MediaPort,
     gathered: watch::Receiver<bool>,
@@ -308,7 +349,7 @@ impl Peer {
         });
         let (gathered_tx, gathered) = watch::channel(false);
         let callbacks = Arc::new(Callbacks {
-            events,
+            events: events.clone(),
             io: io.clone(),
             port: port.clone(),
             gathered: gathered_tx,
@@ -325,6 +366,7 @@ impl Peer {
         live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Peer {
             pc,
+            events,
             io,
             port,
             gathered,
@@ -384,6 +426,87 @@ impl Peer {
             }
             let answer = pc.create_answer(None).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
             pc.set_local_description(answer).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
+            register_writers(&pc, &io, &port, added).await;
+            finish_local(&pc, &mut gathered, trickle, nat.as_deref()).await
+        })
+        .await
+    }
+
+    /// Makes an offer (plugin-initiated): adds the tracks and data channel of `spec`, waits for
+    /// gathering unless `trickle`.
+    pub async fn offer(&self, spec: OfferSpec, trickle: bool) -> Result<String, MediaError> {
+        let pc = self.pc.clone();
+        let io = self.io.clone();
+        let port = self.port.clone();
+        let events = self.events.clone();
+        let mut gathered = self.gathered.clone();
+        let nat = self.nat_1_1.clone();
+        self.on_rt(async move {
+            let existing: Vec<String> = io.writers.read().map(|w| w.keys().cloned().collect()).unwrap_or_default();
+            let mut added = Vec::new();
+            for (n, t) in spec.tracks.iter().enumerate() {
+                let mid = t.mid.clone().unwrap_or_else(|| n.to_string());
+                if existing.contains(&mid) {
+                    continue;
+                }
+                let send = SendTrack { mid, kind: t.kind, codec: default_codec(t.kind, &t.codec) };
+                let track = local_track(&send);
+                let sender =
+                    pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.map_err(|e| MediaError::Engine(e.to_string()))?;
+                added.push((send, track, sender));
+            }
+            let has_channel = io.channels.read().map(|c| !c.is_empty()).unwrap_or(false);
+            if spec.data && !has_channel {
+                let dc = pc
+                    .create_data_channel("JanusDataChannel", None)
+                    .await
+                    .map_err(|e| MediaError::Engine(e.to_string()))?;
+                tokio::spawn(watch_channel(dc, events, io.clone()));
+            }
+            let options = spec.ice_restart.then_some(RTCOfferOptions { ice_restart: true });
+            if spec.ice_restart {
+                let _ = gathered_reset(&io);
+            }
+            let offer = pc.create_offer(options).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
+            pc.set_local_description(offer).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
+            register_writers(&pc, &io, &port, added).await;
+            finish_local(&pc, &mut gathered, trickle, nat.as_deref()).await
+        })
+        .await
+    }
+}
+
+/// The gathering watch is per PeerConnection; an ICE restart gathers again (nothing to reset:
+/// the engine re-fires the gathering-complete event, which flips the watch again).
+fn gathered_reset(_io: &PeerIo) {}
+
+/// After a local description: wait for candidates (half-trickle) and return the SDP.
+async fn finish_local(
+    pc: &Arc<dyn PeerConnection>,
+    gathered: &mut watch::Receiver<bool>,
+    trickle: bool,
+    nat: Option<&str>,
+) -> Result<String, MediaError> {
+    if !trickle {
+        let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|done| *done)).await;
+    }
+    let sdp =
+        pc.local_description().await.map(|d| d.sdp).ok_or_else(|| MediaError::Engine("no local description".into()))?;
+    Ok(match nat {
+        Some(public) => super::sdp::rewrite_host_candidates(&sdp, public),
+        None => sdp,
+    })
+}
+
+/// Records the writer of every added track (mid, SSRC, negotiated payload type) and starts
+/// reading the peer's feedback about it.
+async fn register_writers(
+    pc: &Arc<dyn PeerConnection>,
+    io: &Arc<PeerIo>,
+    port: &MediaPort,
+    added: Vec<(SendTrack, Arc<TrackLocalStaticRTP>, Arc<dyn webrtc::rtp_transceiver::RtpSender>)>,
+) {
+    {
             for (t, track, sender) in added {
                 let params = sender.get_parameters().await.ok();
                 let pt = params
@@ -397,28 +520,17 @@ impl Peer {
                     })
                     .unwrap_or(t.codec.pt);
                 let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
-                let mid = mid_of_sender(&pc, sender.id()).await.unwrap_or_else(|| t.mid.clone());
+                let mid = mid_of_sender(pc, sender.id()).await.unwrap_or_else(|| t.mid.clone());
                 let writer = RtpWriter { track: track.clone(), ssrc, payload_type: pt, kind: t.kind };
                 if let Ok(mut w) = io.writers.write() {
                     w.insert(mid.clone(), writer);
                 }
                 tokio::spawn(read_feedback(track, mid, port.clone()));
             }
-            if !trickle {
-                let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|done| *done)).await;
-            }
-            let sdp = pc
-                .local_description()
-                .await
-                .map(|d| d.sdp)
-                .ok_or_else(|| MediaError::Engine("no local description".into()))?;
-            Ok(match &nat {
-                Some(public) => super::sdp::rewrite_host_candidates(&sdp, public),
-                None => sdp,
-            })
-        })
-        .await
     }
+}
+
+impl Peer {
 
     /// Adds a remote candidate (or end of candidates).
     pub async fn add_candidate(&self, c: TrickleCandidate) -> Result<(), MediaError> {

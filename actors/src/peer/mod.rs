@@ -16,7 +16,7 @@ use crate::api::request::TrickleCandidate;
 use crate::api::{ApiError, ErrorCode, Jsep, SdpType};
 use crate::handle::Handle;
 use crate::media::sdp::{self, Direction, MediaKind, SdpInfo};
-use crate::media::{HangupReason, MediaEngine, MediaPort, Peer, PeerEvent, SendTrack};
+use crate::media::{HangupReason, MediaEngine, MediaPort, OfferSpec, Peer, PeerEvent, SendTrack};
 use negotiation::{From, Negotiation};
 
 /// Codecs we can send, in preference order, per kind.
@@ -47,6 +47,11 @@ pub struct ApplyRemote {
 #[derive(Message)]
 #[rtype(result = "Result<Jsep, ApiError>")]
 pub struct CreateAnswer;
+
+/// Produce a plugin-initiated offer.
+#[derive(Message)]
+#[rtype(result = "Result<Jsep, ApiError>")]
+pub struct CreateOffer(pub OfferSpec);
 
 /// Add remote candidates.
 #[derive(Message)]
@@ -213,6 +218,48 @@ impl Handler<CreateAnswer> for PeerConnection {
                 Ok(Jsep::new(SdpType::Answer, sdp))
             }
             Err(e) => Err(act.negotiation.processing_error(&e.to_string())),
+        })))
+    }
+}
+
+impl Handler<CreateOffer> for PeerConnection {
+    type Result = AtomicResponse<Self, Result<Jsep, ApiError>>;
+
+    fn handle(&mut self, msg: CreateOffer, ctx: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.negotiation.check(From::Plugin, SdpType::Offer) {
+            return AtomicResponse::new(Box::pin(async move { Err(e) }.into_actor(self)));
+        }
+        let engine = self.engine.clone();
+        let port = self.port.clone();
+        let existing = self.peer.clone();
+        let addr = ctx.address().downgrade();
+        let full_trickle = self.engine.settings().full_trickle;
+        let fut = async move {
+            let peer = match existing {
+                Some(p) => p,
+                None => {
+                    let events: crate::media::EventFn = Arc::new(move |ev| {
+                        if let Some(a) = addr.upgrade() {
+                            a.do_send(EngineEvent(ev));
+                        }
+                    });
+                    Arc::new(Peer::create(&engine, port, events).await.map_err(|e| {
+                        ApiError::new(ErrorCode::Unknown, format!("Error setting ICE locally ({e})"))
+                    })?)
+                }
+            };
+            let sdp = peer
+                .offer(msg.0, full_trickle)
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::JsepInvalidSdp, format!("Error generating the offer: {e}")))?;
+            Ok((peer, sdp))
+        };
+        AtomicResponse::new(Box::pin(fut.into_actor(self).map(|res: Result<(Arc<Peer>, String), ApiError>, act, _| {
+            let (peer, sdp) = res?;
+            act.peer = Some(peer);
+            act.negotiation.applied(From::Plugin, SdpType::Offer);
+            act.remote_info = act.remote_info.take().or_else(|| sdp::parse(&sdp).ok());
+            Ok(Jsep::new(SdpType::Offer, sdp))
         })))
     }
 }

@@ -79,6 +79,17 @@ impl PluginCtx {
         self.send(FromPlugin::Event { transaction, data, jsep: jsep.map(Box::new) })
     }
 
+    /// Sends a plugin event carrying an offer the core builds from `spec` (the plugin side of a
+    /// plugin-initiated negotiation: VideoRoom subscribers, Streaming, TextRoom).
+    pub fn push_offer(
+        &self,
+        transaction: Option<Transaction>,
+        data: Value,
+        spec: crate::media::OfferSpec,
+    ) -> Result<(), PushError> {
+        self.send(FromPlugin::Offer { transaction, data, spec })
+    }
+
     /// Closes the PeerConnection (`close_pc`): the client gets `hangup` with reason "Close PC".
     pub fn close_pc(&self) -> Result<(), PushError> {
         self.send(FromPlugin::ClosePc)

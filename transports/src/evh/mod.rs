@@ -74,7 +74,7 @@ impl<S: HandlerSettings> SenderParts<S> {
         let json = if s.grouping() {
             serde_json::to_string(batch)
         } else {
-            batch.first().map(|e| serde_json::to_string(e)).unwrap_or_else(|| Ok("{}".into()))
+            batch.first().map(serde_json::to_string).unwrap_or_else(|| Ok("{}".into()))
         };
         JsonStyle::parse(s.json()).apply(json.unwrap_or_default())
     }
@@ -132,20 +132,24 @@ impl<S: HandlerSettings> Handler<QueryHandler> for EvhActor<S> {
 }
 
 impl<S: HandlerSettings> EvhActor<S> {
+    fn apply_tweak(&mut self, next: Result<S, String>) -> Value {
+        match next {
+            Ok(next) => {
+                self.mask.store(parse_mask(next.events()), Ordering::Relaxed);
+                self.settings.send_replace(next);
+                json!({"result": 200})
+            }
+            Err(e) => json!({"error_code": 413, "error": e}),
+        }
+    }
+
     fn query(&mut self, request: Map<String, Value>) -> Value {
         match request.get("request").and_then(Value::as_str) {
-            Some("tweak") => match {
+            Some("tweak") => {
                 // The watch guard must be gone before send_replace takes the write side.
-                let current = self.settings.borrow();
-                tweak(&*current, &request)
-            } {
-                Ok(next) => {
-                    self.mask.store(parse_mask(next.events()), Ordering::Relaxed);
-                    self.settings.send_replace(next);
-                    json!({"result": 200})
-                }
-                Err(e) => json!({"error_code": 413, "error": e}),
-            },
+                let next = tweak(&*self.settings.borrow(), &request);
+                self.apply_tweak(next)
+            }
             Some("status") => {
                 let st = &self.stats;
                 json!({
