@@ -214,16 +214,17 @@ impl Drop for Inner {
 
 fn certificate(pem: Option<&str>) -> Result<RTCCertificate, MediaError> {
     let provider = rtc::crypto::default_provider().map_err(|e| MediaError::Engine(e.to_string()))?;
-    match pem {
-        Some(pem) => RTCCertificate::from_pem(pem, provider.crypto())
-            .map_err(|e| MediaError::Engine(format!("certificate: {e}"))),
-        None => {
-            let params =
-                CertificateParams::new(vec!["portunus".to_owned()]).map_err(|e| MediaError::Engine(e.to_string()))?;
-            RTCCertificate::generate(provider.crypto(), SignatureScheme::EcdsaP256Sha256, params)
-                .map_err(|e| MediaError::Engine(format!("certificate: {e}")))
+    if let Some(pem) = pem {
+        match RTCCertificate::from_pem(pem, provider.crypto()) {
+            Ok(cert) => return Ok(cert),
+            // Standard cert/key PEM files (Janus's cert_pem/cert_key) need a PKCS#8 loader that is
+            // not wired yet; keep WebRTC working with a generated certificate meanwhile.
+            Err(e) => tracing::error!(error = %e, "cannot load the DTLS certificate; using a generated one"),
         }
     }
+    let params = CertificateParams::new(vec!["portunus".to_owned()]).map_err(|e| MediaError::Engine(e.to_string()))?;
+    RTCCertificate::generate(provider.crypto(), SignatureScheme::EcdsaP256Sha256, params)
+        .map_err(|e| MediaError::Engine(format!("certificate: {e}")))
 }
 
 /// The codecs and header extensions we negotiate (Janus's defaults: opus, VP8, H.264, with
