@@ -51,7 +51,6 @@ async fn request_names_ignore_case_over_websocket_and_admin() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: error reasons quote the lowercased request name instead of the name as sent"]
 async fn error_reasons_quote_the_name_as_sent() {
     let server = TestServer::start();
     let http = server.http();
@@ -65,7 +64,6 @@ async fn error_reasons_quote_the_name_as_sent() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: detach/detach_handle answer 459 'No such handle H in session S' instead of success (the handle stops before its reply is sent)"]
 async fn detach_name_ignores_case() {
     let server = TestServer::start();
     let http = server.http();

@@ -15,7 +15,7 @@ async fn create_success_has_no_session_id() {
     let reply = server.http().post("/janus", json!({"janus": "create", "transaction": "c1"})).await;
     assert_eq!(mask_ids(&reply), json!({"janus": "success", "transaction": "c1", "data": {"id": ID}}));
     let id = reply["data"]["id"].as_u64().expect("numeric id");
-    assert!(id > 0 && id <= (1u64 << 53) - 1, "session id {id} is a positive 53-bit integer");
+    assert!(id > 0 && id < (1u64 << 53), "session id {id} is a positive 53-bit integer");
 }
 
 #[tokio::test]
@@ -31,7 +31,7 @@ async fn attach_success_carries_session_and_handle() {
     );
     assert_eq!(reply["session_id"], s);
     let h = reply["data"]["id"].as_u64().expect("numeric id");
-    assert!(h > 0 && h <= (1u64 << 53) - 1, "handle id {h} is a positive 53-bit integer");
+    assert!(h > 0 && h < (1u64 << 53), "handle id {h} is a positive 53-bit integer");
 }
 
 #[tokio::test]
@@ -81,7 +81,6 @@ async fn hangup_is_success() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: detach/detach_handle answer 459 'No such handle H in session S' instead of success (the handle stops before its reply is sent)"]
 async fn detach_is_success_then_detached_event() {
     let server = TestServer::start();
     let http = server.http();
@@ -97,7 +96,6 @@ async fn detach_is_success_then_detached_event() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: detach/detach_handle answer 459 'No such handle H in session S' instead of success (the handle stops before its reply is sent)"]
 async fn detach_over_websocket_sends_detached() {
     let server = TestServer::start();
     let mut ws = server.ws().await;

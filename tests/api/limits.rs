@@ -70,7 +70,6 @@ async fn max_handles_per_session() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: detach/detach_handle answer 459 'No such handle H in session S' instead of success (the handle stops before its reply is sent)"]
 async fn detaching_frees_a_handle_slot() {
     let server = TestServer::spawn(&[("PORTUNUS__LIMITS__MAX_HANDLES_PER_SESSION", "1")], &[]);
     let http = server.http();

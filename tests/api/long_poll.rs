@@ -135,7 +135,6 @@ async fn several_concurrent_polls_each_get_one_event() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: detach/detach_handle answer 459 'No such handle H in session S' instead of success (the handle stops before its reply is sent)"]
 async fn detached_event_is_delivered() {
     let server = server_with_short_keepalive();
     let http = server.http();

@@ -73,7 +73,6 @@ async fn panic_in_a_plugin_over_http() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: a request whose plugin call panics answers 459 'No such handle H in session S' instead of 490 (the handle stops before its reply is sent)"]
 async fn panicking_request_answers_490() {
     let server = TestServer::start();
     let http = server.http();

@@ -276,7 +276,6 @@ async fn non_integer_session_id_counts_as_absent_on_websocket() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: a handle id without a session answers 458 'Invalid session' instead of the default reason 'Session not found'"]
 async fn handle_without_session_is_458_session_not_found() {
     let server = TestServer::start();
     let mut ws = server.ws().await;

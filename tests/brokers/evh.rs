@@ -308,3 +308,52 @@ addevent = true
     assert_eq!(event["event"]["data"]["n"], 7);
     mqtt_task.abort();
 }
+
+#[tokio::test]
+async fn websocket_event_handler_sends_and_reconnects() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+    tokio::spawn(async move {
+        // Serve one connection at a time; the first is closed after its first message.
+        let mut first = true;
+        while let Ok((sock, _)) = listener.accept().await {
+            let Ok(mut ws) = tokio_tungstenite::accept_async(sock).await else { continue };
+            while let Some(Ok(msg)) = ws.next().await {
+                if let Message::Text(text) = msg {
+                    let _ = tx.send(serde_json::from_str(text.as_str()).unwrap_or(Value::Null));
+                    if first {
+                        first = false;
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let server = Server::spawn(&format!(
+        r#"
+[events]
+broadcast = true
+
+[wsevh]
+enabled = true
+events = "external"
+backend = "ws://{addr}"
+reconnect_backoff = 50
+"#
+    ));
+    custom_event(&server, 1).await;
+    let got = next_ws(&mut rx).await;
+    assert_eq!(got[0]["event"]["data"]["n"], 1, "{got}");
+    // The receiver dropped that connection; the handler reconnects and keeps delivering.
+    custom_event(&server, 2).await;
+    let got = next_ws(&mut rx).await;
+    assert_eq!(got[0]["event"]["data"]["n"], 2, "{got}");
+}
+
+async fn next_ws(rx: &mut mpsc::UnboundedReceiver<Value>) -> Value {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("a message in time").expect("open")
+}

@@ -104,6 +104,8 @@ admin_type = "SOCK_DGRAM"
     let api = p.api();
     let admin_path = p.admin();
     let client_path = p.dir.join("client.sock");
+    let conns = "portunus_transport_connections{transport=\"janus.transport.pfunix\"}";
+    assert_eq!(server.metric(conns).await, Some(0.0));
     tokio::task::spawn_blocking(move || {
         let mut c = Seq::connect(&api);
         let info = c.call(request("info", json!({})));
@@ -149,4 +151,6 @@ admin_type = "SOCK_DGRAM"
     })
     .await
     .expect("client thread");
+    // Every SOCK_SEQPACKET connection closed; the datagram peer stays known.
+    server.wait_metric(conns, Duration::from_secs(5), |v| v == 1.0).await;
 }

@@ -75,7 +75,7 @@ impl WsClient {
     /// The first message matching `pred` (looking at the backlog first); others are kept for
     /// later. Panics after `deadline`.
     pub async fn recv_until_within(&mut self, deadline: Duration, mut pred: impl FnMut(&Value) -> bool) -> Value {
-        if let Some(i) = self.backlog.iter().position(|v| pred(v)) {
+        if let Some(i) = self.backlog.iter().position(&mut pred) {
             return self.backlog.remove(i).expect("index from position");
         }
         let end = tokio::time::Instant::now() + deadline;

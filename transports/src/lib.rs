@@ -1,4 +1,5 @@
-//! Portunus transports: the Janus API and the Admin API over HTTP and WebSocket.
+//! Portunus transports: the Janus API and the Admin API over HTTP, WebSocket, RabbitMQ, MQTT and
+//! Unix sockets; the event handlers; and the metrics/health endpoints of the admin HTTP port.
 //!
 //! A transport sees only the transport API of `portunus_actors` (the `Core` handle, `Origin`,
 //! `EventSink`); it never imports a plugin.

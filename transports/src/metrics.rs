@@ -189,6 +189,14 @@ impl Observability {
             self.core.state().events.dropped(),
         );
         portunus_actors::metrics::render(&mut out);
+        out.push_str("# HELP portunus_transport_connections Open transport connections (Unix socket peers).\n");
+        out.push_str("# TYPE portunus_transport_connections gauge\n");
+        let _ = writeln!(
+            out,
+            "portunus_transport_connections{{transport=\"{}\"}} {}",
+            crate::unix::PACKAGE,
+            crate::unix::CONNECTIONS.load(Ordering::Relaxed)
+        );
 
         let links = self.links();
         if !links.is_empty() {

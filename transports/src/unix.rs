@@ -46,6 +46,9 @@ pub const DESCRIPTOR: TransportDescriptor = TransportDescriptor {
 
 /// Most datagram peers tracked at once; beyond it the request task of an older one is dropped.
 pub const MAX_DGRAM_PEERS: usize = 1024;
+/// Open `SOCK_SEQPACKET` connections and tracked `SOCK_DGRAM` peers, for `/metrics`.
+pub static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+
 /// Largest packet read.
 const MAX_PACKET: usize = 256 * 1024;
 /// Requests queued per peer before reading pauses.
@@ -122,16 +125,23 @@ impl Default for UnixAdminSettings {
 pub fn start(core: &Core, s: &UnixSettings) -> std::io::Result<Vec<(&'static str, String)>> {
     let mut ready = Vec::new();
     let style = JsonStyle::parse(&s.json);
-    if s.enabled {
-        let path = s.path.as_deref().ok_or_else(|| std::io::Error::other("pfunix: `path` is not set"))?;
-        serve(core, Api::Janus, path, &s.kind, s.permissions.as_deref(), style, s.outgoing_queue)?;
-        ready.push(("pfunix", path.to_owned()));
+    // Janus compat: an enabled API without a path is skipped with a warning.
+    match (s.enabled, s.path.as_deref()) {
+        (true, Some(path)) => {
+            serve(core, Api::Janus, path, &s.kind, s.permissions.as_deref(), style, s.outgoing_queue)?;
+            ready.push(("pfunix", path.to_owned()));
+        }
+        (true, None) => tracing::warn!("pfunix: enabled but no `path`: Janus API socket not started"),
+        _ => {}
     }
-    if s.admin.admin_enabled {
-        let a = &s.admin;
-        let path = a.admin_path.as_deref().ok_or_else(|| std::io::Error::other("pfunix: `admin_path` is not set"))?;
-        serve(core, Api::Admin, path, &a.admin_type, a.admin_permissions.as_deref(), style, s.outgoing_queue)?;
-        ready.push(("pfunix_admin", path.to_owned()));
+    let a = &s.admin;
+    match (a.admin_enabled, a.admin_path.as_deref()) {
+        (true, Some(path)) => {
+            serve(core, Api::Admin, path, &a.admin_type, a.admin_permissions.as_deref(), style, s.outgoing_queue)?;
+            ready.push(("pfunix_admin", path.to_owned()));
+        }
+        (true, None) => tracing::warn!("pfunix: admin_enabled but no `admin_path`: Admin API socket not started"),
+        _ => {}
     }
     Ok(ready)
 }
@@ -265,6 +275,7 @@ async fn connection(fd: Arc<UnixStream>, shared: Shared) {
         }
     });
     tracing::debug!(connection = id.0, "pfunix peer connected");
+    CONNECTIONS.fetch_add(1, Ordering::Relaxed);
     let mut buf = vec![0u8; MAX_PACKET];
     loop {
         let n = match recv_packet(&fd, &mut buf).await {
@@ -277,6 +288,7 @@ async fn connection(fd: Arc<UnixStream>, shared: Shared) {
         }
     }
     tracing::debug!(connection = id.0, "pfunix peer gone");
+    CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
     if shared.api == Api::Janus {
         shared.core.transport_gone(id);
     }
@@ -323,16 +335,20 @@ async fn datagram_loop(socket: Arc<UnixDatagram>, shared: Shared) {
             tracing::warn!("pfunix: datagram from an unbound socket cannot be answered; ignored");
             continue;
         };
+        let before = peers.len();
         peers.retain(|_, p| !p.requests.is_closed());
+        CONNECTIONS.fetch_sub((before - peers.len()) as u64, Ordering::Relaxed);
         if !peers.contains_key(&path) {
             if peers.len() >= MAX_DGRAM_PEERS {
                 // Forget one peer's request task; its sessions keep delivering to its path.
                 if let Some(old) = peers.keys().next().cloned() {
                     tracing::warn!(peer = %old.display(), "pfunix: too many datagram peers; forgetting one");
                     peers.remove(&old);
+                    CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
                 }
             }
             peers.insert(path.clone(), datagram_peer(socket.clone(), path.clone(), shared.clone()));
+            CONNECTIONS.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(peer) = peers.get(&path) {
             let _ = peer.requests.send(buf[..n].to_vec()).await;

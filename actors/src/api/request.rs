@@ -31,6 +31,8 @@ pub struct ErrorContext {
 pub struct Envelope {
     /// The request name, lowercased (Janus compares case-insensitively).
     pub name: String,
+    /// The request name as sent, for error reasons (Janus quotes it verbatim).
+    pub raw_name: String,
     /// The transaction.
     pub transaction: Transaction,
     /// Target session (absent or 0 means none).
@@ -87,10 +89,11 @@ impl Envelope {
             Err(e) => return Err(fail(e.into(), &context)),
         };
         context.transaction = Some(transaction.clone());
-        let name = match body.req_str("janus") {
-            Ok(n) => n.to_ascii_lowercase(),
+        let raw_name = match body.req_str("janus") {
+            Ok(n) => n.to_owned(),
             Err(e) => return Err(fail(e.into(), &context)),
         };
+        let name = raw_name.to_ascii_lowercase();
         if let Err(e) = body.opt_u64("id") {
             return Err(fail(e.into(), &context));
         }
@@ -118,6 +121,7 @@ impl Envelope {
         let string = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
         Ok(Envelope {
             name,
+            raw_name,
             transaction,
             session: session.filter(|s| s.0 != 0),
             handle: handle.filter(|h| h.0 != 0),

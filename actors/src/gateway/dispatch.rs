@@ -133,10 +133,7 @@ impl Core {
         let (session, handle) = match (env.session, env.handle) {
             (None, None) => return self.root(origin, env).await,
             (None, Some(_)) => {
-                return Err(Failure {
-                    session: None,
-                    error: ApiError::new(ErrorCode::SessionNotFound, "Invalid session"),
-                })
+                return Err(Failure { session: None, error: ApiError::plain(ErrorCode::SessionNotFound) })
             }
             (Some(s), h) => (s, h),
         };
@@ -161,6 +158,8 @@ impl Core {
             }
         };
         let name = env.name.as_str();
+        // Reasons quote the name as sent (Janus compat: it prints the request string verbatim).
+        let raw = env.raw_name.clone();
         match (name, handle) {
             ("keepalive", None) => Ok(Outgoing::ack(Some(session), &t)),
             ("claim", None) => {
@@ -213,7 +212,7 @@ impl Core {
                 Ok(Outgoing::success(Some(session), &t))
             }
             ("attach" | "destroy", Some(_)) | ("detach" | "hangup" | "message" | "trickle", None) => {
-                Err(fail(ApiError::unhandled_at_path(name)))
+                Err(fail(ApiError::unhandled_at_path(&raw)))
             }
             (_, Some(h)) => {
                 let request = match name {
@@ -259,10 +258,10 @@ impl Core {
                         Ok(reply)
                     }
                     ("message", HandleOutcome::Done) => Ok(Outgoing::ack(Some(session), &t)),
-                    (other, _) => Err(fail(ApiError::unknown_request(other))),
+                    (_, _) => Err(fail(ApiError::unknown_request(&raw))),
                 }
             }
-            (other, None) => Err(fail(ApiError::unknown_request(other))),
+            (_, None) => Err(fail(ApiError::unknown_request(&raw))),
         }
     }
 
@@ -294,7 +293,7 @@ impl Core {
                 reply.data = Some(IdData { id: id.0 });
                 Ok(reply)
             }
-            other => Err(Failure { session: None, error: ApiError::unhandled_at_path(other) }),
+            _ => Err(Failure { session: None, error: ApiError::unhandled_at_path(&env.raw_name) }),
         }
     }
 }

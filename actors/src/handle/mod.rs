@@ -121,6 +121,18 @@ pub struct Handle {
     span: Span,
 }
 
+/// Handle -> itself: stop, once the reply being built has been sent.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct StopHandle;
+
+impl Handler<StopHandle> for Handle {
+    type Result = ();
+    fn handle(&mut self, _: StopHandle, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
 /// Handle -> itself: send `hangup` after the plugin's own hangup events (mailbox order).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -258,7 +270,9 @@ impl Handle {
             self.opaque_id.clone(),
             json!({"name": "detached", "plugin": self.package(), "opaque_id": self.opaque_id.as_deref()}),
         );
-        ctx.stop();
+        // Stop after the current reply is out: replies are futures run after this handler, and a
+        // stopped actor would drop them.
+        ctx.notify(StopHandle);
     }
 
     /// A plugin call panicked: count, log, drop the plugin state without calling it again, end.
@@ -359,7 +373,7 @@ impl Handler<ForHandle> for Handle {
                 };
                 let update = self.webrtc_up;
                 let apply = pc.send(ApplyRemote { jsep: jsep.clone(), info });
-                AtomicResponse::new(Box::pin(async move { apply.await }.into_actor(self).map(move |res, act, ctx| {
+                AtomicResponse::new(Box::pin(apply.into_actor(self).map(move |res, act, ctx| {
                     match res {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => return Err(e),

@@ -10,11 +10,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
-use rtc::peer_connection::configuration::RTCOfferOptions;
 use tokio::runtime::Handle as RtHandle;
 use tokio::sync::watch;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
@@ -216,27 +216,27 @@ impl PeerConnectionEventHandler for Callbacks {
 /// Serves one data channel until it closes: messages and opening to the owner.
 async fn watch_channel(dc: Arc<dyn DataChannel>, events: EventFn, io: Arc<PeerIo>) {
     {
-            let label = dc.label().await.unwrap_or_default();
-            let protocol = dc.protocol().await.ok().filter(|p| !p.is_empty());
-            if let Ok(mut chans) = io.channels.write() {
-                chans.push((label.clone(), dc.clone()));
+        let label = dc.label().await.unwrap_or_default();
+        let protocol = dc.protocol().await.ok().filter(|p| !p.is_empty());
+        if let Ok(mut chans) = io.channels.write() {
+            chans.push((label.clone(), dc.clone()));
+        }
+        while let Some(ev) = dc.poll().await {
+            match ev {
+                DataChannelEvent::OnOpen => events(PeerEvent::DataOpen { label: label.clone() }),
+                DataChannelEvent::OnMessage(msg) => events(PeerEvent::Data(DataMessage {
+                    label: label.clone(),
+                    protocol: protocol.clone(),
+                    binary: !msg.is_string,
+                    data: Bytes::from(msg.data.to_vec()),
+                })),
+                DataChannelEvent::OnClose => break,
+                _ => {}
             }
-            while let Some(ev) = dc.poll().await {
-                match ev {
-                    DataChannelEvent::OnOpen => events(PeerEvent::DataOpen { label: label.clone() }),
-                    DataChannelEvent::OnMessage(msg) => events(PeerEvent::Data(DataMessage {
-                        label: label.clone(),
-                        protocol: protocol.clone(),
-                        binary: !msg.is_string,
-                        data: Bytes::from(msg.data.to_vec()),
-                    })),
-                    DataChannelEvent::OnClose => break,
-                    _ => {}
-                }
-            }
-            if let Ok(mut chans) = io.channels.write() {
-                chans.retain(|(_, c)| c.id() != dc.id());
-            }
+        }
+        if let Ok(mut chans) = io.channels.write() {
+            chans.retain(|(_, c)| c.id() != dc.id());
+        }
     }
 }
 
@@ -451,8 +451,10 @@ impl Peer {
                 }
                 let send = SendTrack { mid, kind: t.kind, codec: default_codec(t.kind, &t.codec) };
                 let track = local_track(&send);
-                let sender =
-                    pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.map_err(|e| MediaError::Engine(e.to_string()))?;
+                let sender = pc
+                    .add_track(track.clone() as Arc<dyn TrackLocal>)
+                    .await
+                    .map_err(|e| MediaError::Engine(e.to_string()))?;
                 added.push((send, track, sender));
             }
             let has_channel = io.channels.read().map(|c| !c.is_empty()).unwrap_or(false);
@@ -464,9 +466,6 @@ impl Peer {
                 tokio::spawn(watch_channel(dc, events, io.clone()));
             }
             let options = spec.ice_restart.then_some(RTCOfferOptions { ice_restart: true });
-            if spec.ice_restart {
-                let _ = gathered_reset(&io);
-            }
             let offer = pc.create_offer(options).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
             pc.set_local_description(offer).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
             register_writers(&pc, &io, &port, added).await;
@@ -475,10 +474,6 @@ impl Peer {
         .await
     }
 }
-
-/// The gathering watch is per PeerConnection; an ICE restart gathers again (nothing to reset:
-/// the engine re-fires the gathering-complete event, which flips the watch again).
-fn gathered_reset(_io: &PeerIo) {}
 
 /// After a local description: wait for candidates (half-trickle) and return the SDP.
 async fn finish_local(
@@ -507,31 +502,30 @@ async fn register_writers(
     added: Vec<(SendTrack, Arc<TrackLocalStaticRTP>, Arc<dyn webrtc::rtp_transceiver::RtpSender>)>,
 ) {
     {
-            for (t, track, sender) in added {
-                let params = sender.get_parameters().await.ok();
-                let pt = params
-                    .as_ref()
-                    .and_then(|p| {
-                        p.rtp_parameters
-                            .codecs
-                            .iter()
-                            .find(|c| c.rtp_codec.mime_type.to_ascii_lowercase().ends_with(&t.codec.name))
-                            .map(|c| c.payload_type)
-                    })
-                    .unwrap_or(t.codec.pt);
-                let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
-                let mid = mid_of_sender(pc, sender.id()).await.unwrap_or_else(|| t.mid.clone());
-                let writer = RtpWriter { track: track.clone(), ssrc, payload_type: pt, kind: t.kind };
-                if let Ok(mut w) = io.writers.write() {
-                    w.insert(mid.clone(), writer);
-                }
-                tokio::spawn(read_feedback(track, mid, port.clone()));
+        for (t, track, sender) in added {
+            let params = sender.get_parameters().await.ok();
+            let pt = params
+                .as_ref()
+                .and_then(|p| {
+                    p.rtp_parameters
+                        .codecs
+                        .iter()
+                        .find(|c| c.rtp_codec.mime_type.to_ascii_lowercase().ends_with(&t.codec.name))
+                        .map(|c| c.payload_type)
+                })
+                .unwrap_or(t.codec.pt);
+            let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+            let mid = mid_of_sender(pc, sender.id()).await.unwrap_or_else(|| t.mid.clone());
+            let writer = RtpWriter { track: track.clone(), ssrc, payload_type: pt, kind: t.kind };
+            if let Ok(mut w) = io.writers.write() {
+                w.insert(mid.clone(), writer);
             }
+            tokio::spawn(read_feedback(track, mid, port.clone()));
+        }
     }
 }
 
 impl Peer {
-
     /// Adds a remote candidate (or end of candidates).
     pub async fn add_candidate(&self, c: TrickleCandidate) -> Result<(), MediaError> {
         let pc = self.pc.clone();

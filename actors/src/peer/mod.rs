@@ -234,26 +234,26 @@ impl Handler<CreateOffer> for PeerConnection {
         let existing = self.peer.clone();
         let addr = ctx.address().downgrade();
         let full_trickle = self.engine.settings().full_trickle;
-        let fut = async move {
-            let peer = match existing {
-                Some(p) => p,
-                None => {
-                    let events: crate::media::EventFn = Arc::new(move |ev| {
-                        if let Some(a) = addr.upgrade() {
-                            a.do_send(EngineEvent(ev));
-                        }
-                    });
-                    Arc::new(Peer::create(&engine, port, events).await.map_err(|e| {
-                        ApiError::new(ErrorCode::Unknown, format!("Error setting ICE locally ({e})"))
-                    })?)
-                }
+        let fut =
+            async move {
+                let peer = match existing {
+                    Some(p) => p,
+                    None => {
+                        let events: crate::media::EventFn = Arc::new(move |ev| {
+                            if let Some(a) = addr.upgrade() {
+                                a.do_send(EngineEvent(ev));
+                            }
+                        });
+                        Arc::new(Peer::create(&engine, port, events).await.map_err(|e| {
+                            ApiError::new(ErrorCode::Unknown, format!("Error setting ICE locally ({e})"))
+                        })?)
+                    }
+                };
+                let sdp = peer.offer(msg.0, full_trickle).await.map_err(|e| {
+                    ApiError::new(ErrorCode::JsepInvalidSdp, format!("Error generating the offer: {e}"))
+                })?;
+                Ok((peer, sdp))
             };
-            let sdp = peer
-                .offer(msg.0, full_trickle)
-                .await
-                .map_err(|e| ApiError::new(ErrorCode::JsepInvalidSdp, format!("Error generating the offer: {e}")))?;
-            Ok((peer, sdp))
-        };
         AtomicResponse::new(Box::pin(fut.into_actor(self).map(|res: Result<(Arc<Peer>, String), ApiError>, act, _| {
             let (peer, sdp) = res?;
             act.peer = Some(peer);

@@ -122,7 +122,7 @@ impl HttpJanus {
         }
         let conn = self.spare_poll_conn.take().unwrap_or_else(|| HttpConn::new(&self.url, Arc::clone(&self.connects)));
         let (stop_tx, stop_rx) = watch::channel(false);
-        let secret = self.apisecret.as_ref().map(|s| format!("&apisecret={s}")).unwrap_or_default();
+        let secret = self.apisecret.as_ref().map(|s| format!("&apisecret={}", percent_encode(s))).unwrap_or_default();
         let base = format!("{}/{session}", self.url.path);
         let router = Arc::clone(&self.router);
         let join = tokio::spawn(poll_loop(conn, base, secret, router, stop_rx));
@@ -149,6 +149,20 @@ impl HttpJanus {
             }
         }
     }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, so any
+/// apisecret survives the long poll's query string.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn now_ms() -> u128 {
@@ -202,4 +216,15 @@ async fn poll_loop(
         }
     }
     conn
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_query_values() {
+        assert_eq!(percent_encode("s3cret-_.~"), "s3cret-_.~");
+        assert_eq!(percent_encode("a b&c=é"), "a%20b%26c%3D%C3%A9");
+    }
 }

@@ -113,21 +113,21 @@ impl Attempt {
         let pending = &mut self.pending;
         let outgoing = async move {
             loop {
-                let msg = match pending.take() {
-                    Some(m) => m,
-                    None => match rx.recv().await {
-                        Some(m) => m,
+                // The message stays in `pending` until the broker took it: if the link breaks (or
+                // this future is cancelled) mid-publish, it is published again after reconnecting.
+                if pending.is_none() {
+                    match rx.recv().await {
+                        Some(m) => *pending = Some(m),
                         None => return Ok(()),
-                    },
-                };
+                    }
+                }
+                let Some(msg) = pending.as_ref() else { continue };
                 let route = match (msg.api, &admin_route) {
                     (Api::Admin, Some(r)) => r,
                     _ => &janus_route,
                 };
-                if let Err(e) = publish(&publish_ch, route, &msg, style).await {
-                    *pending = Some(msg);
-                    return Err(format!("basic.publish: {e}"));
-                }
+                publish(&publish_ch, route, msg, style).await.map_err(|e| format!("basic.publish: {e}"))?;
+                *pending = None;
             }
         };
         let watch = async move {

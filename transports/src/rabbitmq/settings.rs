@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 #[serde(default)]
 pub struct RabbitSettings {
     /// Serve the Janus API over RabbitMQ.
+    #[serde(deserialize_with = "crate::brokers::flag")]
     pub enabled: bool,
     /// Tell event handlers about transport events.
+    #[serde(deserialize_with = "crate::brokers::flag")]
     pub events: bool,
     /// Outgoing JSON layout: `indented`, `plain` or `compact`.
     pub json: String,
@@ -34,20 +36,27 @@ pub struct RabbitSettings {
     /// Routing key of outgoing messages (and the outgoing queue's name).
     pub from_janus: String,
     /// Declare the outgoing queue.
+    #[serde(deserialize_with = "crate::brokers::flag")]
     pub declare_outgoing_queue: bool,
     /// Queues survive a broker restart.
+    #[serde(deserialize_with = "crate::brokers::flag")]
     pub queue_durable: bool,
     /// Queues are deleted when Portunus disconnects.
+    #[serde(deserialize_with = "crate::brokers::flag")]
     pub queue_autodelete: bool,
     /// The incoming queue allows only this connection.
+    #[serde(deserialize_with = "crate::brokers::flag")]
     pub queue_exclusive: bool,
     /// AMQP heartbeat in seconds (0 = off).
     pub heartbeat: u16,
     /// Connect with TLS (amqps).
+    #[serde(deserialize_with = "crate::brokers::flag")]
     pub ssl_enabled: bool,
     /// Verify the broker's certificate (rustls always does; `false` is refused with a warning).
+    #[serde(deserialize_with = "crate::brokers::flag")]
     pub ssl_verify_peer: bool,
     /// Verify the broker's host name (rustls always does).
+    #[serde(deserialize_with = "crate::brokers::flag")]
     pub ssl_verify_hostname: bool,
     /// CA certificates (PEM) to trust in addition to the system's.
     pub ssl_cacert: Option<String>,
@@ -114,6 +123,7 @@ impl Default for RabbitSettings {
 #[serde(default)]
 pub struct RabbitAdminSettings {
     /// Serve the Admin API over RabbitMQ too.
+    #[serde(deserialize_with = "crate::brokers::flag")]
     pub admin_enabled: bool,
     /// Incoming admin queue (bound with `to_janus_admin` on topic/direct exchanges).
     pub queue_name_admin: Option<String>,
@@ -122,12 +132,16 @@ pub struct RabbitAdminSettings {
     /// Routing key (and queue name) of outgoing admin messages.
     pub from_janus_admin: String,
     /// Declare the outgoing admin queue.
+    #[serde(deserialize_with = "crate::brokers::flag")]
     pub declare_outgoing_queue_admin: bool,
     /// Admin queues survive a broker restart.
+    #[serde(deserialize_with = "crate::brokers::flag")]
     pub queue_durable_admin: bool,
     /// Admin queues are deleted when Portunus disconnects.
+    #[serde(deserialize_with = "crate::brokers::flag")]
     pub queue_autodelete_admin: bool,
     /// The incoming admin queue allows only this connection.
+    #[serde(deserialize_with = "crate::brokers::flag")]
     pub queue_exclusive_admin: bool,
 }
 
