@@ -1,9 +1,10 @@
-//! The `TransactionRouter` actor: plugin requests in flight, keyed by (session, transaction).
+//! The `TransactionRouter` actor: asynchronous plugin requests in flight, keyed by (session,
+//! transaction).
 //!
-//! The core's replies travel back on the request's own future, so the router does not carry
-//! them; it keeps the table of `message` requests a plugin is still working on, so that a stuck
-//! plugin is seen (a warning and a counter after [`STUCK_AFTER`]) and the Admin API can report how
-//! many requests are in flight.
+//! Direct replies travel back on the request's own future, so the router does not carry them. It
+//! keeps the table of `message` requests a plugin acknowledged (`ack`) but has not answered with
+//! an event yet, so that a stuck plugin is seen (a warning and a counter after [`STUCK_AFTER`])
+//! and the Admin API can report how many requests are in flight. Handles report both ends.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -17,22 +18,25 @@ pub const STUCK_AFTER: Duration = Duration::from_secs(10);
 /// Most requests tracked at once; beyond it new ones are not tracked (and counted).
 const CAPACITY: usize = 65_536;
 
-/// A request was handed to a plugin.
+/// A plugin acknowledged a request and will answer with an event.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Begin {
-    /// Ticket chosen by the caller.
-    pub ticket: u64,
     /// Session.
     pub session: SessionId,
     /// Transaction.
     pub transaction: Transaction,
 }
 
-/// The plugin answered.
+/// The plugin pushed an event for that transaction.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct End(pub u64);
+pub struct End {
+    /// Session.
+    pub session: SessionId,
+    /// Transaction.
+    pub transaction: Transaction,
+}
 
 /// How many requests are in flight, and how many were ever reported stuck.
 #[derive(Message)]
@@ -49,7 +53,7 @@ struct Pending {
 /// The router actor.
 #[derive(Default)]
 pub struct TransactionRouter {
-    pending: HashMap<u64, Pending>,
+    pending: HashMap<(SessionId, Transaction), Pending>,
     stuck: u64,
     untracked: u64,
 }
@@ -79,7 +83,7 @@ impl Handler<Begin> for TransactionRouter {
             return;
         }
         self.pending.insert(
-            msg.ticket,
+            (msg.session, msg.transaction.clone()),
             Pending { session: msg.session, transaction: msg.transaction, since: Instant::now(), reported: false },
         );
     }
@@ -88,7 +92,7 @@ impl Handler<Begin> for TransactionRouter {
 impl Handler<End> for TransactionRouter {
     type Result = ();
     fn handle(&mut self, msg: End, _: &mut Context<Self>) {
-        self.pending.remove(&msg.0);
+        self.pending.remove(&(msg.session, msg.transaction));
     }
 }
 

@@ -83,6 +83,8 @@ pub struct ServerState {
     pub signed_tokens: Option<SignedTokens>,
     /// Logging hooks.
     pub log: Arc<dyn LogControl>,
+    /// Tracks async plugin requests until their event (set by the gateway at start).
+    pub router: Option<actix::Addr<crate::router::TransactionRouter>>,
     /// The media engine (`None` when it could not start: media requests then fail with 490).
     pub media: Option<crate::media::MediaEngine>,
     /// Process start, the zero of monotonic times reported in µs.
@@ -118,6 +120,7 @@ impl ServerState {
             events,
             signed_tokens,
             log,
+            router: None,
             media: None,
             started: Instant::now(),
         }

@@ -113,6 +113,13 @@ where
         > + 'static,
 {
     let server = HttpServer::new(factory)
+        // Janus API traffic is small request/response messages: without TCP_NODELAY a reply
+        // followed by an event waits for the client's delayed ACK (~40 ms).
+        .on_connect(|conn, _ext| {
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .workers(workers)
         .shutdown_timeout(2)
         .disable_signals()

@@ -14,10 +14,10 @@ use crate::api::{
 };
 use crate::auth::{CheckApiAccess, CheckPluginAccess};
 use crate::handle::{HandleOutcome, HandleRequest};
-use crate::plugin::registry::FindPlugin;
-use crate::router::{Begin, End};
-use crate::session::registry::{ClaimSession, CreateSession, DestroySession, LookupSession, TransportGone};
-use crate::session::{Attach, Poll, PollOutcome, ToHandle};
+use crate::session::registry::{
+    ClaimSession, CreateSession, DestroySession, LookupSession, RoutePoll, RouteToHandle, TransportGone,
+};
+use crate::session::{Attach, PollOutcome};
 use crate::transport::Origin;
 
 /// Result of a long poll.
@@ -112,11 +112,8 @@ impl Core {
         if !self.authorized(apisecret, token).await {
             return PollResult::Unauthorized;
         }
-        // The lookup refreshes activity: a poll is an internal keepalive (Janus compat 1.7).
-        let Ok(Ok(addr)) = self.inner.registry.send(LookupSession(session)).await else {
-            return PollResult::NotFound;
-        };
-        match addr.send(Poll { maxev }).await {
+        // The registry refreshes activity: a poll is an internal keepalive (Janus compat 1.7).
+        match self.inner.registry.send(RoutePoll { session, maxev }).await {
             Ok(Some(PollOutcome::Ready(events))) => PollResult::Ready(events),
             Ok(Some(PollOutcome::Wait(rx))) => PollResult::Wait(rx),
             Ok(None) | Err(_) => PollResult::NotFound,
@@ -141,27 +138,33 @@ impl Core {
         if !self.authorized(env.apisecret.take(), env.token.clone()).await {
             return Err(fail(ApiError::unauthorized()));
         }
-        let addr = self
-            .inner
-            .registry
-            .send(LookupSession(session))
-            .await
-            .map_err(|_| fail(ApiError::unknown("Session registry unavailable")))?
-            .map_err(fail)?;
+        let registry = self.inner.registry.clone();
+        // Handle-level requests go through the registry to the session to the handle in one round
+        // trip; session-level ones resolve the session first.
         let to_handle = |handle: HandleId, request: HandleRequest| {
-            let addr = addr.clone();
+            let registry = registry.clone();
             async move {
-                match addr.send(ToHandle { handle, request }).await {
+                match registry.send(RouteToHandle { session, handle, request }).await {
                     Ok(r) => r,
                     Err(_) => Err(ApiError::no_session(session)),
                 }
             }
         };
+        let lookup = || async {
+            registry
+                .send(LookupSession(session))
+                .await
+                .map_err(|_| fail(ApiError::unknown("Session registry unavailable")))?
+                .map_err(fail)
+        };
         let name = env.name.as_str();
         // Reasons quote the name as sent (Janus compat: it prints the request string verbatim).
         let raw = env.raw_name.clone();
         match (name, handle) {
-            ("keepalive", None) => Ok(Outgoing::ack(Some(session), &t)),
+            ("keepalive", None) => {
+                lookup().await?;
+                Ok(Outgoing::ack(Some(session), &t))
+            }
             ("claim", None) => {
                 self.inner
                     .registry
@@ -172,11 +175,11 @@ impl Core {
                 Ok(Outgoing::success(Some(session), &t))
             }
             ("attach", None) => {
+                let addr = lookup().await?;
                 let req = AttachRequest::parse(&env.body).map_err(fail)?;
-                let plugin =
-                    self.inner.plugins.send(FindPlugin(req.plugin.clone())).await.ok().flatten().ok_or_else(|| {
-                        fail(ApiError::new(ErrorCode::PluginNotFound, format!("No such plugin '{}'", req.plugin)))
-                    })?;
+                let plugin = self.inner.plugin_map.get(req.plugin.as_str()).cloned().ok_or_else(|| {
+                    fail(ApiError::new(ErrorCode::PluginNotFound, format!("No such plugin '{}'", req.plugin)))
+                })?;
                 if let (false, Some(token)) =
                     (matches!(self.inner.auth_config.tokens, crate::auth::TokenMode::Off), &env.token)
                 {
@@ -223,16 +226,7 @@ impl Core {
                     // keepalive/claim at handle level and unknown names: the handle must exist first.
                     _ => HandleRequest::Exists,
                 };
-                let is_message = matches!(request, HandleRequest::Message(..));
-                let ticket = self.inner.tickets.fetch_add(1, Ordering::Relaxed);
-                if is_message {
-                    let _ = self.inner.router.try_send(Begin { ticket, session, transaction: t.clone() });
-                }
-                let outcome = to_handle(h, request).await;
-                if is_message {
-                    let _ = self.inner.router.try_send(End(ticket));
-                }
-                let outcome = outcome.map_err(fail)?;
+                let outcome = to_handle(h, request).await.map_err(fail)?;
                 match (name, outcome) {
                     ("keepalive", _) => Ok(Outgoing::ack(Some(session), &t)),
                     ("claim", _) => {

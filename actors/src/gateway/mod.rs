@@ -8,7 +8,7 @@
 mod dispatch;
 pub mod info;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -96,6 +96,8 @@ impl Gateway {
         let auth_config = AuthConfig { api_secret: g.api_secret.clone(), tokens, admin_secret: g.admin_secret.clone() };
         let mut state = ServerState::new(cfg.settings.clone(), events, cfg.log);
         state.media = start_media(&cfg.settings);
+        let router = TransactionRouter::default().start();
+        state.router = Some(router.clone());
         let state = Arc::new(state);
 
         let mut plugin_list = Vec::new();
@@ -114,15 +116,19 @@ impl Gateway {
         let plugin_descriptors: Vec<PluginDescriptor> = plugin_list.iter().map(|p| p.descriptor().clone()).collect();
         let packages = plugin_descriptors.iter().map(|d| d.package.to_owned()).collect();
 
+        // With one CPU, extra session threads only add a thread hop to every request: sessions
+        // then live on the registry's own thread.
         let n_workers = match state.settings.limits.session_workers {
-            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            0 => match std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) {
+                1 => 0,
+                n => n,
+            },
             n => n,
         };
         let workers: Vec<Arbiter> = (0..n_workers).map(|_| Arbiter::new()).collect();
         let registry = SessionRegistry::new(state.clone(), workers.iter().map(|a| a.handle()).collect()).start();
         let auth = AuthStore::new(auth_config.clone(), packages).start();
         let plugins = PluginRegistry::new(plugin_list.clone()).start();
-        let router = TransactionRouter::default().start();
 
         let core = Core {
             inner: Arc::new(CoreInner {
@@ -134,8 +140,8 @@ impl Gateway {
                 router,
                 transports: cfg.transports,
                 plugin_descriptors,
+                plugin_map: plugin_list.iter().map(|p| (p.descriptor().package, p.clone())).collect(),
                 plugin_list,
-                tickets: AtomicU64::new(1),
             }),
         };
         let info = core.server_info_fields();
@@ -193,7 +199,8 @@ pub(crate) struct CoreInner {
     pub(crate) transports: Vec<TransportDescriptor>,
     pub(crate) plugin_descriptors: Vec<PluginDescriptor>,
     pub(crate) plugin_list: Vec<SharedPlugin>,
-    pub(crate) tickets: AtomicU64,
+    /// Plugins by package: immutable after start, so `attach` needs no actor round trip.
+    pub(crate) plugin_map: std::collections::HashMap<&'static str, SharedPlugin>,
 }
 
 impl Core {

@@ -296,6 +296,7 @@ impl Handle {
         let Some(ps) = self.plugin_session.as_mut() else {
             return Err(ApiError::new(ErrorCode::PluginMessage, "No plugin to handle this message"));
         };
+        let tx_for_router = transaction.clone();
         let msg = PluginMessage { transaction, body: req.body, jsep: req.jsep };
         match guard(|| ps.handle_message(msg)) {
             Ok(PluginReply::Sync(v)) if v.is_object() => Ok(HandleOutcome::Sync(self.package(), v)),
@@ -306,7 +307,13 @@ impl Handle {
             Ok(PluginReply::Sync(_)) => {
                 Err(ApiError::new(ErrorCode::PluginMessage, "Plugin returned an invalid JSON response"))
             }
-            Ok(PluginReply::Async { hint }) => Ok(HandleOutcome::Async(hint)),
+            Ok(PluginReply::Async { hint }) => {
+                if let Some(router) = &self.state.router {
+                    let _ =
+                        router.try_send(crate::router::Begin { session: self.session_id, transaction: tx_for_router });
+                }
+                Ok(HandleOutcome::Async(hint))
+            }
             Ok(PluginReply::Error(text)) => Err(ApiError::new(ErrorCode::PluginMessage, text)),
             Err(p) => Err(self.crashed(ctx, "message", p.0)),
         }
@@ -480,6 +487,9 @@ impl Handler<FromPlugin> for Handle {
     fn handle(&mut self, msg: FromPlugin, ctx: &mut Context<Self>) {
         match msg {
             FromPlugin::Event { transaction, data, jsep } => {
+                if let (Some(router), Some(t)) = (&self.state.router, &transaction) {
+                    let _ = router.try_send(crate::router::End { session: self.session_id, transaction: t.clone() });
+                }
                 let event = Outgoing {
                     janus: "event",
                     session_id: Some(self.session_id),
@@ -521,6 +531,9 @@ impl Handler<FromPlugin> for Handle {
             }
             FromPlugin::ClosePc => self.hangup(ctx, Some(HangupReason::ClosePc)),
             FromPlugin::Offer { transaction, data, spec } => {
+                if let (Some(router), Some(t)) = (&self.state.router, &transaction) {
+                    let _ = router.try_send(crate::router::End { session: self.session_id, transaction: t.clone() });
+                }
                 let event = Outgoing {
                     janus: "event",
                     session_id: Some(self.session_id),

@@ -124,6 +124,52 @@ impl Handler<LookupSession> for SessionRegistry {
     }
 }
 
+/// Resolve a session (refreshing it) and hand a request to one of its handles, in one hop.
+#[derive(Message)]
+#[rtype(result = "Result<crate::handle::HandleOutcome, ApiError>")]
+pub struct RouteToHandle {
+    /// Session.
+    pub session: SessionId,
+    /// Handle.
+    pub handle: crate::api::HandleId,
+    /// What to do.
+    pub request: crate::handle::HandleRequest,
+}
+
+impl Handler<RouteToHandle> for SessionRegistry {
+    type Result = ResponseFuture<Result<crate::handle::HandleOutcome, ApiError>>;
+    fn handle(&mut self, msg: RouteToHandle, _: &mut Context<Self>) -> Self::Result {
+        let session = msg.session;
+        let Some(e) = self.table.touch(session, Instant::now()) else {
+            return Box::pin(async move { Err(ApiError::no_session(session)) });
+        };
+        let send = e.addr.send(super::ToHandle { handle: msg.handle, request: msg.request });
+        Box::pin(async move { send.await.unwrap_or_else(|_| Err(ApiError::no_session(session))) })
+    }
+}
+
+/// A long poll: resolve the session (a poll is an internal keepalive) and ask for its events.
+/// `None` when the session is unknown or has no long-poll queue.
+#[derive(Message)]
+#[rtype(result = "Option<super::PollOutcome>")]
+pub struct RoutePoll {
+    /// Session.
+    pub session: SessionId,
+    /// Max events.
+    pub maxev: usize,
+}
+
+impl Handler<RoutePoll> for SessionRegistry {
+    type Result = ResponseFuture<Option<super::PollOutcome>>;
+    fn handle(&mut self, msg: RoutePoll, _: &mut Context<Self>) -> Self::Result {
+        let Some(e) = self.table.touch(msg.session, Instant::now()) else {
+            return Box::pin(async { None });
+        };
+        let send = e.addr.send(super::Poll { maxev: msg.maxev });
+        Box::pin(async move { send.await.ok().flatten() })
+    }
+}
+
 /// `destroy` (and Admin `destroy_session`).
 #[derive(Message)]
 #[rtype(result = "Result<(), ApiError>")]
