@@ -224,3 +224,22 @@ async def test_renegotiation_keeps_media_flowing(server):
         video = peer.counters["video"]
         await video.wait_for(video.count() + 20)
         await peer.close()
+
+
+@pytest.mark.asyncio
+async def test_media_stops_then_resumes_events(server):
+    """When the peer stops sending video, `media` says receiving:false after no_media_timer;
+    when it sends again, receiving:true."""
+    async with client(server, "ws") as j:
+        peer = Peer(data=False)
+        await negotiate(j, peer)
+        await j.next_event(lambda e: e.get("janus") == "webrtcup")
+        await j.next_event(lambda e: e.get("janus") == "media" and e["type"] == "video" and e["receiving"])
+        sender = next(s for s in peer.pc.getSenders() if s.track and s.track.kind == "video")
+        track = sender.track
+        sender.replaceTrack(None)
+        off = await j.next_event(lambda e: e.get("janus") == "media" and e["type"] == "video" and not e["receiving"], timeout=10)
+        assert off["mid"] == "1" and "seconds" not in off, off
+        sender.replaceTrack(track)
+        await j.next_event(lambda e: e.get("janus") == "media" and e["type"] == "video" and e["receiving"], timeout=10)
+        await peer.close()

@@ -160,6 +160,9 @@ impl Core {
             "set_no_media_timer" => {
                 let v = body.req_u64("no_media_timer").map_err(bad)?;
                 rt.no_media_timer.store(v, Ordering::Relaxed);
+                if let Some(media) = &st.media {
+                    media.set_no_media_timer(v);
+                }
                 Ok(ok().with("no_media_timer", v))
             }
             "set_slowlink_threshold" => {

@@ -4,7 +4,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rtc::crypto::SignatureScheme;
 use rtc::ice::mdns::MulticastDnsMode;
@@ -74,6 +73,8 @@ struct Inner {
     certificate: RTCCertificate,
     next_port: AtomicU32,
     live: Arc<std::sync::atomic::AtomicU64>,
+    /// Seconds of silence before `receiving:false`; changeable at runtime (Admin API).
+    no_media: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl MediaEngine {
@@ -91,10 +92,11 @@ impl MediaEngine {
             inner: Arc::new(Inner {
                 handle: runtime.handle().clone(),
                 _runtime: Some(runtime),
-                settings,
                 certificate,
                 next_port: AtomicU32::new(start),
                 live: Arc::default(),
+                no_media: Arc::new(std::sync::atomic::AtomicU64::new(settings.no_media_timer)),
+                settings,
             }),
         })
     }
@@ -118,8 +120,13 @@ impl MediaEngine {
         (self.inner.live.load(Ordering::Relaxed), self.inner.handle.metrics().num_alive_tasks())
     }
 
-    pub(crate) fn no_media_timer(&self) -> Duration {
-        Duration::from_secs(self.inner.settings.no_media_timer)
+    pub(crate) fn no_media_timer(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.inner.no_media.clone()
+    }
+
+    /// Admin `set_no_media_timer`: applies to every PeerConnection from its next check.
+    pub fn set_no_media_timer(&self, seconds: u64) {
+        self.inner.no_media.store(seconds, Ordering::Relaxed);
     }
 
     /// SHA-256 fingerprint of the DTLS certificate.

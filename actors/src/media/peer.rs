@@ -167,7 +167,7 @@ struct Callbacks {
     io: Arc<PeerIo>,
     port: MediaPort,
     gathered: watch::Sender<bool>,
-    no_media: Duration,
+    no_media: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[async_trait::async_trait]
@@ -208,7 +208,7 @@ impl PeerConnectionEventHandler for Callbacks {
         let events = self.events.clone();
         let io = self.io.clone();
         let port = self.port.clone();
-        let no_media = self.no_media;
+        let no_media = self.no_media.clone();
         tokio::spawn(read_track(track, events, io, port, no_media));
     }
 }
@@ -246,7 +246,7 @@ async fn read_track(
     events: EventFn,
     io: Arc<PeerIo>,
     port: MediaPort,
-    no_media: Duration,
+    no_media_secs: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let kind = match track.kind().await {
         RtpCodecKind::Audio => MediaKind::Audio,
@@ -255,6 +255,7 @@ async fn read_track(
     let mut mid = String::new();
     let mut receiving = false;
     loop {
+        let no_media = Duration::from_secs(no_media_secs.load(std::sync::atomic::Ordering::Relaxed));
         let next = if receiving && !no_media.is_zero() {
             match tokio::time::timeout(no_media, track.poll()).await {
                 Ok(ev) => ev,
