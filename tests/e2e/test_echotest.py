@@ -243,3 +243,33 @@ async def test_media_stops_then_resumes_events(server):
         sender.replaceTrack(track)
         await j.next_event(lambda e: e.get("janus") == "media" and e["type"] == "video" and e["receiving"], timeout=10)
         await peer.close()
+
+
+@pytest.mark.asyncio
+async def test_handle_info_reports_webrtc(server):
+    """Admin handle_info carries the SDPs, the selected pair and per-mid packet counts."""
+    import json as _json
+
+    import aiohttp
+
+    peer = Peer(data=False)
+    async with client(server, "ws") as j:
+        await negotiate(j, peer)
+        await j.next_event(lambda e: e.get("janus") == "webrtcup")
+        deadline = time.time() + 10
+        while "video" not in peer.counters and time.time() < deadline:
+            await asyncio.sleep(0.1)
+        await peer.counters["video"].wait_for(10)
+        body = {"janus": "handle_info", "transaction": "hi", "session_id": j.session_id, "handle_id": j.handle_id}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(server.admin_url, data=_json.dumps(body)) as r:
+                reply = _json.loads(await r.text())
+        info = reply["info"]
+        assert info["plugin"] == ECHO
+        assert info["sdps"]["remote"].startswith("v=0") and info["sdps"]["local"].startswith("v=0")
+        assert info["flags"]["ready"] is True
+        media = info["webrtc"]["media"]
+        video = media["1"]
+        assert video["stats-in"]["packets"] > 0 and video["stats-out"]["packets"] > 0, video
+        assert info["webrtc"]["ice"]["state"] == "ready"
+        await peer.close()

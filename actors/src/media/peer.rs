@@ -553,6 +553,74 @@ impl Peer {
             .unwrap_or((None, None))
     }
 
+    /// Admin `handle_info` WebRTC statistics: per-mid packets/bytes/NACKs in and out, loss and
+    /// jitter, and the selected candidate pair.
+    pub async fn stats(&self) -> serde_json::Value {
+        use rtc::statistics::report::RTCStatsReportEntry as E;
+        use serde_json::{json, Map, Value};
+        let pc = self.pc.clone();
+        let report = match self
+            .rt
+            .spawn(async move { pc.get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None).await })
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => return Value::Null,
+        };
+        let mut media: Map<String, Value> = Map::new();
+        let mut local = Map::new();
+        let mut remote = Map::new();
+        let mut pair: Option<(String, String)> = None;
+        for entry in report.iter() {
+            match entry {
+                E::InboundRtp(s) => {
+                    let r = &s.received_rtp_stream_stats;
+                    let m = media.entry(s.mid.clone()).or_insert_with(|| json!({"mid": s.mid}));
+                    m["ssrc-peer"] = json!(r.rtp_stream_stats.ssrc);
+                    m["stats-in"] = json!({
+                        "packets": r.packets_received,
+                        "bytes": s.bytes_received,
+                        "nacks": s.nack_count,
+                        "retransmissions": s.retransmitted_packets_received,
+                        "lost": r.packets_lost,
+                        "jitter": r.jitter,
+                    });
+                }
+                E::OutboundRtp(s) => {
+                    let o = &s.sent_rtp_stream_stats;
+                    let m = media.entry(s.mid.clone()).or_insert_with(|| json!({"mid": s.mid}));
+                    m["ssrc"] = json!(o.rtp_stream_stats.ssrc);
+                    m["stats-out"] = json!({
+                        "packets": o.packets_sent,
+                        "bytes": o.bytes_sent,
+                        "nacks": s.nack_count,
+                        "retransmissions": s.retransmitted_packets_sent,
+                    });
+                }
+                E::IceCandidatePair(p) if p.nominated => {
+                    pair = Some((p.local_candidate_id.clone(), p.remote_candidate_id.clone()));
+                }
+                E::LocalCandidate(c) => {
+                    local.insert(
+                        c.stats.id.clone(),
+                        json!(format!("{}:{}", c.address.clone().unwrap_or_default(), c.port)),
+                    );
+                }
+                E::RemoteCandidate(c) => {
+                    remote.insert(
+                        c.stats.id.clone(),
+                        json!(format!("{}:{}", c.address.clone().unwrap_or_default(), c.port)),
+                    );
+                }
+                _ => {}
+            }
+        }
+        // Reported only when both candidates of the nominated pair are in the report.
+        let selected =
+            pair.and_then(|(l, r)| Some(format!("{} <-> {}", local.get(&l)?.as_str()?, remote.get(&r)?.as_str()?)));
+        json!({"media": Value::Object(media), "selected-pair": selected})
+    }
+
     /// Closes the PeerConnection and releases its sockets and tasks.
     pub async fn close(&self) {
         if self.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {

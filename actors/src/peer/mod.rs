@@ -337,16 +337,23 @@ impl Handler<DescribePeer> for PeerConnection {
         let fingerprint = self.engine.fingerprint();
         let rt = self.engine.runtime();
         Box::pin(async move {
-            let (local, remote) = match peer {
-                Some(p) => rt.spawn(async move { p.descriptions().await }).await.unwrap_or((None, None)),
-                None => (None, None),
+            let (local, remote, stats) = match peer {
+                Some(p) => rt
+                    .spawn(async move {
+                        let (l, r) = p.descriptions().await;
+                        (l, r, p.stats().await)
+                    })
+                    .await
+                    .unwrap_or((None, None, Value::Null)),
+                None => (None, None, Value::Null),
             };
             json!({
                 "flags": {"negotiated": negotiated, "ready": connected, "trickle": trickle},
                 "sdps": {"profile": "UDP/TLS/RTP/SAVPF", "local": local, "remote": remote},
                 "pending-trickles": pending,
                 "webrtc": {
-                    "ice": {"state": if connected { "ready" } else { "connecting" }},
+                    "media": stats.get("media").cloned().unwrap_or(Value::Null),
+                    "ice": {"state": if connected { "ready" } else { "connecting" }, "selected-pair": stats.get("selected-pair").cloned().unwrap_or(Value::Null)},
                     "dtls": {"fingerprint": fingerprint, "dtls-state": if connected { "connected" } else { "trying" }, "srtp-profile": if connected { "SRTP_AES128_CM_SHA1_80" } else { "none" }},
                 }
             })
