@@ -66,13 +66,20 @@ impl Core {
         if !self.inner.auth_config.admin_ok(env.admin_secret.as_deref()) {
             return Err(ApiError::unauthorized());
         }
-        match (env.session, env.handle) {
+        let reply = match (env.session, env.handle) {
             (None, None) => self.admin_global(name, &t, &env.body).await,
             // Janus compat (14.14): an invalid handle is reported as 458.
-            (None, Some(_)) => Err(ApiError::new(ErrorCode::SessionNotFound, "Invalid session")),
+            (None, Some(_)) => Err(ApiError::plain(ErrorCode::SessionNotFound)),
             (Some(s), None) => self.admin_session(name, &t, s, &env.body).await,
             (Some(s), Some(h)) => self.admin_handle(name, &t, s, h, &env.body).await,
-        }
+        };
+        // Reasons quote the request name as sent, not lowercased (Janus prints it verbatim).
+        reply.map_err(|mut e| {
+            if e.code == ErrorCode::InvalidRequestPath {
+                e.reason = ApiError::unhandled_at_path(&env.raw_name).reason;
+            }
+            e
+        })
     }
 
     async fn admin_global(&self, name: &str, t: &Transaction, body: &Map<String, Value>) -> Reply {
