@@ -83,7 +83,8 @@ else
   cat "$LOG_DIR/brokers-start.log"
   die "message brokers did not start"
 fi
-run_cargo_tests rust-tests cargo test --workspace --all-features
+# --no-fail-fast: a failing test binary must not hide the results of the others.
+run_cargo_tests rust-tests cargo test --workspace --all-features --no-fail-fast
 
 # A pytest / node --test summary ("N passed, N failed") into the totals.
 count_summary() {

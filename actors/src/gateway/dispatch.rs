@@ -214,7 +214,13 @@ impl Core {
                     .map_err(fail)?;
                 Ok(Outgoing::success(Some(session), &t))
             }
-            ("attach" | "destroy", Some(_)) | ("detach" | "hangup" | "message" | "trickle", None) => {
+            // Janus resolves the session (and the handle) before looking at the name.
+            ("attach" | "destroy", Some(h)) => {
+                to_handle(h, HandleRequest::Exists).await.map_err(fail)?;
+                Err(fail(ApiError::unhandled_at_path(&raw)))
+            }
+            ("detach" | "hangup" | "message" | "trickle", None) => {
+                lookup().await?;
                 Err(fail(ApiError::unhandled_at_path(&raw)))
             }
             (_, Some(h)) => {
@@ -255,7 +261,10 @@ impl Core {
                     (_, _) => Err(fail(ApiError::unknown_request(&raw))),
                 }
             }
-            (_, None) => Err(fail(ApiError::unknown_request(&raw))),
+            (_, None) => {
+                lookup().await?;
+                Err(fail(ApiError::unknown_request(&raw)))
+            }
         }
     }
 
