@@ -183,6 +183,22 @@ impl Handle {
         }
     }
 
+    /// A plugin `event` for the client; an answered transaction leaves the router's table.
+    fn plugin_event(&self, transaction: Option<Transaction>, data: Value) -> Outgoing {
+        if let (Some(router), Some(t)) = (&self.state.router, &transaction) {
+            let _ = router.try_send(crate::router::End { session: self.session_id, transaction: t.clone() });
+        }
+        Outgoing {
+            janus: "event",
+            session_id: Some(self.session_id),
+            transaction,
+            sender: Some(self.id),
+            opaque_id: self.opaque_for_api(),
+            plugindata: Some(PluginData { plugin: self.package(), data }),
+            ..Default::default()
+        }
+    }
+
     fn notification(&self, janus: &'static str) -> Outgoing {
         let mut n = Outgoing::notification(janus, self.session_id, self.id);
         n.opaque_id = self.opaque_for_api();
@@ -487,18 +503,7 @@ impl Handler<FromPlugin> for Handle {
     fn handle(&mut self, msg: FromPlugin, ctx: &mut Context<Self>) {
         match msg {
             FromPlugin::Event { transaction, data, jsep } => {
-                if let (Some(router), Some(t)) = (&self.state.router, &transaction) {
-                    let _ = router.try_send(crate::router::End { session: self.session_id, transaction: t.clone() });
-                }
-                let event = Outgoing {
-                    janus: "event",
-                    session_id: Some(self.session_id),
-                    transaction,
-                    sender: Some(self.id),
-                    opaque_id: self.opaque_for_api(),
-                    plugindata: Some(PluginData { plugin: self.package(), data }),
-                    ..Default::default()
-                };
+                let event = self.plugin_event(transaction, data);
                 match jsep.map(|j| j.kind) {
                     None => self.notify(event),
                     Some(SdpType::Answer) => {
@@ -531,18 +536,7 @@ impl Handler<FromPlugin> for Handle {
             }
             FromPlugin::ClosePc => self.hangup(ctx, Some(HangupReason::ClosePc)),
             FromPlugin::Offer { transaction, data, spec } => {
-                if let (Some(router), Some(t)) = (&self.state.router, &transaction) {
-                    let _ = router.try_send(crate::router::End { session: self.session_id, transaction: t.clone() });
-                }
-                let event = Outgoing {
-                    janus: "event",
-                    session_id: Some(self.session_id),
-                    transaction,
-                    sender: Some(self.id),
-                    opaque_id: self.opaque_for_api(),
-                    plugindata: Some(PluginData { plugin: self.package(), data }),
-                    ..Default::default()
-                };
+                let event = self.plugin_event(transaction, data);
                 let pc = match self.peer(ctx) {
                     Ok(pc) => pc,
                     Err(e) => {

@@ -138,19 +138,7 @@ impl Handler<ApplyRemote> for PeerConnection {
         let sdp_text = msg.jsep.sdp.clone();
         let trickle = msg.jsep.trickle.unwrap_or(true);
         let fut = async move {
-            let peer = match existing {
-                Some(p) => p,
-                None => {
-                    let events: crate::media::EventFn = Arc::new(move |ev| {
-                        if let Some(a) = addr.upgrade() {
-                            a.do_send(EngineEvent(ev));
-                        }
-                    });
-                    Arc::new(Peer::create(&engine, port, events).await.map_err(|e| {
-                        ApplyError::Setup(ApiError::new(ErrorCode::Unknown, format!("Error setting ICE locally ({e})")))
-                    })?)
-                }
-            };
+            let peer = existing_or_new(existing, &engine, port, addr).await.map_err(ApplyError::Setup)?;
             peer.set_remote(kind, sdp_text).await.map_err(|e| ApplyError::Sdp(e.to_string()))?;
             Ok(peer)
         };
@@ -177,6 +165,27 @@ impl Handler<ApplyRemote> for PeerConnection {
             Ok(())
         })))
     }
+}
+
+/// The PeerConnection, built on first use; engine events post to the actor at `addr`.
+async fn existing_or_new(
+    existing: Option<Arc<Peer>>,
+    engine: &MediaEngine,
+    port: MediaPort,
+    addr: WeakAddr<PeerConnection>,
+) -> Result<Arc<Peer>, ApiError> {
+    if let Some(p) = existing {
+        return Ok(p);
+    }
+    let events: crate::media::EventFn = Arc::new(move |ev| {
+        if let Some(a) = addr.upgrade() {
+            a.do_send(EngineEvent(ev));
+        }
+    });
+    Peer::create(engine, port, events)
+        .await
+        .map(Arc::new)
+        .map_err(|e| ApiError::new(ErrorCode::Unknown, format!("Error setting ICE locally ({e})")))
 }
 
 enum ApplyError {
@@ -234,26 +243,14 @@ impl Handler<CreateOffer> for PeerConnection {
         let existing = self.peer.clone();
         let addr = ctx.address().downgrade();
         let full_trickle = self.engine.settings().full_trickle;
-        let fut =
-            async move {
-                let peer = match existing {
-                    Some(p) => p,
-                    None => {
-                        let events: crate::media::EventFn = Arc::new(move |ev| {
-                            if let Some(a) = addr.upgrade() {
-                                a.do_send(EngineEvent(ev));
-                            }
-                        });
-                        Arc::new(Peer::create(&engine, port, events).await.map_err(|e| {
-                            ApiError::new(ErrorCode::Unknown, format!("Error setting ICE locally ({e})"))
-                        })?)
-                    }
-                };
-                let sdp = peer.offer(msg.0, full_trickle).await.map_err(|e| {
-                    ApiError::new(ErrorCode::JsepInvalidSdp, format!("Error generating the offer: {e}"))
-                })?;
-                Ok((peer, sdp))
-            };
+        let fut = async move {
+            let peer = existing_or_new(existing, &engine, port, addr).await?;
+            let sdp = peer
+                .offer(msg.0, full_trickle)
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::JsepInvalidSdp, format!("Error generating the offer: {e}")))?;
+            Ok((peer, sdp))
+        };
         AtomicResponse::new(Box::pin(fut.into_actor(self).map(|res: Result<(Arc<Peer>, String), ApiError>, act, _| {
             let (peer, sdp) = res?;
             act.peer = Some(peer);
