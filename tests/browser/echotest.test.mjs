@@ -366,6 +366,42 @@ describe('EchoTest in headless Chromium', { timeout: 240000 }, () => {
     });
   }
 
+  test('ICE restart from the client keeps the echo going (ws)', { timeout: 90000 }, async () => {
+    const browser = await startBrowser();
+    const { page } = browser;
+    let ok = false;
+    try {
+      await connect(page, statik, server, 'ws');
+      await assertVideoVisible(page);
+      const ufrag = (sdp) => (/a=ice-ufrag:(\S+)/.exec(sdp || '') || [])[1];
+      const first = await state(page);
+      const oldRemote = ufrag(first.answer);
+      const oldLocal = ufrag(first.offer);
+      const reply = await page.evaluate(() => window.echotest.restartIce());
+      assert.ok(['ack', 'success'].includes(reply.janus), JSON.stringify(reply));
+      await waitFor('the answer to the restart offer', async () => {
+        const st = await state(page);
+        return st.answer && ufrag(st.answer) !== oldRemote ? st : null;
+      }, { timeout: 15000 });
+      const st = await state(page);
+      assert.notEqual(ufrag(st.restartOffer), oldLocal, 'the restart offer has new credentials');
+      const before = (await inboundStats(page)).video.framesDecoded;
+      await waitFor('video frames after the ICE restart', async () => {
+        const s = await inboundStats(page);
+        return s.video.framesDecoded > before + 20;
+      }, { timeout: 20000 });
+      assert.equal((await state(page)).connectionState, 'connected');
+      assert.deepEqual((await state(page)).errors, []);
+      await page.evaluate(() => window.echotest.destroy());
+      ok = true;
+    } finally {
+      const st = await state(page).catch(() => null);
+      const file = saveDiagnostics('ws', 'echotest-ice-restart', st, browser.consoleLines, server);
+      if (!ok) console.log(`# diagnostics: ${file}\n# server log: ${server.logPath}\n${server.logTail(40)}`);
+      await browser.close();
+    }
+  });
+
   test('video:false stops the echoed video while audio keeps flowing (ws)', { timeout: 90000 }, async () => {
     const browser = await startBrowser();
     const { page } = browser;
