@@ -5,6 +5,10 @@ COPY . .
 RUN cargo build --release --locked --bins
 
 FROM debian:bookworm-slim
+# CA certificates: broker TLS (RabbitMQ/MQTT, event handlers) verifies peers with the system roots.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --home-dir /var/lib/portunus --create-home portunus \
  && mkdir -p /etc/portunus
 COPY --from=build /src/target/release/portunus /usr/local/bin/portunus
