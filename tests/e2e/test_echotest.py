@@ -35,6 +35,21 @@ class Peer:
         def on_track(track):
             self.counters[track.kind] = Counter(track)
 
+    async def counter(self, kind, timeout=10.0):
+        """The frame counter of the remote track of `kind`, once that track has arrived."""
+        deadline = time.time() + timeout
+        while kind not in self.counters:
+            if time.time() > deadline:
+                raise TimeoutError(f"no remote {kind} track after {timeout}s")
+            await asyncio.sleep(0.1)
+        return self.counters[kind]
+
+    async def wait_frames(self, kind, n):
+        """Waits until `n` frames of `kind` were decoded; returns the counter."""
+        c = await self.counter(kind)
+        await c.wait_for(n)
+        return c
+
     async def offer(self):
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return {"type": "offer", "sdp": self.pc.localDescription.sdp}
@@ -74,11 +89,8 @@ async def test_media_and_data_come_back(server, transport):
             ev = await j.next_event(lambda e: e.get("janus") == "media")
             assert ev["receiving"] is True
             kinds.add(ev["type"])
-        deadline = time.time() + 10
-        while set(peer.counters) != {"audio", "video"} and time.time() < deadline:
-            await asyncio.sleep(0.1)
-        await peer.counters["video"].wait_for(15)
-        await peer.counters["audio"].wait_for(25)
+        await peer.wait_frames("video", 15)
+        await peer.wait_frames("audio", 25)
         assert (320, 240) in peer.counters["video"].sizes
 
         # Data: text and binary round trip.
@@ -98,11 +110,7 @@ async def test_video_false_stops_video(server):
     async with client(server, "ws") as j:
         await negotiate(j, peer)
         await j.next_event(lambda e: e.get("janus") == "webrtcup")
-        deadline = time.time() + 10
-        while "video" not in peer.counters and time.time() < deadline:
-            await asyncio.sleep(0.1)
-        video = peer.counters["video"]
-        await video.wait_for(10)
+        video = await peer.wait_frames("video", 10)
         r = await j.message({"video": False})
         assert r["janus"] == "ack"
         await j.next_event(lambda e: e.get("janus") == "event" and e["plugindata"]["data"].get("result") == "ok")
@@ -139,10 +147,7 @@ async def test_trickled_candidates(server):
         ev = await j.next_event(lambda e: e.get("janus") == "event" and "jsep" in e)
         await peer.answer(ev["jsep"])
         await j.next_event(lambda e: e.get("janus") == "webrtcup")
-        deadline = time.time() + 10
-        while "video" not in peer.counters and time.time() < deadline:
-            await asyncio.sleep(0.1)
-        await peer.counters["video"].wait_for(10)
+        await peer.wait_frames("video", 10)
         await peer.close()
 
 
@@ -212,10 +217,7 @@ async def test_renegotiation_keeps_media_flowing(server):
         peer = Peer(data=False)
         await negotiate(j, peer)
         await j.next_event(lambda e: e.get("janus") == "webrtcup")
-        deadline = time.time() + 10
-        while "video" not in peer.counters and time.time() < deadline:
-            await asyncio.sleep(0.1)
-        await peer.counters["video"].wait_for(10)
+        await peer.wait_frames("video", 10)
         jsep = await peer.offer()
         ack = await j.message({"audio": True, "video": True}, jsep)
         assert ack["janus"] == "ack", ack
@@ -256,10 +258,7 @@ async def test_handle_info_reports_webrtc(server):
     async with client(server, "ws") as j:
         await negotiate(j, peer)
         await j.next_event(lambda e: e.get("janus") == "webrtcup")
-        deadline = time.time() + 10
-        while "video" not in peer.counters and time.time() < deadline:
-            await asyncio.sleep(0.1)
-        await peer.counters["video"].wait_for(10)
+        await peer.wait_frames("video", 10)
         body = {"janus": "handle_info", "transaction": "hi", "session_id": j.session_id, "handle_id": j.handle_id}
         async with aiohttp.ClientSession() as http:
             async with http.post(server.admin_url, data=_json.dumps(body)) as r:

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod rabbitmq;
 pub mod settings;
+mod sink;
 pub mod tls;
 pub mod unix;
 pub mod websocket;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use portunus_actors::api::{ApiError, ConnectionId, ErrorCode, Outgoing};
 use portunus_actors::gateway::TransportDescriptor;
-use portunus_actors::transport::{Delivery, EventSink, Origin};
+use portunus_actors::transport::Origin;
 use portunus_actors::Core;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 
 use crate::http::Api;
 use crate::lanes::JsonStyle;
+use crate::sink::QueueSink;
 
 /// Package name of this transport.
 pub const PACKAGE: &str = "janus.transport.pfunix";
@@ -200,25 +201,6 @@ fn set_mode(path: &str, mode: Option<&str>) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits))
 }
 
-/// The outgoing side of one peer: a bounded queue drained by its writer.
-struct PeerSink {
-    tx: mpsc::Sender<String>,
-    dropped: AtomicU64,
-}
-
-impl EventSink for PeerSink {
-    fn deliver(&self, json: String) -> Delivery {
-        match self.tx.try_send(json) {
-            Ok(()) => Delivery::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                Delivery::Dropped
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
-        }
-    }
-}
-
 /// Runs one request and returns the reply (454 for a packet that is not JSON).
 async fn run_request(shared: &Shared, origin: &Origin, packet: &[u8]) -> String {
     let reply = match serde_json::from_slice::<Value>(packet) {
@@ -263,7 +245,7 @@ async fn connection(fd: Arc<UnixStream>, shared: Shared) {
             }
         }
     });
-    let sink = Arc::new(PeerSink { tx: out_tx.clone(), dropped: AtomicU64::new(0) });
+    let sink = Arc::new(QueueSink::new(out_tx.clone()));
     let origin = Origin::push(PACKAGE, id, sink);
     let req_shared = shared.clone();
     actix_rt::spawn(async move {
@@ -368,7 +350,7 @@ fn datagram_peer(socket: Arc<UnixDatagram>, path: PathBuf, shared: Shared) -> Dg
             }
         }
     });
-    let sink = Arc::new(PeerSink { tx: out_tx.clone(), dropped: AtomicU64::new(0) });
+    let sink = Arc::new(QueueSink::new(out_tx.clone()));
     let origin = Origin::push(PACKAGE, ConnectionId::next(), sink);
     actix_rt::spawn(async move {
         while let Some(packet) = req_rx.recv().await {

@@ -7,7 +7,6 @@
 //! writer of the socket). Both queues are bounded: reading pauses when requests pile up, and
 //! events beyond the outgoing queue are dropped and counted rather than buffered without limit.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,15 +15,16 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, ProtocolError};
 use bytes::Bytes;
-use portunus_actors::api::{ApiError, ConnectionId, ErrorCode, Outgoing, SessionId};
+use portunus_actors::api::{ApiError, ConnectionId, ErrorCode, Outgoing};
 use portunus_actors::gateway::TransportDescriptor;
-use portunus_actors::transport::{Delivery, EventSink, Origin, SessionOver};
+use portunus_actors::transport::Origin;
 use portunus_actors::Core;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::http::Api;
 use crate::settings::WsSettings;
+use crate::sink::QueueSink;
 
 /// Package name of this transport.
 pub const PACKAGE: &str = "janus.transport.websockets";
@@ -95,29 +95,6 @@ async fn upgrade(req: HttpRequest, body: web::Payload, state: web::Data<WsState>
     }
 }
 
-/// The outgoing side of a connection, as the core sees it.
-struct WsSink {
-    tx: mpsc::Sender<String>,
-    dropped: AtomicU64,
-}
-
-impl EventSink for WsSink {
-    fn deliver(&self, json: String) -> Delivery {
-        match self.tx.try_send(json) {
-            Ok(()) => Delivery::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                Delivery::Dropped
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
-        }
-    }
-
-    fn session_over(&self, session: SessionId, why: SessionOver) {
-        tracing::debug!(session_id = session.0, ?why, "session left this WebSocket");
-    }
-}
-
 /// The connection actor.
 struct WsConnection {
     id: ConnectionId,
@@ -144,7 +121,7 @@ impl WsConnection {
         });
 
         // Requests: one at a time, in arrival order.
-        let sink = Arc::new(WsSink { tx: out_tx.clone(), dropped: AtomicU64::new(0) });
+        let sink = Arc::new(QueueSink::new(out_tx.clone()));
         let origin = Origin::push(PACKAGE, id, sink);
         let core = state.core.clone();
         let api = state.api;
