@@ -73,10 +73,10 @@ impl PluginSession for FaultySession {
             let on = |k: &str| o.get(k).and_then(Value::as_bool).unwrap_or(false);
             let mut tracks = Vec::new();
             if on("audio") {
-                tracks.push(OfferTrack { kind: MediaKind::Audio, codec: "opus".into(), mid: None });
+                tracks.push(OfferTrack { kind: MediaKind::Audio, codec: "opus".into(), mid: None, send_only: false });
             }
             if on("video") {
-                tracks.push(OfferTrack { kind: MediaKind::Video, codec: "vp8".into(), mid: None });
+                tracks.push(OfferTrack { kind: MediaKind::Video, codec: "vp8".into(), mid: None, send_only: false });
             }
             let spec = OfferSpec { tracks, data: on("data"), ice_restart: on("ice_restart") };
             let _ = self.ctx.push_offer(Some(msg.transaction), json!({"faulty": "offer"}), spec);

@@ -83,6 +83,15 @@ pub enum FromPlugin {
         /// Session description (boxed: SDPs are large and rare next to plain events).
         jsep: Option<Box<Jsep>>,
     },
+    /// `push_event` with the answer to the client's offer.
+    Answer {
+        /// Transaction being answered, if any.
+        transaction: Option<Transaction>,
+        /// Plugin data.
+        data: Value,
+        /// How to answer.
+        spec: crate::media::AnswerSpec,
+    },
     /// `close_pc`.
     ClosePc,
     /// `end_session`.
@@ -96,6 +105,24 @@ pub enum FromPlugin {
         /// What to offer.
         spec: crate::media::OfferSpec,
     },
+}
+
+/// A `message` answered now or once the plugin's future resolves.
+enum MessageReply {
+    Now(Result<HandleOutcome, ApiError>),
+    Later(futures_util::future::BoxFuture<'static, Value>),
+}
+
+/// A synchronous plugin answer as the client gets it (Janus's checks on the JSON).
+fn sync_outcome(package: &'static str, v: Value) -> Result<HandleOutcome, ApiError> {
+    match v {
+        Value::Object(_) => Ok(HandleOutcome::Sync(package, v)),
+        Value::Null => Err(ApiError::new(
+            ErrorCode::PluginMessage,
+            "Plugin didn't provide any content for this synchronous response",
+        )),
+        _ => Err(ApiError::new(ErrorCode::PluginMessage, "Plugin returned an invalid JSON response")),
+    }
 }
 
 /// The handle actor.
@@ -303,32 +330,47 @@ impl Handle {
         ApiError::unknown(format!("Plugin error: the plugin crashed handling '{what}' ({panic})"))
     }
 
-    fn message(
+    /// The reply to a `message`, once the plugin's answer is there.
+    fn reply(&mut self, r: MessageReply) -> ResponseActFuture<Self, Result<HandleOutcome, ApiError>> {
+        match r {
+            MessageReply::Now(r) => Box::pin(async move { r }.into_actor(self)),
+            MessageReply::Later(fut) => {
+                let package = self.package();
+                Box::pin(fut.into_actor(self).map(move |v, _, _| sync_outcome(package, v)))
+            }
+        }
+    }
+
+    fn message(&mut self, ctx: &mut Context<Self>, transaction: Transaction, req: MessageRequest) -> MessageReply {
+        MessageReply::Now(match self.message_now(ctx, transaction, req) {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(later)) => return MessageReply::Later(later),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Calls the plugin: `Ok(Err(future))` when it answers later.
+    #[allow(clippy::type_complexity)]
+    fn message_now(
         &mut self,
         ctx: &mut Context<Self>,
         transaction: Transaction,
         req: MessageRequest,
-    ) -> Result<HandleOutcome, ApiError> {
+    ) -> Result<Result<HandleOutcome, futures_util::future::BoxFuture<'static, Value>>, ApiError> {
         let Some(ps) = self.plugin_session.as_mut() else {
             return Err(ApiError::new(ErrorCode::PluginMessage, "No plugin to handle this message"));
         };
         let tx_for_router = transaction.clone();
         let msg = PluginMessage { transaction, body: req.body, jsep: req.jsep };
         match guard(|| ps.handle_message(msg)) {
-            Ok(PluginReply::Sync(v)) if v.is_object() => Ok(HandleOutcome::Sync(self.package(), v)),
-            Ok(PluginReply::Sync(Value::Null)) => Err(ApiError::new(
-                ErrorCode::PluginMessage,
-                "Plugin didn't provide any content for this synchronous response",
-            )),
-            Ok(PluginReply::Sync(_)) => {
-                Err(ApiError::new(ErrorCode::PluginMessage, "Plugin returned an invalid JSON response"))
-            }
+            Ok(PluginReply::Sync(v)) => sync_outcome(self.package(), v).map(Ok),
+            Ok(PluginReply::Later(fut)) => Ok(Err(fut)),
             Ok(PluginReply::Async { hint }) => {
                 if let Some(router) = &self.state.router {
                     let _ =
                         router.try_send(crate::router::Begin { session: self.session_id, transaction: tx_for_router });
                 }
-                Ok(HandleOutcome::Async(hint))
+                Ok(Ok(HandleOutcome::Async(hint)))
             }
             Ok(PluginReply::Error(text)) => Err(ApiError::new(ErrorCode::PluginMessage, text)),
             Err(p) => Err(self.crashed(ctx, "message", p.0)),
@@ -378,7 +420,7 @@ impl Handler<ForHandle> for Handle {
             HandleRequest::Message(t, Ok(mut req)) => {
                 let Some(jsep) = req.jsep.take() else {
                     let r = self.message(ctx, t, req);
-                    return done(self, r);
+                    return AtomicResponse::new(self.reply(r));
                 };
                 if jsep.kind == SdpType::Answer && self.pc.is_none() {
                     return done(
@@ -396,17 +438,21 @@ impl Handler<ForHandle> for Handle {
                 };
                 let update = self.webrtc_up;
                 let apply = pc.send(ApplyRemote { jsep: jsep.clone(), info });
-                AtomicResponse::new(Box::pin(apply.into_actor(self).map(move |res, act, ctx| {
-                    match res {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => return Err(e),
-                        Err(_) => return Err(ApiError::new(ErrorCode::WebrtcState, "Invalid PeerConnection")),
+                AtomicResponse::new(Box::pin(apply.into_actor(self).then(move |res, act, ctx| {
+                    let failed = match res {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(e),
+                        Err(_) => Some(ApiError::new(ErrorCode::WebrtcState, "Invalid PeerConnection")),
+                    };
+                    if let Some(e) = failed {
+                        return act.reply(MessageReply::Now(Err(e)));
                     }
                     let mut plugin_jsep = jsep;
                     plugin_jsep.sdp = anonymize(&plugin_jsep.sdp);
                     plugin_jsep.update = update;
                     req.jsep = Some(plugin_jsep);
-                    act.message(ctx, t, req)
+                    let r = act.message(ctx, t, req);
+                    act.reply(r)
                 })))
             }
             HandleRequest::Message(_, Err(e)) => done(self, Err(e)),
@@ -506,33 +552,16 @@ impl Handler<FromPlugin> for Handle {
                 let event = self.plugin_event(transaction, data);
                 match jsep.map(|j| j.kind) {
                     None => self.notify(event),
-                    Some(SdpType::Answer) => {
-                        let Some(pc) = self.pc.clone() else {
-                            tracing::warn!(parent: &self.span, "plugin answered but there is no PeerConnection");
-                            self.notify(event);
-                            return;
-                        };
-                        // Wait: events after this one must not overtake the answer.
-                        ctx.wait(async move { pc.send(CreateAnswer).await }.into_actor(self).map(
-                            move |res, act, _| match res {
-                                Ok(Ok(answer)) => {
-                                    let mut event = event;
-                                    event.jsep = Some(answer);
-                                    act.notify(event);
-                                }
-                                Ok(Err(e)) => {
-                                    // Janus compat (1.3): an event whose SDP can't be built is not delivered.
-                                    tracing::warn!(parent: &act.span, error = %e, "could not build the answer; event dropped");
-                                }
-                                Err(_) => tracing::warn!(parent: &act.span, "PeerConnection gone before answering"),
-                            },
-                        ));
-                    }
+                    Some(SdpType::Answer) => self.answer(ctx, event, crate::media::AnswerSpec::default()),
                     Some(SdpType::Offer) => {
                         tracing::warn!(parent: &self.span, "plugin-initiated offers are not supported yet; event sent without jsep");
                         self.notify(event);
                     }
                 }
+            }
+            FromPlugin::Answer { transaction, data, spec } => {
+                let event = self.plugin_event(transaction, data);
+                self.answer(ctx, event, spec);
             }
             FromPlugin::ClosePc => self.hangup(ctx, Some(HangupReason::ClosePc)),
             FromPlugin::Offer { transaction, data, spec } => {
@@ -562,6 +591,30 @@ impl Handler<FromPlugin> for Handle {
                 }
             }
         }
+    }
+}
+
+impl Handle {
+    /// Sends `event` with our answer to the client's offer attached.
+    fn answer(&mut self, ctx: &mut Context<Self>, event: Outgoing, spec: crate::media::AnswerSpec) {
+        let Some(pc) = self.pc.clone() else {
+            tracing::warn!(parent: &self.span, "plugin answered but there is no PeerConnection");
+            self.notify(event);
+            return;
+        };
+        // Wait: events after this one must not overtake the answer.
+        ctx.wait(async move { pc.send(CreateAnswer(spec)).await }.into_actor(self).map(move |res, act, _| match res {
+            Ok(Ok(answer)) => {
+                let mut event = event;
+                event.jsep = Some(answer);
+                act.notify(event);
+            }
+            Ok(Err(e)) => {
+                // Janus compat (1.3): an event whose SDP can't be built is not delivered.
+                tracing::warn!(parent: &act.span, error = %e, "could not build the answer; event dropped");
+            }
+            Err(_) => tracing::warn!(parent: &act.span, "PeerConnection gone before answering"),
+        }));
     }
 }
 

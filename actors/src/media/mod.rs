@@ -12,7 +12,7 @@ mod types;
 mod writer;
 
 pub use engine::{IceSettings, MediaEngine};
-pub use peer::{EventFn, OfferSpec, OfferTrack, Peer, SendTrack};
+pub use peer::{AnswerSpec, EventFn, OfferSpec, OfferTrack, Peer, SendTrack};
 pub use port::{MediaPort, MediaSink};
 pub use types::{Feedback, HangupReason, LocalCandidate, MediaKind, PeerEvent, RtpExtension, RtpPacket};
 pub use writer::{RtpWriter, WriteError};

@@ -15,6 +15,7 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::runtime::Handle as RtHandle;
 use tokio::sync::watch;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
@@ -52,6 +53,8 @@ pub struct OfferTrack {
     pub codec: String,
     /// The mid to use, when the plugin cares.
     pub mid: Option<String>,
+    /// Offer `sendonly` (SFU subscribers, streaming viewers) instead of `sendrecv`.
+    pub send_only: bool,
 }
 
 /// What a plugin offers.
@@ -63,6 +66,13 @@ pub struct OfferSpec {
     pub data: bool,
     /// New ICE credentials.
     pub ice_restart: bool,
+}
+
+/// How a plugin wants the client's offer answered.
+#[derive(Clone, Debug, Default)]
+pub struct AnswerSpec {
+    /// Send nothing back (SFU publishers): every m-line is answered `recvonly`.
+    pub recv_only: bool,
 }
 
 /// The codec we send for a kind when the plugin names one (or the default).
@@ -452,10 +462,27 @@ impl Peer {
                 }
                 let send = SendTrack { mid, kind: t.kind, codec: default_codec(t.kind, &t.codec) };
                 let track = local_track(&send);
-                let sender = pc
-                    .add_track(track.clone() as Arc<dyn TrackLocal>)
-                    .await
-                    .map_err(|e| MediaError::Engine(e.to_string()))?;
+                let sender = if t.send_only {
+                    let init = RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendonly,
+                        streams: vec![],
+                        send_encodings: vec![],
+                    };
+                    let transceiver = pc
+                        .add_transceiver_from_track(track.clone() as Arc<dyn TrackLocal>, Some(init))
+                        .await
+                        .map_err(|e| MediaError::Engine(e.to_string()))?;
+                    transceiver
+                        .sender()
+                        .await
+                        .ok()
+                        .flatten()
+                        .ok_or_else(|| MediaError::Engine("transceiver without a sender".into()))?
+                } else {
+                    pc.add_track(track.clone() as Arc<dyn TrackLocal>)
+                        .await
+                        .map_err(|e| MediaError::Engine(e.to_string()))?
+                };
                 added.push((send, track, sender));
             }
             let has_channel = io.channels.read().map(|c| !c.is_empty()).unwrap_or(false);

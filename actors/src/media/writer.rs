@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use rtc::rtp;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
@@ -51,5 +52,23 @@ impl RtpWriter {
             ..Default::default()
         };
         self.track.write_rtp(rtp::Packet { header, payload: pkt.payload }).await.map_err(|e| WriteError(e.to_string()))
+    }
+}
+
+impl RtpPacket {
+    /// The packet as plain RTP bytes with `ssrc` and `payload_type` (RTP forwarders). Header
+    /// extensions are dropped, as in [`RtpWriter::write`].
+    pub fn to_bytes(&self, ssrc: u32, payload_type: u8) -> Option<Bytes> {
+        use rtc::shared::marshal::Marshal;
+        let header = rtp::Header {
+            version: 2,
+            marker: self.marker,
+            payload_type,
+            sequence_number: self.sequence_number,
+            timestamp: self.timestamp,
+            ssrc,
+            ..Default::default()
+        };
+        rtp::Packet { header, payload: self.payload.clone() }.marshal().ok().map(|b| b.freeze())
     }
 }

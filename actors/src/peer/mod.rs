@@ -16,7 +16,7 @@ use crate::api::request::TrickleCandidate;
 use crate::api::{ApiError, ErrorCode, Jsep, SdpType};
 use crate::handle::Handle;
 use crate::media::sdp::{self, Direction, MediaKind, SdpInfo};
-use crate::media::{HangupReason, MediaEngine, MediaPort, OfferSpec, Peer, PeerEvent, SendTrack};
+use crate::media::{AnswerSpec, HangupReason, MediaEngine, MediaPort, OfferSpec, Peer, PeerEvent, SendTrack};
 use negotiation::{From, Negotiation};
 
 /// Codecs we can send, in preference order, per kind.
@@ -46,7 +46,7 @@ pub struct ApplyRemote {
 /// Produce our answer to the applied offer.
 #[derive(Message)]
 #[rtype(result = "Result<Jsep, ApiError>")]
-pub struct CreateAnswer;
+pub struct CreateAnswer(pub AnswerSpec);
 
 /// Produce a plugin-initiated offer.
 #[derive(Message)]
@@ -212,13 +212,13 @@ fn send_plan(info: &SdpInfo) -> Vec<SendTrack> {
 impl Handler<CreateAnswer> for PeerConnection {
     type Result = AtomicResponse<Self, Result<Jsep, ApiError>>;
 
-    fn handle(&mut self, _: CreateAnswer, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: CreateAnswer, _: &mut Context<Self>) -> Self::Result {
         let checked = self.negotiation.check(From::Plugin, SdpType::Answer);
         let (Ok(()), Some(peer), Some(info)) = (checked.clone(), self.peer.clone(), self.remote_info.as_ref()) else {
             let e = checked.err().unwrap_or_else(|| ApiError::new(ErrorCode::WebrtcState, "Invalid PeerConnection"));
             return AtomicResponse::new(Box::pin(async move { Err(e) }.into_actor(self)));
         };
-        let plan = send_plan(info);
+        let plan = if msg.0.recv_only { Vec::new() } else { send_plan(info) };
         let full_trickle = self.engine.settings().full_trickle;
         let fut = async move { peer.answer(plan, full_trickle).await };
         AtomicResponse::new(Box::pin(fut.into_actor(self).map(|res, act, _| match res {

@@ -79,6 +79,17 @@ impl PluginCtx {
         self.send(FromPlugin::Event { transaction, data, jsep: jsep.map(Box::new) })
     }
 
+    /// Sends a plugin event carrying the answer the core builds, as `spec` says, to the offer the
+    /// client sent on this handle (`push_event` with an answer).
+    pub fn push_answer(
+        &self,
+        transaction: Option<Transaction>,
+        data: Value,
+        spec: crate::media::AnswerSpec,
+    ) -> Result<(), PushError> {
+        self.send(FromPlugin::Answer { transaction, data, spec })
+    }
+
     /// Sends a plugin event carrying an offer the core builds from `spec` (the plugin side of a
     /// plugin-initiated negotiation: VideoRoom subscribers, Streaming, TextRoom).
     pub fn push_offer(

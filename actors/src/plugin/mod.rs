@@ -39,10 +39,12 @@ pub struct PluginDescriptor {
 }
 
 /// A plugin's answer to a `message`.
-#[derive(Debug)]
 pub enum PluginReply {
     /// Answer now: becomes `success` with `plugindata`. Must be a JSON object.
     Sync(Value),
+    /// A synchronous answer the plugin must first ask one of its own actors for (a room): the
+    /// handle waits for it, then replies as for [`PluginReply::Sync`].
+    Later(futures_util::future::BoxFuture<'static, Value>),
     /// Answer later with [`PluginCtx::push_event`]: becomes `ack` (with the optional hint).
     Async {
         /// Text for the `ack`'s `hint` field.
@@ -50,6 +52,17 @@ pub enum PluginReply {
     },
     /// The plugin refused the request outright: becomes core error 462 with this text.
     Error(String),
+}
+
+impl std::fmt::Debug for PluginReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginReply::Sync(v) => f.debug_tuple("Sync").field(v).finish(),
+            PluginReply::Later(_) => f.write_str("Later(..)"),
+            PluginReply::Async { hint } => f.debug_struct("Async").field("hint", hint).finish(),
+            PluginReply::Error(e) => f.debug_tuple("Error").field(e).finish(),
+        }
+    }
 }
 
 /// An error from a plugin outside of message handling (attach, init).
