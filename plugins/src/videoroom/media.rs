@@ -1,0 +1,384 @@
+//! The VideoRoom media plane: per-stream fan-out lists, swapped by the room actor and walked by
+//! the publisher's reader task for every packet. Nothing here goes through an actor mailbox.
+//!
+//! A publisher's [`PublisherSink`] maps its mids to [`Feed`]s. A feed holds the subscriber
+//! streams ([`SubStream`]) and plain-RTP forwarders ([`RtpForwarder`]) that receive its packets.
+//! The room replaces a feed's lists whole (copy, edit, swap) on join and leave, so the packet path
+//! takes one uncontended read lock per packet and never waits for the room.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use portunus_actors::media::{Feedback, MediaKind, MediaPort, MediaSink, RtpPacket, RtpWriter};
+
+/// Keyframe requests to one publisher stream are at most this frequent (ms): a burst of joining
+/// subscribers costs the publisher one keyframe, not one each.
+const PLI_INTERVAL_MS: u64 = 500;
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A copy-on-write list: readers clone the `Arc`, writers swap in an edited copy.
+struct SwapList<T> {
+    items: RwLock<Arc<Vec<Arc<T>>>>,
+}
+
+impl<T> Default for SwapList<T> {
+    fn default() -> Self {
+        SwapList { items: RwLock::new(Arc::new(Vec::new())) }
+    }
+}
+
+impl<T> SwapList<T> {
+    fn snapshot(&self) -> Arc<Vec<Arc<T>>> {
+        self.items.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut Vec<Arc<T>>)) {
+        let mut slot = self.items.write().unwrap_or_else(|e| e.into_inner());
+        let mut next: Vec<Arc<T>> = slot.as_ref().clone();
+        f(&mut next);
+        *slot = Arc::new(next);
+    }
+}
+
+/// One stream a publisher sends (one mid), and everyone it goes to.
+pub struct Feed {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// The publisher's mid.
+    pub mid: String,
+    publisher: MediaPort,
+    subscribers: SwapList<SubStream>,
+    forwarders: SwapList<RtpForwarder>,
+    /// Muted by a moderator: nothing is forwarded.
+    pub moderated: AtomicBool,
+    /// The publisher asked not to send this stream (`configure` with `send:false`).
+    pub paused: AtomicBool,
+    last_pli: AtomicU64,
+    /// Packets received from the publisher.
+    pub packets: AtomicU64,
+}
+
+impl Feed {
+    /// A feed for the publisher stream `mid`.
+    pub fn new(kind: MediaKind, mid: String, publisher: MediaPort) -> Self {
+        Feed {
+            kind,
+            mid,
+            publisher,
+            subscribers: SwapList::default(),
+            forwarders: SwapList::default(),
+            moderated: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+            last_pli: AtomicU64::new(0),
+            packets: AtomicU64::new(0),
+        }
+    }
+
+    /// Starts sending to `s`.
+    pub fn add_subscriber(&self, s: Arc<SubStream>) {
+        self.subscribers.edit(|v| v.push(s));
+    }
+
+    /// Stops sending to one subscriber stream.
+    pub fn remove_stream(&self, stream: &Arc<SubStream>) {
+        self.subscribers.edit(|v| v.retain(|s| !Arc::ptr_eq(s, stream)));
+    }
+
+    /// Adds a plain-RTP forwarder.
+    pub fn add_forwarder(&self, f: Arc<RtpForwarder>) {
+        self.forwarders.edit(|v| v.push(f));
+    }
+
+    /// Removes the forwarder `stream_id`; whether it was there.
+    pub fn remove_forwarder(&self, stream_id: u32) -> bool {
+        let mut found = false;
+        self.forwarders.edit(|v| {
+            let before = v.len();
+            v.retain(|f| f.stream_id != stream_id);
+            found = v.len() != before;
+        });
+        found
+    }
+
+    /// The forwarders, for `listforwarders`.
+    pub fn forwarders(&self) -> Arc<Vec<Arc<RtpForwarder>>> {
+        self.forwarders.snapshot()
+    }
+
+    /// Asks the publisher for a keyframe, at most once per [`PLI_INTERVAL_MS`].
+    pub fn request_keyframe(&self) {
+        if self.kind != MediaKind::Video {
+            return;
+        }
+        let now = now_ms();
+        let last = self.last_pli.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < PLI_INTERVAL_MS {
+            return;
+        }
+        if self.last_pli.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            self.publisher.request_keyframe(&self.mid);
+        }
+    }
+
+    /// Sends one publisher packet to every subscriber stream and forwarder.
+    async fn forward(&self, pkt: RtpPacket) {
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        if self.moderated.load(Ordering::Relaxed) || self.paused.load(Ordering::Relaxed) {
+            return;
+        }
+        for f in self.forwarders.snapshot().iter() {
+            f.send(&pkt);
+        }
+        let subs = self.subscribers.snapshot();
+        if subs.is_empty() {
+            return;
+        }
+        // Extensions belong to the publisher's negotiation; the writers drop them anyway.
+        let pkt = RtpPacket { extensions: Vec::new(), ..pkt };
+        for s in subs.iter() {
+            s.forward(&pkt, self.kind).await;
+        }
+    }
+}
+
+/// Whether a subscriber receives anything at all (`start` / `pause`).
+#[derive(Default)]
+pub struct Gate {
+    open: AtomicBool,
+}
+
+impl Gate {
+    /// Opens or closes the gate.
+    pub fn set(&self, open: bool) {
+        self.open.store(open, Ordering::Relaxed);
+    }
+
+    /// Whether media flows.
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+/// One m-line of a subscriber, fed by one publisher stream.
+pub struct SubStream {
+    /// The subscriber-side mid.
+    pub mid: String,
+    port: MediaPort,
+    gate: Arc<Gate>,
+    /// `configure` with `send:false` stops just this stream.
+    pub send: AtomicBool,
+    writer: OnceLock<RtpWriter>,
+    rewrite: Mutex<Rewriter>,
+}
+
+impl SubStream {
+    /// A stream to `port`'s m-line `mid`, gated by the subscriber's `gate`.
+    pub fn new(mid: String, port: MediaPort, gate: Arc<Gate>) -> Self {
+        SubStream {
+            mid,
+            port,
+            gate,
+            send: AtomicBool::new(true),
+            writer: OnceLock::new(),
+            rewrite: Mutex::new(Rewriter::default()),
+        }
+    }
+
+    fn writer(&self) -> Option<&RtpWriter> {
+        if let Some(w) = self.writer.get() {
+            return Some(w);
+        }
+        // Negotiated once the subscriber's offer was made; cached from then on.
+        let w = self.port.writer(&self.mid)?;
+        Some(self.writer.get_or_init(|| w))
+    }
+
+    async fn forward(&self, pkt: &RtpPacket, kind: MediaKind) {
+        if !self.gate.is_open() || !self.send.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(writer) = self.writer() else { return };
+        let (seq, ts) = self.rewrite.lock().unwrap_or_else(|e| e.into_inner()).rewrite(pkt, kind);
+        let out = RtpPacket { sequence_number: seq, timestamp: ts, ..pkt.clone() };
+        let _ = writer.write(out).await;
+    }
+}
+
+/// Keeps a subscriber's sequence numbers and timestamps continuous when its source changes
+/// (switch, re-publish): a new source SSRC is spliced on right after the last packet sent.
+#[derive(Debug, Default)]
+pub struct Rewriter {
+    source: Option<u32>,
+    seq_offset: u16,
+    ts_offset: u32,
+    last_seq: u16,
+    last_ts: u32,
+}
+
+impl Rewriter {
+    /// The outgoing sequence number and timestamp for `pkt`.
+    pub fn rewrite(&mut self, pkt: &RtpPacket, kind: MediaKind) -> (u16, u32) {
+        if self.source != Some(pkt.ssrc) {
+            if self.source.is_some() {
+                // One frame later than the last packet: 20 ms of audio, one 30 fps video frame.
+                let step = if kind == MediaKind::Audio { 960 } else { 3000 };
+                self.seq_offset = self.last_seq.wrapping_add(1).wrapping_sub(pkt.sequence_number);
+                self.ts_offset = self.last_ts.wrapping_add(step).wrapping_sub(pkt.timestamp);
+            }
+            self.source = Some(pkt.ssrc);
+            self.last_seq = pkt.sequence_number.wrapping_add(self.seq_offset).wrapping_sub(1);
+        }
+        let seq = pkt.sequence_number.wrapping_add(self.seq_offset);
+        let ts = pkt.timestamp.wrapping_add(self.ts_offset);
+        // Only newer packets move the splice point; retransmitted or reordered ones do not.
+        if (seq.wrapping_sub(self.last_seq) as i16) > 0 {
+            self.last_seq = seq;
+            self.last_ts = ts;
+        }
+        (seq, ts)
+    }
+}
+
+/// `rtp_forward`: a publisher stream sent as plain RTP to a UDP address.
+pub struct RtpForwarder {
+    /// Id reported to the client.
+    pub stream_id: u32,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Destination host as given.
+    pub host: String,
+    /// Destination port.
+    pub port: u16,
+    /// SSRC to send with (the publisher's when 0).
+    pub ssrc: u32,
+    /// Payload type to send with (the publisher's when 0).
+    pub pt: u8,
+    dest: SocketAddr,
+    socket: UdpSocket,
+}
+
+impl RtpForwarder {
+    /// A forwarder to `dest`; binds an ephemeral local UDP socket.
+    pub fn new(
+        stream_id: u32,
+        kind: MediaKind,
+        host: String,
+        dest: SocketAddr,
+        ssrc: u32,
+        pt: u8,
+    ) -> std::io::Result<Self> {
+        let local: SocketAddr = if dest.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal address");
+        let socket = UdpSocket::bind(local)?;
+        // Never block the media runtime: a full socket buffer drops the packet.
+        socket.set_nonblocking(true)?;
+        Ok(RtpForwarder { stream_id, kind, port: dest.port(), host, ssrc, pt, dest, socket })
+    }
+
+    fn send(&self, pkt: &RtpPacket) {
+        let ssrc = if self.ssrc == 0 { pkt.ssrc } else { self.ssrc };
+        let pt = if self.pt == 0 { pkt.payload_type } else { self.pt };
+        if let Some(bytes) = pkt.to_bytes(ssrc, pt) {
+            let _ = self.socket.send_to(&bytes, self.dest);
+        }
+    }
+}
+
+/// A publisher's incoming media, by mid.
+#[derive(Default)]
+pub struct PublisherSink {
+    feeds: RwLock<Vec<Arc<Feed>>>,
+}
+
+impl PublisherSink {
+    /// Replaces the publisher's feeds (publish, renegotiation).
+    pub fn set_feeds(&self, feeds: Vec<Arc<Feed>>) {
+        *self.feeds.write().unwrap_or_else(|e| e.into_inner()) = feeds;
+    }
+
+    fn feed(&self, mid: &str) -> Option<Arc<Feed>> {
+        self.feeds.read().unwrap_or_else(|e| e.into_inner()).iter().find(|f| f.mid == mid).cloned()
+    }
+}
+
+#[async_trait::async_trait]
+impl MediaSink for PublisherSink {
+    async fn rtp(&self, _port: &MediaPort, mid: &str, _kind: MediaKind, pkt: RtpPacket) {
+        if let Some(feed) = self.feed(mid) {
+            feed.forward(pkt).await;
+        }
+    }
+}
+
+/// A subscriber's side: it sends nothing, but its keyframe requests go to the publishers.
+#[derive(Default)]
+pub struct SubscriberSink {
+    feeds: RwLock<Vec<(String, Arc<Feed>)>>,
+}
+
+impl SubscriberSink {
+    /// Which feed each subscriber mid shows.
+    pub fn set_feeds(&self, feeds: Vec<(String, Arc<Feed>)>) {
+        *self.feeds.write().unwrap_or_else(|e| e.into_inner()) = feeds;
+    }
+}
+
+#[async_trait::async_trait]
+impl MediaSink for SubscriberSink {
+    async fn rtp(&self, _port: &MediaPort, _mid: &str, _kind: MediaKind, _pkt: RtpPacket) {}
+
+    fn feedback(&self, _port: &MediaPort, mid: &str, fb: Feedback) {
+        if matches!(fb, Feedback::Pli | Feedback::Fir) {
+            let feeds = self.feeds.read().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, feed)) = feeds.iter().find(|(m, _)| m == mid) {
+                feed.request_keyframe();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(ssrc: u32, seq: u16, ts: u32) -> RtpPacket {
+        RtpPacket {
+            marker: false,
+            payload_type: 96,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc,
+            extensions: vec![],
+            payload: bytes::Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn first_source_passes_through() {
+        let mut r = Rewriter::default();
+        assert_eq!(r.rewrite(&pkt(1, 100, 5000), MediaKind::Video), (100, 5000));
+        assert_eq!(r.rewrite(&pkt(1, 101, 8000), MediaKind::Video), (101, 8000));
+    }
+
+    #[test]
+    fn new_source_continues_the_sequence() {
+        let mut r = Rewriter::default();
+        r.rewrite(&pkt(1, 65535, 1000), MediaKind::Video);
+        // Switch to a source with unrelated numbering: the sequence goes on from the last one.
+        assert_eq!(r.rewrite(&pkt(2, 20, 900_000), MediaKind::Video), (0, 4000));
+        assert_eq!(r.rewrite(&pkt(2, 21, 903_000), MediaKind::Video), (1, 7000));
+    }
+
+    #[test]
+    fn late_packets_do_not_move_the_splice_point() {
+        let mut r = Rewriter::default();
+        r.rewrite(&pkt(1, 10, 100), MediaKind::Audio);
+        r.rewrite(&pkt(1, 12, 1060), MediaKind::Audio);
+        assert_eq!(r.rewrite(&pkt(1, 11, 580), MediaKind::Audio), (11, 580));
+        assert_eq!(r.rewrite(&pkt(2, 500, 0), MediaKind::Audio), (13, 2020));
+    }
+}

@@ -1,0 +1,1152 @@
+//! The room actor: participants, publications and subscriptions of one VideoRoom room.
+//!
+//! Every request a handle makes about a room is a [`RoomRequest`] handled here in order; the
+//! media plane ([`super::media`]) is only reconfigured from here. Each request runs inside the
+//! panic boundary: a panic ends this room alone (participants get `destroyed` and their
+//! PeerConnections closed, the room leaves the registry and can be created again).
+
+use std::collections::BTreeMap;
+use std::net::ToSocketAddrs;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use actix::prelude::*;
+use portunus_actors::api::ids::random_id;
+use portunus_actors::api::validate::Fields;
+use portunus_actors::media::sdp::{Direction, SdpInfo};
+use portunus_actors::media::{MediaKind, OfferSpec, OfferTrack};
+use portunus_actors::plugin::boundary::guard;
+use portunus_actors::plugin::PluginCtx;
+use serde_json::{json, Map, Value};
+
+use super::errors::*;
+use super::media::{Feed, Gate, PublisherSink, RtpForwarder, SubStream, SubscriberSink};
+use super::props::{tokens, RoomProps};
+use super::registry::Registry;
+
+/// Codecs we can receive and forward, per kind.
+const AUDIO: &[&str] = &["opus", "pcmu", "pcma"];
+const VIDEO: &[&str] = &["vp8", "h264", "vp9"];
+
+/// How often publishers are reminded of the room's bitrate cap (REMB).
+const REMB_INTERVAL: Duration = Duration::from_secs(3);
+
+/// What a handle asks of a room.
+#[derive(Message)]
+#[rtype(result = "Result<RoomReply, VrError>")]
+pub enum RoomRequest {
+    Edit(Map<String, Value>),
+    Destroy(Map<String, Value>),
+    Kick(Map<String, Value>),
+    Moderate(Map<String, Value>),
+    ListParticipants,
+    Allowed(Map<String, Value>),
+    ListForwarders(Map<String, Value>),
+    RtpForward(Map<String, Value>),
+    StopRtpForward(Map<String, Value>),
+    EnableRecording(Map<String, Value>),
+    JoinPublisher {
+        handle: u64,
+        ctx: PluginCtx,
+        body: Map<String, Value>,
+    },
+    Publish {
+        handle: u64,
+        offer: SdpInfo,
+        body: Map<String, Value>,
+    },
+    PublisherUp {
+        handle: u64,
+    },
+    ConfigurePublisher {
+        handle: u64,
+        body: Map<String, Value>,
+    },
+    Unpublish {
+        handle: u64,
+    },
+    JoinSubscriber {
+        handle: u64,
+        ctx: PluginCtx,
+        body: Map<String, Value>,
+    },
+    Start {
+        handle: u64,
+    },
+    Pause {
+        handle: u64,
+    },
+    ConfigureSubscriber {
+        handle: u64,
+        body: Map<String, Value>,
+    },
+    Subscribe {
+        handle: u64,
+        streams: Vec<Value>,
+    },
+    Unsubscribe {
+        handle: u64,
+        streams: Vec<Value>,
+    },
+    SubscriberUp {
+        handle: u64,
+    },
+    /// The handle's PeerConnection went away.
+    MediaGone {
+        handle: u64,
+    },
+    /// `leave`, or the handle went away.
+    Leave {
+        handle: u64,
+    },
+    /// Test builds: panic inside the room.
+    #[cfg(feature = "fault-injection")]
+    Fault,
+}
+
+/// A room's answer to the requesting handle.
+#[derive(Debug, Default)]
+pub struct RoomReply {
+    /// The plugin data of the event (or the synchronous reply).
+    pub data: Value,
+    /// Offer this (subscribers).
+    pub offer: Option<OfferSpec>,
+    /// Answer the client's offer, receive-only (publishers).
+    pub answer: bool,
+    /// Close the requester's PeerConnection after replying.
+    pub close_pc: bool,
+}
+
+impl RoomReply {
+    fn data(data: Value) -> Self {
+        RoomReply { data, ..Default::default() }
+    }
+}
+
+struct PubStream {
+    kind: MediaKind,
+    mindex: usize,
+    mid: String,
+    codec: Option<String>,
+    description: Option<String>,
+    feed: Arc<Feed>,
+}
+
+struct Publication {
+    streams: Vec<PubStream>,
+    up: bool,
+    bitrate: u64,
+}
+
+struct Participant {
+    id: u64,
+    display: Option<String>,
+    metadata: Option<Value>,
+    private_id: u32,
+    ctx: PluginCtx,
+    publication: Option<Publication>,
+}
+
+struct SubSlot {
+    mindex: usize,
+    mid: String,
+    kind: MediaKind,
+    codec: Option<String>,
+    feed_id: u64,
+    feed_mid: String,
+    feed: Option<Arc<Feed>>,
+    stream: Arc<SubStream>,
+}
+
+struct Subscriber {
+    ctx: PluginCtx,
+    gate: Arc<Gate>,
+    sink: Arc<SubscriberSink>,
+    slots: Vec<SubSlot>,
+}
+
+/// One room.
+pub struct Room {
+    id: u64,
+    generation: u64,
+    props: Arc<RwLock<RoomProps>>,
+    registry: Arc<Registry>,
+    /// Publishers and attendees by handle.
+    participants: BTreeMap<u64, Participant>,
+    subscribers: BTreeMap<u64, Subscriber>,
+    next_forwarder: u32,
+}
+
+impl Room {
+    pub fn new(id: u64, generation: u64, props: Arc<RwLock<RoomProps>>, registry: Arc<Registry>) -> Self {
+        Room {
+            id,
+            generation,
+            props,
+            registry,
+            participants: BTreeMap::new(),
+            subscribers: BTreeMap::new(),
+            next_forwarder: 1,
+        }
+    }
+
+    fn props(&self) -> RoomProps {
+        self.props.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn count_changed(&self) {
+        self.registry.set_participants(self.id, self.generation, self.participants.len());
+    }
+
+    fn check_secret(&self, body: &Map<String, Value>) -> Result<(), VrError> {
+        check_password(self.props().secret.as_deref(), body, "secret")
+    }
+
+    /// Sends `data` to every participant (publishers and attendees) but `except`.
+    fn notify_participants(&self, except: Option<u64>, data: &Value) {
+        for (h, p) in &self.participants {
+            if Some(*h) != except {
+                let _ = p.ctx.push_event(None, data.clone(), None);
+            }
+        }
+    }
+
+    fn participant(&mut self, handle: u64) -> Result<&mut Participant, VrError> {
+        self.participants
+            .get_mut(&handle)
+            .ok_or_else(|| VrError::new(JOIN_FIRST, "Invalid request on unconfigured participant"))
+    }
+
+    fn subscriber(&mut self, handle: u64) -> Result<&mut Subscriber, VrError> {
+        self.subscribers
+            .get_mut(&handle)
+            .ok_or_else(|| VrError::new(JOIN_FIRST, "Invalid request on unconfigured participant"))
+    }
+
+    fn publisher_by_id(&self, id: u64) -> Option<&Participant> {
+        self.participants.values().find(|p| p.id == id && p.publication.is_some())
+    }
+
+    fn publisher_json(p: &Participant) -> Value {
+        let mut v = json!({"id": p.id});
+        let o = v.as_object_mut().expect("object");
+        if let Some(d) = &p.display {
+            o.insert("display".into(), json!(d));
+        }
+        if let Some(m) = &p.metadata {
+            o.insert("metadata".into(), m.clone());
+        }
+        if let Some(publ) = &p.publication {
+            if let Some(c) = publ.streams.iter().find(|s| s.kind == MediaKind::Audio).and_then(|s| s.codec.clone()) {
+                o.insert("audio_codec".into(), json!(c));
+            }
+            if let Some(c) = publ.streams.iter().find(|s| s.kind == MediaKind::Video).and_then(|s| s.codec.clone()) {
+                o.insert("video_codec".into(), json!(c));
+            }
+            o.insert("streams".into(), Value::Array(publ.streams.iter().map(stream_json).collect()));
+        }
+        v
+    }
+
+    fn publishers_list(&self, except: Option<u64>) -> Vec<Value> {
+        self.participants
+            .iter()
+            .filter(|(h, p)| Some(**h) != except && p.publication.as_ref().is_some_and(|publ| publ.up))
+            .map(|(_, p)| Self::publisher_json(p))
+            .collect()
+    }
+
+    fn attendee_json(p: &Participant) -> Value {
+        let mut v = json!({"id": p.id});
+        if let Some(d) = &p.display {
+            v["display"] = json!(d);
+        }
+        if let Some(m) = &p.metadata {
+            v["metadata"] = m.clone();
+        }
+        v
+    }
+
+    /// Ends every subscription to `feeds` and tells the subscribers.
+    fn drop_feeds(&mut self, feeds: &[Arc<Feed>]) {
+        let room = self.id;
+        for sub in self.subscribers.values_mut() {
+            let mut changed = false;
+            for slot in &mut sub.slots {
+                if slot.feed.as_ref().is_some_and(|f| feeds.iter().any(|d| Arc::ptr_eq(d, f))) {
+                    slot.feed = None;
+                    changed = true;
+                }
+            }
+            if changed {
+                sub.sink.set_feeds(sub_feeds(&sub.slots));
+                let streams: Vec<Value> = sub.slots.iter().map(|s| slot_json(s, None)).collect();
+                let _ =
+                    sub.ctx.push_event(None, json!({"videoroom": "updated", "room": room, "streams": streams}), None);
+            }
+        }
+    }
+
+    /// Removes a publisher's publication: forwarding stops, subscribers and others are told.
+    fn unpublish(&mut self, handle: u64) -> bool {
+        let Some(p) = self.participants.get_mut(&handle) else { return false };
+        let Some(publ) = p.publication.take() else { return false };
+        p.ctx.media().clear_sink();
+        let id = p.id;
+        let feeds: Vec<Arc<Feed>> = publ.streams.iter().map(|s| s.feed.clone()).collect();
+        self.drop_feeds(&feeds);
+        if publ.up {
+            self.notify_participants(Some(handle), &json!({"videoroom": "event", "room": self.id, "unpublished": id}));
+        }
+        true
+    }
+
+    fn remove_subscriber(&mut self, handle: u64) {
+        if let Some(sub) = self.subscribers.remove(&handle) {
+            sub.gate.set(false);
+            for slot in &sub.slots {
+                if let Some(f) = &slot.feed {
+                    f.remove_stream(&slot.stream);
+                }
+            }
+            sub.ctx.media().clear_sink();
+        }
+    }
+
+    fn leave(&mut self, handle: u64) -> Option<RoomReply> {
+        if self.subscribers.contains_key(&handle) {
+            self.remove_subscriber(handle);
+            return Some(RoomReply {
+                data: json!({"videoroom": "event", "left": "ok"}),
+                close_pc: true,
+                ..Default::default()
+            });
+        }
+        if !self.participants.contains_key(&handle) {
+            return None;
+        }
+        let was_publishing = self.unpublish(handle);
+        let p = self.participants.remove(&handle)?;
+        self.count_changed();
+        let notify_joining = self.props().notify_joining;
+        if was_publishing || notify_joining {
+            let mut ev = json!({"videoroom": "event", "room": self.id, "leaving": p.id});
+            if let Some(d) = &p.display {
+                ev["display"] = json!(d);
+            }
+            self.notify_participants(None, &ev);
+        }
+        Some(RoomReply {
+            data: json!({"videoroom": "event", "room": self.id, "leaving": "ok"}),
+            close_pc: was_publishing,
+            ..Default::default()
+        })
+    }
+
+    /// Ends the room: everyone is told `data`, their media is detached, their PCs closed.
+    fn teardown(&mut self, ctx: &mut Context<Self>, data: &Value) {
+        let handles: Vec<u64> = self.subscribers.keys().copied().collect();
+        for h in handles {
+            if let Some(sub) = self.subscribers.get(&h) {
+                let _ = sub.ctx.push_event(None, data.clone(), None);
+                let _ = sub.ctx.close_pc();
+            }
+            self.remove_subscriber(h);
+        }
+        for p in self.participants.values_mut() {
+            p.ctx.media().clear_sink();
+            let _ = p.ctx.push_event(None, data.clone(), None);
+            if p.publication.take().is_some() {
+                let _ = p.ctx.close_pc();
+            }
+        }
+        self.participants.clear();
+        self.registry.remove(self.id, self.generation);
+        ctx.stop();
+    }
+
+    fn handle_request(&mut self, req: RoomRequest, ctx: &mut Context<Self>) -> Result<RoomReply, VrError> {
+        let room = self.id;
+        match req {
+            RoomRequest::Edit(body) => {
+                self.check_secret(&body)?;
+                let mut props = self.props();
+                props.edit(&body)?;
+                *self.props.write().unwrap_or_else(|e| e.into_inner()) = props;
+                Ok(RoomReply::data(json!({"videoroom": "edited", "room": room})))
+            }
+            RoomRequest::Destroy(body) => {
+                self.check_secret(&body)?;
+                self.teardown(ctx, &json!({"videoroom": "destroyed", "room": room}));
+                Ok(RoomReply::data(json!({"videoroom": "destroyed", "room": room, "permanent": false})))
+            }
+            RoomRequest::Kick(body) => {
+                self.check_secret(&body)?;
+                let id = body.req_u64("id")?;
+                let handle = self
+                    .participants
+                    .iter()
+                    .find(|(_, p)| p.id == id)
+                    .map(|(h, _)| *h)
+                    .ok_or_else(|| VrError::new(NO_SUCH_FEED, format!("No such user {id} in room {room}")))?;
+                let display = self.participants.get(&handle).and_then(|p| p.display.clone());
+                let kicked = self.participants.get(&handle).map(|p| p.ctx.clone());
+                let was_publishing = self.unpublish(handle);
+                self.participants.remove(&handle);
+                self.count_changed();
+                if let Some(kctx) = kicked {
+                    let _ = kctx.push_event(
+                        None,
+                        json!({"videoroom": "event", "room": room, "leaving": "ok", "reason": "kicked"}),
+                        None,
+                    );
+                    if was_publishing {
+                        let _ = kctx.close_pc();
+                    }
+                }
+                let mut ev = json!({"videoroom": "event", "room": room, "kicked": id});
+                if let Some(d) = display {
+                    ev["display"] = json!(d);
+                }
+                self.notify_participants(None, &ev);
+                Ok(RoomReply::data(json!({"videoroom": "success"})))
+            }
+            RoomRequest::Moderate(body) => {
+                self.check_secret(&body)?;
+                let id = body.req_u64("id")?;
+                let mid = body.req_str("mid")?.to_owned();
+                let mute = body.req_bool("mute")?;
+                let p = self
+                    .participants
+                    .values()
+                    .find(|p| p.id == id)
+                    .ok_or_else(|| VrError::new(NO_SUCH_FEED, format!("No such user {id} in room {room}")))?;
+                let stream =
+                    p.publication.as_ref().and_then(|publ| publ.streams.iter().find(|s| s.mid == mid)).ok_or_else(
+                        || VrError::new(NO_SUCH_FEED, format!("No such mid {mid} for user {id} in room {room}")),
+                    )?;
+                stream.feed.moderated.store(mute, Ordering::Relaxed);
+                let ev = json!({"videoroom": "event", "room": room, "id": id, "mid": mid,
+                    "moderation": if mute { "muted" } else { "unmuted" }});
+                self.notify_participants(None, &ev);
+                Ok(RoomReply::data(json!({"videoroom": "success"})))
+            }
+            RoomRequest::ListParticipants => {
+                let list: Vec<Value> = self
+                    .participants
+                    .values()
+                    .map(|p| {
+                        let mut v = Self::attendee_json(p);
+                        v["publisher"] = json!(p.publication.as_ref().is_some_and(|publ| publ.up));
+                        v
+                    })
+                    .collect();
+                Ok(RoomReply::data(json!({"videoroom": "participants", "room": room, "participants": list})))
+            }
+            RoomRequest::Allowed(body) => {
+                self.check_secret(&body)?;
+                let action = body.req_str("action")?.to_owned();
+                let list = match body.opt_array("allowed")? {
+                    Some(a) => tokens(a)?,
+                    None if action == "add" || action == "remove" => {
+                        return Err(VrError::new(MISSING_ELEMENT, "Missing mandatory element (allowed)"))
+                    }
+                    None => Vec::new(),
+                };
+                let mut props = self.props();
+                match action.as_str() {
+                    "enable" => props.allowed = Some(props.allowed.take().unwrap_or_default()),
+                    "disable" => props.allowed = None,
+                    "add" => {
+                        let acl = props.allowed.get_or_insert_with(Vec::new);
+                        for t in list {
+                            if !acl.contains(&t) {
+                                acl.push(t);
+                            }
+                        }
+                    }
+                    "remove" => {
+                        if let Some(acl) = props.allowed.as_mut() {
+                            acl.retain(|t| !list.contains(t));
+                        }
+                    }
+                    _ => {
+                        return Err(VrError::new(
+                            INVALID_ELEMENT,
+                            "Unsupported action '".to_owned() + &action + "' (allowed)",
+                        ))
+                    }
+                }
+                let allowed = props.allowed.clone().unwrap_or_default();
+                *self.props.write().unwrap_or_else(|e| e.into_inner()) = props;
+                Ok(RoomReply::data(json!({"videoroom": "success", "room": room, "allowed": allowed})))
+            }
+            RoomRequest::ListForwarders(body) => {
+                self.check_secret(&body)?;
+                let publishers: Vec<Value> = self
+                    .participants
+                    .values()
+                    .filter_map(|p| {
+                        let publ = p.publication.as_ref()?;
+                        let fwds: Vec<Value> = publ
+                            .streams
+                            .iter()
+                            .flat_map(|s| {
+                                s.feed.forwarders().iter().map(|f| forwarder_json(f, &s.mid)).collect::<Vec<_>>()
+                            })
+                            .collect();
+                        (!fwds.is_empty()).then(|| json!({"publisher_id": p.id, "forwarders": fwds}))
+                    })
+                    .collect();
+                Ok(RoomReply::data(json!({"videoroom": "forwarders", "room": room, "publishers": publishers})))
+            }
+            RoomRequest::RtpForward(body) => self.rtp_forward(&body),
+            RoomRequest::StopRtpForward(body) => {
+                self.check_secret(&body)?;
+                let publisher_id = body.req_u64("publisher_id")?;
+                let stream_id = body.req_u64("stream_id")? as u32;
+                let p = self
+                    .publisher_by_id(publisher_id)
+                    .ok_or_else(|| VrError::new(NO_SUCH_FEED, format!("No such publisher ({publisher_id})")))?;
+                let found = p
+                    .publication
+                    .as_ref()
+                    .is_some_and(|publ| publ.streams.iter().any(|s| s.feed.remove_forwarder(stream_id)));
+                if !found {
+                    return Err(VrError::new(NO_SUCH_FEED, format!("No such stream ({stream_id})")));
+                }
+                Ok(RoomReply::data(json!({"videoroom": "stop_rtp_forward", "room": room,
+                    "publisher_id": publisher_id, "stream_id": stream_id})))
+            }
+            RoomRequest::EnableRecording(body) => {
+                self.check_secret(&body)?;
+                let record = body.req_bool("record")?;
+                if record {
+                    return Err(VrError::new(UNKNOWN_ERROR, "Recording is not supported yet"));
+                }
+                Ok(RoomReply::data(json!({"videoroom": "success", "record": false})))
+            }
+            RoomRequest::JoinPublisher { handle, ctx: pctx, body } => self.join_publisher(handle, pctx, &body),
+            RoomRequest::Publish { handle, offer, body } => self.publish(handle, &offer, &body),
+            RoomRequest::PublisherUp { handle } => {
+                let p = self.participant(handle)?;
+                let Some(publ) = p.publication.as_mut() else { return Ok(RoomReply::default()) };
+                publ.up = true;
+                if publ.bitrate > 0 {
+                    p.ctx.media().send_remb(publ.bitrate);
+                }
+                let ev = json!({"videoroom": "event", "room": room, "publishers": [Self::publisher_json(p)]});
+                self.notify_participants(Some(handle), &ev);
+                Ok(RoomReply::default())
+            }
+            RoomRequest::ConfigurePublisher { handle, body } => self.configure_publisher(handle, &body),
+            RoomRequest::Unpublish { handle } => {
+                self.participant(handle)?;
+                if !self.unpublish(handle) {
+                    return Err(VrError::new(NOT_PUBLISHED, "Can't unpublish, not published"));
+                }
+                Ok(RoomReply {
+                    data: json!({"videoroom": "event", "room": room, "unpublished": "ok"}),
+                    close_pc: true,
+                    ..Default::default()
+                })
+            }
+            RoomRequest::JoinSubscriber { handle, ctx: sctx, body } => self.join_subscriber(handle, sctx, &body),
+            RoomRequest::Start { handle } => {
+                let sub = self.subscriber(handle)?;
+                sub.gate.set(true);
+                for slot in &sub.slots {
+                    if let Some(f) = &slot.feed {
+                        f.request_keyframe();
+                    }
+                }
+                Ok(RoomReply::data(json!({"videoroom": "event", "room": room, "started": "ok"})))
+            }
+            RoomRequest::Pause { handle } => {
+                self.subscriber(handle)?.gate.set(false);
+                Ok(RoomReply::data(json!({"videoroom": "event", "room": room, "paused": "ok"})))
+            }
+            RoomRequest::ConfigureSubscriber { handle, body } => {
+                let sub = self.subscriber(handle)?;
+                apply_send_toggles(sub, &body)?;
+                let restart = body.opt_bool("restart")?.unwrap_or(false);
+                let offer =
+                    restart.then(|| OfferSpec { tracks: offer_tracks(&sub.slots), data: false, ice_restart: true });
+                Ok(RoomReply {
+                    data: json!({"videoroom": "event", "room": room, "configured": "ok"}),
+                    offer,
+                    ..Default::default()
+                })
+            }
+            RoomRequest::Subscribe { handle, streams } => {
+                let wanted = self.resolve_streams(&streams)?;
+                let sub = self.subscriber(handle)?;
+                add_slots(sub, wanted);
+                let streams: Vec<Value> = sub.slots.iter().map(|s| slot_json(s, None)).collect();
+                let offer = OfferSpec { tracks: offer_tracks(&sub.slots), data: false, ice_restart: false };
+                Ok(RoomReply {
+                    data: json!({"videoroom": "updated", "room": room, "streams": streams}),
+                    offer: Some(offer),
+                    ..Default::default()
+                })
+            }
+            RoomRequest::Unsubscribe { handle, streams } => {
+                let sub = self.subscriber(handle)?;
+                for s in &streams {
+                    let Some(o) = s.as_object() else { continue };
+                    let feed = o.get("feed").and_then(Value::as_u64);
+                    let mid = o.get("mid").and_then(Value::as_str);
+                    let sub_mid = o.get("sub_mid").and_then(Value::as_str);
+                    for slot in &mut sub.slots {
+                        let hit = sub_mid.is_none_or(|m| slot.mid == m)
+                            && feed.is_none_or(|f| slot.feed_id == f)
+                            && mid.is_none_or(|m| slot.feed_mid == m);
+                        if hit {
+                            if let Some(f) = slot.feed.take() {
+                                f.remove_stream(&slot.stream);
+                            }
+                        }
+                    }
+                }
+                sub.sink.set_feeds(sub_feeds(&sub.slots));
+                let streams: Vec<Value> = sub.slots.iter().map(|s| slot_json(s, None)).collect();
+                Ok(RoomReply::data(json!({"videoroom": "updated", "room": room, "streams": streams})))
+            }
+            RoomRequest::SubscriberUp { handle } => {
+                let sub = self.subscriber(handle)?;
+                for slot in &sub.slots {
+                    if let Some(f) = &slot.feed {
+                        f.request_keyframe();
+                    }
+                }
+                Ok(RoomReply::default())
+            }
+            RoomRequest::MediaGone { handle } => {
+                if self.subscribers.contains_key(&handle) {
+                    self.remove_subscriber(handle);
+                } else {
+                    self.unpublish(handle);
+                }
+                Ok(RoomReply::default())
+            }
+            RoomRequest::Leave { handle } => self
+                .leave(handle)
+                .ok_or_else(|| VrError::new(JOIN_FIRST, "Invalid request on unconfigured participant")),
+            #[cfg(feature = "fault-injection")]
+            RoomRequest::Fault => panic!("fault injected into room {room}"),
+        }
+    }
+
+    fn join_publisher(
+        &mut self,
+        handle: u64,
+        pctx: PluginCtx,
+        body: &Map<String, Value>,
+    ) -> Result<RoomReply, VrError> {
+        if self.participants.contains_key(&handle) {
+            return Err(VrError::new(ALREADY_JOINED, "Already in as a publisher on this handle"));
+        }
+        if self.subscribers.contains_key(&handle) {
+            return Err(VrError::new(ALREADY_JOINED, "Already in as a subscriber on this handle"));
+        }
+        let props = self.props();
+        check_password(props.pin.as_deref(), body, "pin").map_err(|e| {
+            if e.code == UNAUTHORIZED {
+                VrError::new(UNAUTHORIZED, "Unauthorized (wrong pin)")
+            } else {
+                e
+            }
+        })?;
+        if !props.token_allowed(body.opt_str("token")?) {
+            return Err(VrError::new(UNAUTHORIZED, "Unauthorized (not in the allowed list)"));
+        }
+        let display = body.opt_str("display")?.map(str::to_owned);
+        let metadata = body.get("metadata").cloned();
+        let id = match body.opt_u64("id")? {
+            Some(id) if self.participants.values().any(|p| p.id == id) => {
+                return Err(VrError::new(ID_EXISTS, format!("User ID {id} already exists")));
+            }
+            Some(id) => id,
+            None => loop {
+                let id = random_id();
+                if !self.participants.values().any(|p| p.id == id) {
+                    break id;
+                }
+            },
+        };
+        let private_id = (random_id() as u32).max(1);
+        let p = Participant { id, display, metadata, private_id, ctx: pctx, publication: None };
+        let attendee = Self::attendee_json(&p);
+        let mut joined = json!({
+            "videoroom": "joined",
+            "room": self.id,
+            "description": props.description,
+            "id": id,
+            "private_id": private_id,
+            "publishers": self.publishers_list(None),
+        });
+        if props.notify_joining {
+            let attendees: Vec<Value> =
+                self.participants.values().filter(|o| o.publication.is_none()).map(Self::attendee_json).collect();
+            joined["attendees"] = json!(attendees);
+            self.notify_participants(None, &json!({"videoroom": "event", "room": self.id, "joining": attendee}));
+        }
+        self.participants.insert(handle, p);
+        self.count_changed();
+        Ok(RoomReply::data(joined))
+    }
+
+    fn publish(&mut self, handle: u64, offer: &SdpInfo, body: &Map<String, Value>) -> Result<RoomReply, VrError> {
+        let props = self.props();
+        let publishing = self.participants.values().filter(|p| p.publication.is_some()).count() as u64;
+        let room = self.id;
+        let p = self.participant(handle)?;
+        if p.publication.is_some() {
+            return Err(VrError::new(ALREADY_PUBLISHED, "Can't publish, already published"));
+        }
+        if publishing >= props.publishers {
+            return Err(VrError::new(
+                PUBLISHERS_FULL,
+                format!("Maximum number of publishers ({}) already reached", props.publishers),
+            ));
+        }
+        apply_identity(p, body)?;
+        let descriptions = descriptions(body)?;
+        let port = p.ctx.media().clone();
+        let streams: Vec<PubStream> = offer
+            .sections
+            .iter()
+            .filter(|s| {
+                !s.disabled
+                    && s.kind != MediaKind::Data
+                    && matches!(s.direction, Direction::SendRecv | Direction::SendOnly)
+            })
+            .map(|s| {
+                let mid = s.mid.clone().unwrap_or_else(|| s.mindex.to_string());
+                let ours = if s.kind == MediaKind::Audio { AUDIO } else { VIDEO };
+                let codec = s.codecs.iter().find(|c| ours.contains(&c.name.as_str())).map(|c| c.name.clone());
+                PubStream {
+                    kind: s.kind,
+                    mindex: s.mindex,
+                    description: descriptions.iter().find(|(m, _)| *m == mid).map(|(_, d)| d.clone()),
+                    feed: Arc::new(Feed::new(s.kind, mid.clone(), port.clone())),
+                    mid,
+                    codec,
+                }
+            })
+            .collect();
+        let sink = Arc::new(PublisherSink::default());
+        sink.set_feeds(streams.iter().map(|s| s.feed.clone()).collect());
+        port.set_sink(sink);
+        let bitrate = body.opt_u64("bitrate")?.unwrap_or(props.bitrate);
+        let bitrate = if props.bitrate_cap && props.bitrate > 0 { bitrate.min(props.bitrate) } else { bitrate };
+        p.publication = Some(Publication { streams, up: false, bitrate });
+        let mut data = json!({"videoroom": "event", "room": room, "configured": "ok"});
+        if let (Value::Object(dst), Value::Object(src)) = (&mut data, Self::publisher_json(p)) {
+            for key in ["audio_codec", "video_codec", "streams"] {
+                if let Some(v) = src.get(key) {
+                    dst.insert(key.into(), v.clone());
+                }
+            }
+        }
+        Ok(RoomReply { data, answer: true, ..Default::default() })
+    }
+
+    fn configure_publisher(&mut self, handle: u64, body: &Map<String, Value>) -> Result<RoomReply, VrError> {
+        let props = self.props();
+        let room = self.id;
+        let p = self.participant(handle)?;
+        let changed = body.contains_key("display") || body.contains_key("metadata");
+        apply_identity(p, body)?;
+        if let Some(publ) = p.publication.as_mut() {
+            if let Some(b) = body.opt_u64("bitrate")? {
+                publ.bitrate = if props.bitrate_cap && props.bitrate > 0 { b.min(props.bitrate) } else { b };
+                if publ.up && publ.bitrate > 0 {
+                    p.ctx.media().send_remb(publ.bitrate);
+                }
+            }
+            let keyframe = body.opt_bool("keyframe")?.unwrap_or(false);
+            let descriptions = descriptions(body)?;
+            for s in &mut publ.streams {
+                if keyframe {
+                    s.feed.request_keyframe();
+                }
+                if let Some((_, d)) = descriptions.iter().find(|(m, _)| *m == s.mid) {
+                    s.description = Some(d.clone());
+                }
+            }
+            if let Some(list) = body.opt_array("streams")? {
+                for item in list.iter().filter_map(Value::as_object) {
+                    let Some(mid) = item.get("mid").and_then(Value::as_str) else { continue };
+                    if let Some(s) = publ.streams.iter().find(|s| s.mid == mid) {
+                        if let Some(send) = item.get("send").and_then(Value::as_bool) {
+                            s.feed.paused.store(!send, Ordering::Relaxed);
+                        }
+                        if item.get("keyframe").and_then(Value::as_bool) == Some(true) {
+                            s.feed.request_keyframe();
+                        }
+                    }
+                }
+            }
+        }
+        if changed && p.publication.as_ref().is_some_and(|publ| publ.up) {
+            let ev = json!({"videoroom": "event", "room": room, "publishers": [Self::publisher_json(p)]});
+            self.notify_participants(Some(handle), &ev);
+        }
+        Ok(RoomReply::data(json!({"videoroom": "event", "room": room, "configured": "ok"})))
+    }
+
+    /// The publisher streams a `streams` list names (`feed`, optional `mid`).
+    fn resolve_streams(&self, streams: &[Value]) -> Result<Vec<(u64, Arc<Feed>, PubInfo)>, VrError> {
+        let mut out = Vec::new();
+        for s in streams {
+            let o = s.as_object().ok_or_else(|| {
+                VrError::new(INVALID_ELEMENT, "Invalid element type (streams should be an array of objects)")
+            })?;
+            let feed = o.req_u64("feed")?;
+            let mid = o.opt_str("mid")?;
+            let p = self
+                .publisher_by_id(feed)
+                .ok_or_else(|| VrError::new(NO_SUCH_FEED, format!("No such feed ({feed})")))?;
+            let publ = p.publication.as_ref().expect("publisher_by_id checks the publication");
+            let picked: Vec<&PubStream> = publ.streams.iter().filter(|ps| mid.is_none_or(|m| ps.mid == m)).collect();
+            if picked.is_empty() {
+                return Err(VrError::new(
+                    NO_SUCH_FEED,
+                    format!("No such mid '{}' in feed ({feed})", mid.unwrap_or("")),
+                ));
+            }
+            for ps in picked {
+                let info = PubInfo { kind: ps.kind, codec: ps.codec.clone(), mid: ps.mid.clone() };
+                out.push((feed, ps.feed.clone(), info));
+            }
+        }
+        Ok(out)
+    }
+
+    fn join_subscriber(
+        &mut self,
+        handle: u64,
+        sctx: PluginCtx,
+        body: &Map<String, Value>,
+    ) -> Result<RoomReply, VrError> {
+        if self.participants.contains_key(&handle) {
+            return Err(VrError::new(ALREADY_JOINED, "Already in as a publisher on this handle"));
+        }
+        if self.subscribers.contains_key(&handle) {
+            return Err(VrError::new(ALREADY_JOINED, "Already in as a subscriber on this handle"));
+        }
+        let props = self.props();
+        if props.require_pvtid {
+            let pvt = body.opt_u64("private_id")?;
+            if !pvt.is_some_and(|pvt| self.participants.values().any(|p| u64::from(p.private_id) == pvt)) {
+                return Err(VrError::new(UNAUTHORIZED, "Unauthorized (this room requires a valid private_id)"));
+            }
+        }
+        // Legacy form: a single `feed`.
+        let streams: Vec<Value> = match (body.opt_array("streams")?, body.opt_u64("feed")?) {
+            (Some(list), _) => list.clone(),
+            (None, Some(feed)) => vec![json!({"feed": feed})],
+            (None, None) => return Err(VrError::new(MISSING_ELEMENT, "Missing mandatory element (streams)")),
+        };
+        let wanted = self.resolve_streams(&streams)?;
+        let mut sub = Subscriber {
+            ctx: sctx,
+            gate: Arc::new(Gate::default()),
+            sink: Arc::new(SubscriberSink::default()),
+            slots: Vec::new(),
+        };
+        add_slots(&mut sub, wanted);
+        sub.ctx.media().set_sink(sub.sink.clone());
+        let displays: Vec<Value> = sub.slots.iter().map(|s| slot_json(s, self.display_of(s.feed_id))).collect();
+        let offer = OfferSpec { tracks: offer_tracks(&sub.slots), data: false, ice_restart: false };
+        self.subscribers.insert(handle, sub);
+        Ok(RoomReply {
+            data: json!({"videoroom": "attached", "room": self.id, "streams": displays}),
+            offer: Some(offer),
+            ..Default::default()
+        })
+    }
+
+    fn display_of(&self, feed: u64) -> Option<String> {
+        self.participants.values().find(|p| p.id == feed).and_then(|p| p.display.clone())
+    }
+
+    fn rtp_forward(&mut self, body: &Map<String, Value>) -> Result<RoomReply, VrError> {
+        self.check_secret(body)?;
+        let room = self.id;
+        let publisher_id = body.req_u64("publisher_id")?;
+        let default_host = body.opt_str("host")?.map(str::to_owned);
+        let p = self
+            .publisher_by_id(publisher_id)
+            .ok_or_else(|| VrError::new(NO_SUCH_FEED, format!("No such publisher ({publisher_id})")))?;
+        let publ = p.publication.as_ref().expect("publisher_by_id checks the publication");
+        let mut wanted: Vec<(String, String, u16, u32, u8)> = Vec::new();
+        if let Some(list) = body.opt_array("streams")? {
+            for s in list {
+                let o = s.as_object().ok_or_else(|| {
+                    VrError::new(INVALID_ELEMENT, "Invalid element type (streams should be an array of objects)")
+                })?;
+                let mid = o.req_str("mid")?.to_owned();
+                let host = match o.opt_str("host")? {
+                    Some(h) => h.to_owned(),
+                    None => default_host
+                        .clone()
+                        .ok_or_else(|| VrError::new(MISSING_ELEMENT, "Missing mandatory element (host)"))?,
+                };
+                let port = o.req_u64("port")?;
+                let ssrc = o.opt_u64("ssrc")?.unwrap_or(0) as u32;
+                let pt = o.opt_u64("pt")?.unwrap_or(0) as u8;
+                wanted.push((mid, host, port as u16, ssrc, pt));
+            }
+        } else {
+            // Deprecated flat form: audio_port / video_port for the first stream of each kind.
+            let host = default_host
+                .clone()
+                .ok_or_else(|| VrError::new(MISSING_ELEMENT, "Missing mandatory element (host)"))?;
+            for (kind, prefix) in [(MediaKind::Audio, "audio"), (MediaKind::Video, "video")] {
+                if let Some(port) = body.opt_u64(&format!("{prefix}_port"))? {
+                    if let Some(s) = publ.streams.iter().find(|s| s.kind == kind) {
+                        let ssrc = body.opt_u64(&format!("{prefix}_ssrc"))?.unwrap_or(0) as u32;
+                        let pt = body.opt_u64(&format!("{prefix}_pt"))?.unwrap_or(0) as u8;
+                        wanted.push((s.mid.clone(), host.clone(), port as u16, ssrc, pt));
+                    }
+                }
+            }
+        }
+        let feeds: Vec<Arc<Feed>> = publ.streams.iter().map(|s| s.feed.clone()).collect();
+        let mut created = Vec::new();
+        for (mid, host, port, ssrc, pt) in wanted {
+            let stream = feeds
+                .iter()
+                .find(|f| f.mid == mid)
+                .ok_or_else(|| VrError::new(NO_SUCH_FEED, format!("No such mid '{mid}' in feed ({publisher_id})")))?;
+            let dest = (host.as_str(), port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| VrError::new(INVALID_ELEMENT, format!("Could not resolve address ({host})")))?;
+            let id = self.next_forwarder;
+            self.next_forwarder += 1;
+            let f = RtpForwarder::new(id, stream.kind, host, dest, ssrc, pt)
+                .map_err(|e| VrError::new(UNKNOWN_ERROR, format!("Error creating forwarder: {e}")))?;
+            let f = Arc::new(f);
+            stream.add_forwarder(f.clone());
+            stream.request_keyframe();
+            created.push(forwarder_json(&f, &mid));
+        }
+        Ok(RoomReply::data(
+            json!({"videoroom": "rtp_forward", "room": room, "publisher_id": publisher_id, "forwarders": created}),
+        ))
+    }
+}
+
+/// What a subscriber needs to know about one publisher stream.
+struct PubInfo {
+    kind: MediaKind,
+    codec: Option<String>,
+    mid: String,
+}
+
+fn add_slots(sub: &mut Subscriber, wanted: Vec<(u64, Arc<Feed>, PubInfo)>) {
+    for (feed_id, feed, info) in wanted {
+        let mindex = sub.slots.len();
+        let mid = mindex.to_string();
+        let stream = Arc::new(SubStream::new(mid.clone(), sub.ctx.media().clone(), sub.gate.clone()));
+        feed.add_subscriber(stream.clone());
+        if sub.gate.is_open() {
+            feed.request_keyframe();
+        }
+        sub.slots.push(SubSlot {
+            mindex,
+            mid,
+            kind: info.kind,
+            codec: info.codec,
+            feed_id,
+            feed_mid: info.mid,
+            feed: Some(feed),
+            stream,
+        });
+    }
+    sub.sink.set_feeds(sub_feeds(&sub.slots));
+}
+
+fn sub_feeds(slots: &[SubSlot]) -> Vec<(String, Arc<Feed>)> {
+    slots.iter().filter_map(|s| Some((s.mid.clone(), s.feed.clone()?))).collect()
+}
+
+fn offer_tracks(slots: &[SubSlot]) -> Vec<OfferTrack> {
+    slots
+        .iter()
+        .map(|s| OfferTrack {
+            kind: s.kind,
+            codec: s.codec.clone().unwrap_or_default(),
+            mid: Some(s.mid.clone()),
+            send_only: true,
+        })
+        .collect()
+}
+
+fn apply_send_toggles(sub: &mut Subscriber, body: &Map<String, Value>) -> Result<(), VrError> {
+    if let Some(list) = body.opt_array("streams")? {
+        for item in list.iter().filter_map(Value::as_object) {
+            let Some(mid) = item.get("mid").and_then(Value::as_str) else { continue };
+            if let (Some(slot), Some(send)) =
+                (sub.slots.iter().find(|s| s.mid == mid), item.get("send").and_then(Value::as_bool))
+            {
+                slot.stream.send.store(send, Ordering::Relaxed);
+                if send {
+                    if let Some(f) = &slot.feed {
+                        f.request_keyframe();
+                    }
+                }
+            }
+        }
+    }
+    // Deprecated per-kind toggles.
+    for (key, kind) in [("audio", MediaKind::Audio), ("video", MediaKind::Video)] {
+        if let Some(on) = body.opt_bool(key)? {
+            for slot in sub.slots.iter().filter(|s| s.kind == kind) {
+                slot.stream.send.store(on, Ordering::Relaxed);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn apply_identity(p: &mut Participant, body: &Map<String, Value>) -> Result<(), VrError> {
+    if let Some(d) = body.opt_str("display")? {
+        p.display = Some(d.to_owned());
+    }
+    if let Some(m) = body.get("metadata") {
+        p.metadata = Some(m.clone());
+    }
+    Ok(())
+}
+
+fn descriptions(body: &Map<String, Value>) -> Result<Vec<(String, String)>, VrError> {
+    let Some(list) = body.opt_array("descriptions")? else { return Ok(Vec::new()) };
+    Ok(list
+        .iter()
+        .filter_map(|d| {
+            let o = d.as_object()?;
+            Some((o.get("mid")?.as_str()?.to_owned(), o.get("description")?.as_str()?.to_owned()))
+        })
+        .collect())
+}
+
+/// Janus's secret/pin check: missing -> 429, wrong -> 433.
+pub fn check_password(expected: Option<&str>, body: &Map<String, Value>, key: &str) -> Result<(), VrError> {
+    let Some(expected) = expected else { return Ok(()) };
+    match body.opt_str(key)? {
+        None => Err(VrError::new(MISSING_ELEMENT, format!("Missing mandatory element ({key})"))),
+        Some(given) if given == expected => Ok(()),
+        Some(_) => Err(VrError::new(UNAUTHORIZED, format!("Unauthorized (wrong {key})"))),
+    }
+}
+
+fn kind_str(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+        MediaKind::Data => "data",
+    }
+}
+
+fn stream_json(s: &PubStream) -> Value {
+    let mut v = json!({"type": kind_str(s.kind), "mindex": s.mindex, "mid": s.mid});
+    if let Some(c) = &s.codec {
+        v["codec"] = json!(c);
+    }
+    if let Some(d) = &s.description {
+        v["description"] = json!(d);
+    }
+    if s.feed.moderated.load(Ordering::Relaxed) {
+        v["moderated"] = json!(true);
+    }
+    v
+}
+
+fn slot_json(s: &SubSlot, display: Option<String>) -> Value {
+    let active = s.feed.is_some();
+    let mut v = json!({
+        "type": kind_str(s.kind),
+        "active": active,
+        "mindex": s.mindex,
+        "mid": s.mid,
+        "ready": false,
+        "send": s.stream.send.load(Ordering::Relaxed),
+    });
+    if active {
+        v["feed_id"] = json!(s.feed_id);
+        v["feed_mid"] = json!(s.feed_mid);
+        if let Some(d) = display {
+            v["feed_display"] = json!(d);
+        }
+        if let Some(c) = &s.codec {
+            v["codec"] = json!(c);
+        }
+    }
+    v
+}
+
+fn forwarder_json(f: &RtpForwarder, mid: &str) -> Value {
+    let mut v = json!({"stream_id": f.stream_id, "type": kind_str(f.kind), "mid": mid,
+        "host": f.host, "port": f.port, "srtp": false});
+    if f.ssrc != 0 {
+        v["ssrc"] = json!(f.ssrc);
+    }
+    if f.pt != 0 {
+        v["pt"] = json!(f.pt);
+    }
+    v
+}
+
+impl Actor for Room {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(1024);
+        let fir = self.props().fir_freq;
+        if fir > 0 {
+            ctx.run_interval(Duration::from_secs(fir), |room, _| {
+                for p in room.participants.values() {
+                    for s in p.publication.iter().flat_map(|publ| publ.streams.iter()) {
+                        s.feed.request_keyframe();
+                    }
+                }
+            });
+        }
+        ctx.run_interval(REMB_INTERVAL, |room, _| {
+            for p in room.participants.values() {
+                if let Some(publ) = p.publication.as_ref().filter(|publ| publ.up && publ.bitrate > 0) {
+                    p.ctx.media().send_remb(publ.bitrate);
+                }
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.registry.remove(self.id, self.generation);
+    }
+}
+
+impl Handler<RoomRequest> for Room {
+    type Result = Result<RoomReply, VrError>;
+
+    fn handle(&mut self, req: RoomRequest, ctx: &mut Context<Self>) -> Self::Result {
+        match guard(|| self.handle_request(req, ctx)) {
+            Ok(r) => r,
+            Err(panic) => {
+                tracing::error!(room = self.id, panic = %panic.0, "VideoRoom room panicked; destroying it");
+                let data = json!({"videoroom": "destroyed", "room": self.id});
+                // The state may be half-updated; tearing down only detaches and notifies.
+                let _ = guard(|| self.teardown(ctx, &data));
+                self.registry.remove(self.id, self.generation);
+                ctx.stop();
+                Err(VrError::new(UNKNOWN_ERROR, format!("Room {} failed and was destroyed", self.id)))
+            }
+        }
+    }
+}

@@ -1,0 +1,375 @@
+"""VideoRoom end to end with independent aiortc peers: a publisher, subscribers that decode its
+video, unpublish/leave notifications, RTP forwarding to a UDP socket, room management errors,
+and a panicking room that takes no other room down."""
+
+import asyncio
+import os
+import random
+import socket
+import time
+
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from conftest import Server
+from janus_client import HttpJanus, WsJanus
+from media import Counter, Pattern, Tone
+
+VR = "janus.plugin.videoroom"
+
+
+def client(server, transport="ws"):
+    return HttpJanus(server.http_url) if transport == "http" else WsJanus(server.ws_url)
+
+
+def data_of(ev):
+    return ev["plugindata"]["data"]
+
+
+def is_event(key, value=None):
+    def pred(e):
+        if e.get("janus") != "event":
+            return False
+        d = e.get("plugindata", {}).get("data", {})
+        return key in d and (value is None or d[key] == value)
+
+    return pred
+
+
+async def sync(j, body):
+    r = await j.message(body)
+    assert r["janus"] == "success", r
+    return r["plugindata"]["data"]
+
+
+async def create_room(j, **props):
+    room = random.randint(1, 2**40)
+    d = await sync(j, dict({"request": "create", "room": room, "description": "e2e"}, **props))
+    assert d == {"videoroom": "created", "room": room, "permanent": False}
+    return room
+
+
+class Publisher:
+    """An aiortc peer sending a tone and a moving pattern into a room."""
+
+    def __init__(self):
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTrack(Tone())
+        self.pc.addTrack(Pattern())
+
+    async def publish(self, j, room, display="pub"):
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        jsep = {"type": "offer", "sdp": self.pc.localDescription.sdp, "trickle": False}
+        body = {"request": "joinandconfigure", "ptype": "publisher", "room": room, "display": display,
+                "descriptions": [{"mid": "0", "description": "mic"}]}
+        ack = await j.message(body, jsep)
+        assert ack["janus"] == "ack", ack
+        ev = await j.next_event(is_event("videoroom", "joined"))
+        assert "jsep" in ev and ev["jsep"]["type"] == "answer", ev
+        d = data_of(ev)
+        assert d["room"] == room and d["publishers"] == [] and isinstance(d["private_id"], int)
+        assert d["audio_codec"] == "opus" and d["video_codec"] == "vp8"
+        assert [s["type"] for s in d["streams"]] == ["audio", "video"]
+        assert d["streams"][0]["description"] == "mic"
+        # Janus answers a publisher receive-only.
+        assert "a=sendrecv" not in ev["jsep"]["sdp"] and "a=recvonly" in ev["jsep"]["sdp"]
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=ev["jsep"]["sdp"], type="answer"))
+        await j.next_event(lambda e: e.get("janus") == "webrtcup")
+        return d["id"]
+
+    async def close(self):
+        await self.pc.close()
+
+
+class Subscriber:
+    """An aiortc peer answering the plugin's offer and decoding what it receives."""
+
+    def __init__(self):
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.counters = {}
+
+        @self.pc.on("track")
+        def on_track(track):
+            self.counters[track.kind] = Counter(track)
+
+    async def subscribe(self, j, room, feed, streams=None):
+        ack = await j.message({"request": "join", "ptype": "subscriber", "room": room,
+                               "streams": streams or [{"feed": feed}]})
+        assert ack["janus"] == "ack", ack
+        ev = await j.next_event(is_event("videoroom", "attached"))
+        d = data_of(ev)
+        assert ev["jsep"]["type"] == "offer"
+        assert "a=sendonly" in ev["jsep"]["sdp"] and "a=sendrecv" not in ev["jsep"]["sdp"]
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=ev["jsep"]["sdp"], type="offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        jsep = {"type": "answer", "sdp": self.pc.localDescription.sdp}
+        r = await j.message({"request": "start"}, jsep)
+        assert r["janus"] == "ack", r
+        started = await j.next_event(is_event("started"))
+        assert data_of(started) == {"videoroom": "event", "room": room, "started": "ok"}
+        return d
+
+    async def frames(self, kind, n, timeout=20.0):
+        deadline = time.time() + timeout
+        while kind not in self.counters:
+            if time.time() > deadline:
+                raise TimeoutError(f"no {kind} track")
+            await asyncio.sleep(0.1)
+        await self.counters[kind].wait_for(n, timeout)
+        return self.counters[kind]
+
+    async def close(self):
+        for c in self.counters.values():
+            c.stop()
+        await self.pc.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("transport", ["ws", "http"])
+async def test_publisher_to_two_subscribers(server, transport):
+    pub, subs = Publisher(), [Subscriber(), Subscriber()]
+    async with client(server, transport) as pj, client(server, transport) as oj, \
+            client(server, transport) as s1, client(server, transport) as s2:
+        await pj.attach(VR)
+        room = await create_room(pj)
+        # An observer joins first and is told about the publisher once its PC is up.
+        await oj.attach(VR)
+        await oj.message({"request": "join", "ptype": "publisher", "room": room, "display": "observer"})
+        joined = data_of(await oj.next_event(is_event("videoroom", "joined")))
+        assert joined["publishers"] == []
+        observer_id = joined["id"]
+
+        feed = await pub.publish(pj, room)
+        ev = await oj.next_event(is_event("publishers"))
+        announced = data_of(ev)["publishers"]
+        assert [p["id"] for p in announced] == [feed] and announced[0]["display"] == "pub"
+
+        for j, s in zip((s1, s2), subs):
+            await j.attach(VR)
+            attached = await s.subscribe(j, room, feed)
+            streams = attached["streams"]
+            assert [(x["type"], x["feed_id"], x["feed_mid"]) for x in streams] == [
+                ("audio", feed, "0"), ("video", feed, "1")]
+            assert streams[1]["feed_display"] == "pub" and all(x["active"] for x in streams)
+
+        for s in subs:
+            video = await s.frames("video", 30)
+            assert video.sizes == {(320, 240)}
+            await s.frames("audio", 20)
+
+        parts = await sync(s1, {"request": "listparticipants", "room": room})
+        by_id = {p["id"]: p for p in parts["participants"]}
+        assert by_id[feed]["publisher"] is True and by_id[observer_id]["publisher"] is False
+
+        # A subscriber turns video off: its video stops, the other subscriber's continues.
+        await s1.message({"request": "configure", "streams": [{"mid": "1", "send": False}]})
+        await s1.next_event(is_event("configured", "ok"))
+        await asyncio.sleep(1.0)
+        c1, c2 = subs[0].counters["video"], subs[1].counters["video"]
+        t = time.time()
+        await asyncio.sleep(1.5)
+        assert c1.count_since(t) <= 2, "video still flowing after send:false"
+        assert c2.count_since(t) > 10
+
+        # Unpublish: subscribers see their streams go inactive, the observer is told, the
+        # publisher's PC is closed by the plugin.
+        await pj.message({"request": "unpublish"})
+        assert data_of(await pj.next_event(is_event("unpublished", "ok")))["room"] == room
+        hangup = await pj.next_event(lambda e: e.get("janus") == "hangup")
+        assert hangup["reason"] == "Close PC"
+        assert data_of(await oj.next_event(is_event("unpublished", feed)))["room"] == room
+        updated = data_of(await s2.next_event(is_event("videoroom", "updated")))
+        assert [x["active"] for x in updated["streams"]] == [False, False]
+
+        await pj.message({"request": "leave"})
+        assert data_of(await pj.next_event(is_event("leaving", "ok")))["room"] == room
+
+        await s1.message({"request": "leave"})
+        assert data_of(await s1.next_event(is_event("left", "ok"))) == {"videoroom": "event", "left": "ok"}
+
+        await oj.message({"request": "leave"})
+        await oj.next_event(is_event("leaving", "ok"))
+        parts = await sync(s2, {"request": "listparticipants", "room": room})
+        assert parts["participants"] == []
+    for p in subs + [pub]:
+        await p.close()
+
+
+@pytest.mark.asyncio
+async def test_rtp_forward_to_udp(server):
+    pub = Publisher()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    port = sock.getsockname()[1]
+    async with client(server) as pj:
+        await pj.attach(VR)
+        room = await create_room(pj, secret="s3")
+        feed = await pub.publish(pj, room)
+        fwd = await sync(pj, {"request": "rtp_forward", "room": room, "publisher_id": feed, "secret": "s3",
+                              "host": "127.0.0.1", "streams": [{"mid": "1", "port": port, "ssrc": 4242, "pt": 100}]})
+        assert fwd["videoroom"] == "rtp_forward" and fwd["publisher_id"] == feed
+        [f] = fwd["forwarders"]
+        assert (f["type"], f["port"], f["ssrc"], f["pt"]) == ("video", port, 4242, 100)
+
+        loop = asyncio.get_running_loop()
+        packets = []
+        deadline = time.time() + 10
+        while len(packets) < 20 and time.time() < deadline:
+            try:
+                packets.append(await asyncio.wait_for(loop.sock_recv(sock, 2048), 1))
+            except asyncio.TimeoutError:
+                pass
+        assert len(packets) >= 20
+        for p in packets:
+            assert p[0] >> 6 == 2, "RTP version 2"
+            assert p[1] & 0x7F == 100
+            assert int.from_bytes(p[8:12], "big") == 4242
+        seqs = [int.from_bytes(p[2:4], "big") for p in packets]
+        assert len(set(seqs)) == len(seqs)
+
+        listed = await sync(pj, {"request": "listforwarders", "room": room, "secret": "s3"})
+        assert listed["publishers"][0]["publisher_id"] == feed
+        assert listed["publishers"][0]["forwarders"][0]["stream_id"] == f["stream_id"]
+
+        stop = await sync(pj, {"request": "stop_rtp_forward", "room": room, "publisher_id": feed,
+                               "stream_id": f["stream_id"], "secret": "s3"})
+        assert stop == {"videoroom": "stop_rtp_forward", "room": room, "publisher_id": feed,
+                        "stream_id": f["stream_id"]}
+        listed = await sync(pj, {"request": "listforwarders", "room": room, "secret": "s3"})
+        assert listed["publishers"] == []
+    sock.close()
+    await pub.close()
+
+
+@pytest.mark.asyncio
+async def test_room_management_and_errors(server):
+    async with client(server) as a, client(server) as b:
+        await a.attach(VR)
+        await b.attach(VR)
+        room = await create_room(a, secret="adm", pin="1234", publishers=6, is_private=False)
+
+        err = await sync(a, {"request": "create", "room": room})
+        assert (err["error_code"], err["error"]) == (427, f"Room {room} already exists")
+        assert await sync(a, {"request": "exists", "room": room}) == {
+            "videoroom": "success", "room": room, "exists": True}
+        listed = [r for r in (await sync(a, {"request": "list"}))["list"] if r["room"] == room]
+        assert listed and listed[0]["pin_required"] is True and listed[0]["max_publishers"] == 6
+
+        err = await sync(a, {"request": "bogus"})
+        assert (err["error_code"], err["error"]) == (423, "Unknown request 'bogus'")
+        err = await sync(a, {"nothing": 1})
+        assert (err["error_code"], err["error"]) == (429, "Missing mandatory element (request)")
+        err = await sync(a, {"request": "exists"})
+        assert (err["error_code"], err["error"]) == (429, "Missing mandatory element (room)")
+        err = await sync(a, {"request": "exists", "room": "x"})
+        assert err["error_code"] == 430
+
+        err = await sync(a, {"request": "destroy", "room": room, "secret": "nope"})
+        assert (err["error_code"], err["error"]) == (433, "Unauthorized (wrong secret)")
+        err = await sync(a, {"request": "edit", "room": room})
+        assert (err["error_code"], err["error"]) == (429, "Missing mandatory element (secret)")
+        edited = await sync(a, {"request": "edit", "room": room, "secret": "adm", "new_description": "renamed"})
+        assert edited == {"videoroom": "edited", "room": room}
+
+        async def async_error(j, body):
+            await j.message(body)
+            ev = await j.next_event(is_event("error_code"))
+            d = data_of(ev)
+            return d["error_code"], d["error"]
+
+        assert await async_error(a, {"request": "configure"}) == (424, "Invalid request on unconfigured participant")
+        assert await async_error(a, {"request": "join", "ptype": "publisher", "room": 1}) == (426, "No such room (1)")
+        assert await async_error(a, {"request": "join", "ptype": "publisher", "room": room}) == (
+            429, "Missing mandatory element (pin)")
+        assert await async_error(a, {"request": "join", "ptype": "publisher", "room": room, "pin": "0"}) == (
+            433, "Unauthorized (wrong pin)")
+        assert await async_error(a, {"request": "join", "ptype": "nope", "room": room, "pin": "1234"}) == (
+            430, "Invalid element (ptype)")
+
+        await a.message({"request": "join", "ptype": "publisher", "room": room, "pin": "1234", "id": 77, "display": "a"})
+        joined = data_of(await a.next_event(is_event("videoroom", "joined")))
+        assert joined["id"] == 77 and joined["description"] == "renamed"
+        assert await async_error(a, {"request": "join", "ptype": "publisher", "room": room, "pin": "1234"}) == (
+            425, "Already in as a publisher on this handle")
+        assert await async_error(b, {"request": "join", "ptype": "publisher", "room": room, "pin": "1234",
+                                     "id": 77}) == (436, "User ID 77 already exists")
+        assert await async_error(b, {"request": "join", "ptype": "subscriber", "room": room,
+                                     "streams": [{"feed": 77}]}) == (428, "No such feed (77)")
+        assert await async_error(a, {"request": "unpublish"}) == (435, "Can't unpublish, not published")
+
+        # Kick: the kicked participant is told, and is no longer in the room.
+        kicked = await sync(b, {"request": "kick", "room": room, "secret": "adm", "id": 77})
+        assert kicked == {"videoroom": "success"}
+        ev = data_of(await a.next_event(is_event("leaving", "ok")))
+        assert ev["reason"] == "kicked"
+        assert await async_error(a, {"request": "configure"}) == (424, "Invalid request on unconfigured participant")
+
+        allowed = await sync(a, {"request": "allowed", "room": room, "secret": "adm", "action": "add",
+                                 "allowed": ["t1"]})
+        assert allowed == {"videoroom": "success", "room": room, "allowed": ["t1"]}
+        assert await async_error(b, {"request": "join", "ptype": "publisher", "room": room, "pin": "1234",
+                                     "token": "t2"}) == (433, "Unauthorized (not in the allowed list)")
+
+        destroyed = await sync(a, {"request": "destroy", "room": room, "secret": "adm"})
+        assert destroyed["videoroom"] == "destroyed" and destroyed["room"] == room
+        assert (await sync(a, {"request": "exists", "room": room}))["exists"] is False
+        err = await sync(a, {"request": "listparticipants", "room": room})
+        assert (err["error_code"], err["error"]) == (426, f"No such room ({room})")
+
+
+FAULTY_BIN = os.environ.get("PORTUNUS_TEST_PLUGIN_BIN")
+
+
+@pytest.fixture(scope="module")
+def fault_server():
+    if not FAULTY_BIN or not os.path.exists(FAULTY_BIN):
+        pytest.skip("PORTUNUS_TEST_PLUGIN_BIN not set (needs a build with --features fault-injection)")
+    old = os.environ.get("PORTUNUS_BIN")
+    os.environ["PORTUNUS_BIN"] = FAULTY_BIN
+    try:
+        s = Server()
+    finally:
+        if old is None:
+            os.environ.pop("PORTUNUS_BIN", None)
+        else:
+            os.environ["PORTUNUS_BIN"] = old
+    yield s
+    s.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_panicking_room_ends_alone(fault_server):
+    pubs, subs = [Publisher(), Publisher()], [Subscriber(), Subscriber()]
+    async with client(fault_server) as pa, client(fault_server) as pb, \
+            client(fault_server) as sa, client(fault_server) as sb:
+        rooms = []
+        for j, p, sj, s in ((pa, pubs[0], sa, subs[0]), (pb, pubs[1], sb, subs[1])):
+            await j.attach(VR)
+            await sj.attach(VR)
+            room = await create_room(j)
+            feed = await p.publish(j, room)
+            await s.subscribe(sj, room, feed)
+            await s.frames("video", 10)
+            rooms.append(room)
+
+        err = await sync(pa, {"request": "portunus_fault", "room": rooms[0]})
+        assert err["error_code"] == 499, err
+        # Everyone in the broken room is told and loses media; the room is gone.
+        for j in (pa, sa):
+            ev = await j.next_event(is_event("videoroom", "destroyed"))
+            assert data_of(ev)["room"] == rooms[0]
+        await sa.next_event(lambda e: e.get("janus") == "hangup")
+        assert (await sync(pb, {"request": "exists", "room": rooms[0]}))["exists"] is False
+
+        # The other room keeps forwarding.
+        t = time.time()
+        await asyncio.sleep(2)
+        assert subs[1].counters["video"].count_since(t) > 20
+        assert (await sync(pb, {"request": "listparticipants", "room": rooms[1]}))["participants"]
+
+        # The broken room can be created again and used.
+        again = await sync(pb, {"request": "create", "room": rooms[0]})
+        assert again["videoroom"] == "created"
+    for p in pubs + subs:
+        await p.close()
