@@ -13,6 +13,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from conftest import Server
 from janus_client import HttpJanus, WsJanus
+from av import VideoFrame
+
 from media import Counter, Pattern, Tone
 
 VR = "janus.plugin.videoroom"
@@ -49,13 +51,23 @@ async def create_room(j, **props):
     return room
 
 
+class SmallPattern(Pattern):
+    """A 160x120 picture, so a subscriber can tell which publisher it is watching."""
+
+    async def recv(self):
+        frame = await super().recv()
+        small = VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24")[:120, :160].copy(), format="bgr24")
+        small.pts, small.time_base = frame.pts, frame.time_base
+        return small
+
+
 class Publisher:
     """An aiortc peer sending a tone and a moving pattern into a room."""
 
-    def __init__(self):
+    def __init__(self, video=Pattern):
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc.addTrack(Tone())
-        self.pc.addTrack(Pattern())
+        self.pc.addTrack(video())
 
     async def publish(self, j, room, display="pub"):
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -67,7 +79,8 @@ class Publisher:
         ev = await j.next_event(is_event("videoroom", "joined"))
         assert "jsep" in ev and ev["jsep"]["type"] == "answer", ev
         d = data_of(ev)
-        assert d["room"] == room and d["publishers"] == [] and isinstance(d["private_id"], int)
+        assert d["room"] == room and isinstance(d["private_id"], int)
+        assert all(p["id"] != d["id"] for p in d["publishers"])
         assert d["audio_codec"] == "opus" and d["video_codec"] == "vp8"
         assert [s["type"] for s in d["streams"]] == ["audio", "video"]
         assert d["streams"][0]["description"] == "mic"
@@ -192,6 +205,41 @@ async def test_publisher_to_two_subscribers(server, transport):
         parts = await sync(s2, {"request": "listparticipants", "room": room})
         assert parts["participants"] == []
     for p in subs + [pub]:
+        await p.close()
+
+
+@pytest.mark.asyncio
+async def test_switch_to_another_publisher(server):
+    big, small, sub = Publisher(), Publisher(SmallPattern), Subscriber()
+    async with client(server) as a, client(server) as b, client(server) as s:
+        await a.attach(VR)
+        await b.attach(VR)
+        await s.attach(VR)
+        room = await create_room(a)
+        feed_a = await big.publish(a, room, display="big")
+        feed_b = await small.publish(b, room, display="small")
+        await sub.subscribe(s, room, feed_a)
+        video = await sub.frames("video", 15)
+        assert video.sizes == {(320, 240)}
+
+        await s.message({"request": "switch", "streams": [
+            {"feed": feed_b, "mid": "1", "sub_mid": "1"}, {"feed": feed_b, "mid": "0", "sub_mid": "0"}]})
+        d = data_of(await s.next_event(is_event("switched", "ok")))
+        assert d["changes"] == 2 and {x["feed_id"] for x in d["streams"]} == {feed_b}
+        # No renegotiation: the same m-lines now carry the other publisher, still decoding.
+        t = time.time()
+        deadline = t + 15
+        while (160, 120) not in video.sizes and time.time() < deadline:
+            await asyncio.sleep(0.2)
+        assert (160, 120) in video.sizes
+        t = time.time()
+        await asyncio.sleep(2)
+        assert video.count_since(t) > 15
+
+        await s.message({"request": "switch", "streams": [{"feed": feed_b, "mid": "0", "sub_mid": "1"}]})
+        d = data_of(await s.next_event(is_event("error_code")))
+        assert d["error_code"] == 430, d
+    for p in (big, small, sub):
         await p.close()
 
 

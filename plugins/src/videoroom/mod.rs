@@ -70,7 +70,7 @@ impl Plugin for VideoRoom {
 
     fn init(&self, env: &PluginEnv) -> Result<(), PluginError> {
         let settings = Settings {
-            admin_key: env.config.get("admin_key").and_then(Value::as_str).map(str::to_owned),
+            admin_key: env.config.get("admin_key").and_then(Value::as_str).filter(|k| !k.is_empty()).map(str::to_owned),
             lock_rtp_forward: matches!(env.config.get("lock_rtp_forward"), Some(Value::Bool(true))),
         };
         *self.shared.settings.lock().unwrap_or_else(|e| e.into_inner()) = settings;
@@ -498,7 +498,10 @@ async fn run_request(
             *role = Role::None;
             deliver(ctx, tx, reply);
         }
-        "switch" => return Err(VrError::new(INVALID_REQUEST, "Unsupported request 'switch' (not implemented yet)")),
+        "switch" if !is_publisher => {
+            let reply = ask(role, RoomRequest::Switch { handle, body }).await?;
+            deliver(ctx, tx, reply);
+        }
         _ if matches!(role, Role::None) => {
             return Err(VrError::new(JOIN_FIRST, "Invalid request on unconfigured participant"));
         }

@@ -89,6 +89,10 @@ pub enum RoomRequest {
         handle: u64,
         streams: Vec<Value>,
     },
+    Switch {
+        handle: u64,
+        body: Map<String, Value>,
+    },
     SubscriberUp {
         handle: u64,
     },
@@ -613,6 +617,7 @@ impl Room {
                 let streams: Vec<Value> = sub.slots.iter().map(|s| slot_json(s, None)).collect();
                 Ok(RoomReply::data(json!({"videoroom": "updated", "room": room, "streams": streams})))
             }
+            RoomRequest::Switch { handle, body } => self.switch(handle, &body),
             RoomRequest::SubscriberUp { handle } => {
                 let sub = self.subscriber(handle)?;
                 for slot in &sub.slots {
@@ -867,6 +872,68 @@ impl Room {
             offer: Some(offer),
             ..Default::default()
         })
+    }
+
+    /// `switch`: subscriber m-lines change source without renegotiation.
+    fn switch(&mut self, handle: u64, body: &Map<String, Value>) -> Result<RoomReply, VrError> {
+        let room = self.id;
+        let slots = self.subscriber(handle)?.slots.iter().map(|s| (s.mid.clone(), s.kind)).collect::<Vec<_>>();
+        // (subscriber mid, new feed, its stream)
+        let mut plan: Vec<(String, u64, Arc<Feed>, PubInfo)> = Vec::new();
+        match (body.opt_array("streams")?, body.opt_u64("feed")?) {
+            (Some(list), _) => {
+                for item in list {
+                    let o = item.as_object().ok_or_else(|| {
+                        VrError::new(INVALID_ELEMENT, "Invalid element type (streams should be an array of objects)")
+                    })?;
+                    let sub_mid = o.req_str("sub_mid")?.to_owned();
+                    let [(feed, stream, info)]: [_; 1] = self
+                        .resolve_streams(&[json!({"feed": o.req_u64("feed")?, "mid": o.req_str("mid")?})])?
+                        .try_into()
+                        .map_err(|_| VrError::new(NO_SUCH_FEED, "No such stream"))?;
+                    let kind = slots.iter().find(|(m, _)| *m == sub_mid).map(|(_, k)| *k).ok_or_else(|| {
+                        VrError::new(INVALID_ELEMENT, format!("Subscriber stream '{sub_mid}' not found"))
+                    })?;
+                    if kind != info.kind {
+                        return Err(VrError::new(
+                            INVALID_ELEMENT,
+                            format!("Can't switch '{sub_mid}': media type differs"),
+                        ));
+                    }
+                    plan.push((sub_mid, feed, stream, info));
+                }
+            }
+            (None, Some(feed)) => {
+                // Legacy: every m-line takes the new publisher's stream of the same kind.
+                let mut offered = self.resolve_streams(&[json!({"feed": feed})])?;
+                for (mid, kind) in &slots {
+                    if let Some(pos) = offered.iter().position(|(_, _, i)| i.kind == *kind) {
+                        let (f, stream, info) = offered.remove(pos);
+                        plan.push((mid.clone(), f, stream, info));
+                    }
+                }
+            }
+            (None, None) => return Err(VrError::new(MISSING_ELEMENT, "Missing mandatory element (streams)")),
+        }
+        let sub = self.subscriber(handle)?;
+        let changes = plan.len();
+        for (sub_mid, feed_id, feed, info) in plan {
+            let Some(slot) = sub.slots.iter_mut().find(|s| s.mid == sub_mid) else { continue };
+            if let Some(old) = slot.feed.take() {
+                old.remove_stream(&slot.stream);
+            }
+            feed.add_subscriber(slot.stream.clone());
+            feed.request_keyframe();
+            slot.feed = Some(feed);
+            slot.feed_id = feed_id;
+            slot.feed_mid = info.mid;
+            slot.codec = info.codec;
+        }
+        sub.sink.set_feeds(sub_feeds(&sub.slots));
+        let streams: Vec<Value> = sub.slots.iter().map(|s| slot_json(s, None)).collect();
+        Ok(RoomReply::data(
+            json!({"videoroom": "event", "switched": "ok", "room": room, "changes": changes, "streams": streams}),
+        ))
     }
 
     fn display_of(&self, feed: u64) -> Option<String> {
