@@ -244,6 +244,27 @@ async def test_switch_to_another_publisher(server):
 
 
 @pytest.mark.asyncio
+async def test_talking_events_from_the_audio_level(server):
+    pub = Publisher()
+    async with client(server) as pj, client(server) as oj:
+        await pj.attach(VR)
+        await oj.attach(VR)
+        room = await create_room(pj, audiolevel_event=True, audio_active_packets=25, audio_level_average=40)
+        await oj.message({"request": "join", "ptype": "publisher", "room": room})
+        await oj.next_event(is_event("videoroom", "joined"))
+        feed = await pub.publish(pj, room)
+        # The publisher's tone is loud: within a window of packets everyone hears it talking.
+        d = data_of(await oj.next_event(is_event("videoroom", "talking")))
+        assert (d["room"], d["id"], d["mid"]) == (room, feed, "0")
+        assert 0 <= d["audio-level-dBov-avg"] < 40
+        d = data_of(await pj.next_event(is_event("videoroom", "talking")))
+        assert d["id"] == feed
+        parts = await sync(oj, {"request": "listparticipants", "room": room})
+        assert [p["talking"] for p in parts["participants"] if p["id"] == feed] == [True]
+    await pub.close()
+
+
+@pytest.mark.asyncio
 async def test_rtp_forward_to_udp(server):
     pub = Publisher()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

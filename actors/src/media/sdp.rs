@@ -85,6 +85,8 @@ pub struct SectionInfo {
     pub rids: Vec<String>,
     /// `a=ssrc` ids.
     pub ssrcs: Vec<u32>,
+    /// Header extensions (`a=extmap:<id> <uri>`).
+    pub extmaps: Vec<(u8, String)>,
 }
 
 /// A parsed description.
@@ -155,8 +157,16 @@ pub fn parse(sdp: &str) -> Result<SdpInfo, SdpError> {
         }
         let mut rids = Vec::new();
         let mut ssrcs = Vec::new();
+        let mut extmaps = Vec::new();
         for a in &md.attributes {
             match (a.key.as_str(), a.value.as_deref()) {
+                ("extmap", Some(v)) => {
+                    let mut parts = v.split_whitespace();
+                    let id = parts.next().and_then(|id| id.split('/').next()).and_then(|id| id.parse::<u8>().ok());
+                    if let (Some(id), Some(uri)) = (id, parts.next()) {
+                        extmaps.push((id, uri.to_owned()));
+                    }
+                }
                 ("rid", Some(v)) => {
                     let mut parts = v.split_whitespace();
                     if let (Some(id), Some("send")) = (parts.next(), parts.next()) {
@@ -182,6 +192,7 @@ pub fn parse(sdp: &str) -> Result<SdpInfo, SdpError> {
             codecs,
             rids,
             ssrcs,
+            extmaps,
         });
     }
     Ok(SdpInfo { sections, has_ice_credentials: all_ice, has_fingerprint: all_fp })

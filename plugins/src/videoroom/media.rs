@@ -61,12 +61,14 @@ pub struct Feed {
     last_pli: AtomicU64,
     /// Packets received from the publisher.
     pub packets: AtomicU64,
+    talk: Option<TalkDetector>,
 }
 
 impl Feed {
     /// A feed for the publisher stream `mid`.
-    pub fn new(kind: MediaKind, mid: String, publisher: MediaPort) -> Self {
+    pub fn new(kind: MediaKind, mid: String, publisher: MediaPort, talk: Option<TalkDetector>) -> Self {
         Feed {
+            talk,
             kind,
             mid,
             publisher,
@@ -128,6 +130,9 @@ impl Feed {
     /// Sends one publisher packet to every subscriber stream and forwarder.
     async fn forward(&self, pkt: RtpPacket) {
         self.packets.fetch_add(1, Ordering::Relaxed);
+        if let Some(talk) = &self.talk {
+            talk.observe(&pkt);
+        }
         if self.moderated.load(Ordering::Relaxed) || self.paused.load(Ordering::Relaxed) {
             return;
         }
@@ -142,6 +147,43 @@ impl Feed {
         let pkt = RtpPacket { extensions: Vec::new(), ..pkt };
         for s in subs.iter() {
             s.forward(&pkt, self.kind).await;
+        }
+    }
+}
+
+/// Janus's talking detection: the average of the audio-level extension (dBov, 0 loudest, 127
+/// silence) over every `window` packets, below `threshold` means talking.
+pub struct TalkDetector {
+    ext_id: u8,
+    window: u32,
+    threshold: u32,
+    state: Mutex<(u32, u32, bool)>,
+    notify: Box<dyn Fn(bool, u32) + Send + Sync>,
+}
+
+impl TalkDetector {
+    /// A detector reading extension `ext_id`; `notify(talking, average)` on every change.
+    pub fn new(ext_id: u8, window: u32, threshold: u32, notify: Box<dyn Fn(bool, u32) + Send + Sync>) -> Self {
+        TalkDetector { ext_id, window: window.max(1), threshold, state: Mutex::new((0, 0, false)), notify }
+    }
+
+    fn observe(&self, pkt: &RtpPacket) {
+        let Some(level) = pkt.extensions.iter().find(|e| e.id == self.ext_id).and_then(|e| e.value.first()) else {
+            return;
+        };
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (packets, sum, talking) = &mut *st;
+        *packets += 1;
+        *sum += u32::from(level & 0x7f);
+        if *packets < self.window {
+            return;
+        }
+        let avg = *sum / *packets;
+        (*packets, *sum) = (0, 0);
+        let now = avg < self.threshold;
+        if now != *talking {
+            *talking = now;
+            (self.notify)(now, avg);
         }
     }
 }
@@ -355,6 +397,24 @@ mod tests {
             extensions: vec![],
             payload: bytes::Bytes::new(),
         }
+    }
+
+    #[test]
+    fn talking_is_the_window_average_below_the_threshold() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let t = TalkDetector::new(1, 4, 25, Box::new(move |on, avg| log.lock().unwrap().push((on, avg))));
+        let with_level = |level: u8| RtpPacket {
+            extensions: vec![portunus_actors::media::RtpExtension {
+                id: 1,
+                value: bytes::Bytes::from(vec![0x80 | level]),
+            }],
+            ..pkt(1, 0, 0)
+        };
+        for level in [10, 20, 30, 20, 127, 127, 127, 127, 5, 5, 5, 5, 5, 5, 5, 5] {
+            t.observe(&with_level(level));
+        }
+        assert_eq!(*seen.lock().unwrap(), vec![(true, 20), (false, 127), (true, 5)]);
     }
 
     #[test]

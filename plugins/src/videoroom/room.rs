@@ -21,13 +21,16 @@ use portunus_actors::plugin::PluginCtx;
 use serde_json::{json, Map, Value};
 
 use super::errors::*;
-use super::media::{Feed, Gate, PublisherSink, RtpForwarder, SubStream, SubscriberSink};
+use super::media::{Feed, Gate, PublisherSink, RtpForwarder, SubStream, SubscriberSink, TalkDetector};
 use super::props::{tokens, RoomProps};
 use super::registry::Registry;
 
 /// Codecs we can receive and forward, per kind.
 const AUDIO: &[&str] = &["opus", "pcmu", "pcma"];
 const VIDEO: &[&str] = &["vp8", "h264", "vp9"];
+
+/// The audio-level header extension (RFC 6464).
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 /// How often publishers are reminded of the room's bitrate cap (REMB).
 const REMB_INTERVAL: Duration = Duration::from_secs(3);
@@ -93,6 +96,13 @@ pub enum RoomRequest {
         handle: u64,
         body: Map<String, Value>,
     },
+    /// From the media plane: a publisher's audio started or stopped being loud enough.
+    Talking {
+        handle: u64,
+        mid: String,
+        talking: bool,
+        level: u32,
+    },
     SubscriberUp {
         handle: u64,
     },
@@ -129,6 +139,7 @@ impl RoomReply {
 }
 
 struct PubStream {
+    talking: bool,
     kind: MediaKind,
     mindex: usize,
     mid: String,
@@ -437,12 +448,17 @@ impl Room {
                 Ok(RoomReply::data(json!({"videoroom": "success"})))
             }
             RoomRequest::ListParticipants => {
+                let audiolevel_event = self.props().audiolevel_event;
                 let list: Vec<Value> = self
                     .participants
                     .values()
                     .map(|p| {
                         let mut v = Self::attendee_json(p);
                         v["publisher"] = json!(p.publication.as_ref().is_some_and(|publ| publ.up));
+                        if audiolevel_event {
+                            let talking = p.publication.iter().flat_map(|publ| &publ.streams).any(|s| s.talking);
+                            v["talking"] = json!(talking);
+                        }
                         v
                     })
                     .collect();
@@ -532,7 +548,7 @@ impl Room {
                 Ok(RoomReply::data(json!({"videoroom": "success", "record": false})))
             }
             RoomRequest::JoinPublisher { handle, ctx: pctx, body } => self.join_publisher(handle, pctx, &body),
-            RoomRequest::Publish { handle, offer, body } => self.publish(handle, &offer, &body),
+            RoomRequest::Publish { handle, offer, body } => self.publish(handle, &offer, &body, ctx.address()),
             RoomRequest::PublisherUp { handle } => {
                 let p = self.participant(handle)?;
                 let Some(publ) = p.publication.as_mut() else { return Ok(RoomReply::default()) };
@@ -618,6 +634,19 @@ impl Room {
                 Ok(RoomReply::data(json!({"videoroom": "updated", "room": room, "streams": streams})))
             }
             RoomRequest::Switch { handle, body } => self.switch(handle, &body),
+            RoomRequest::Talking { handle, mid, talking, level } => {
+                let p = self.participant(handle)?;
+                let Some(stream) =
+                    p.publication.as_mut().and_then(|publ| publ.streams.iter_mut().find(|s| s.mid == mid))
+                else {
+                    return Ok(RoomReply::default());
+                };
+                stream.talking = talking;
+                let ev = json!({"videoroom": if talking { "talking" } else { "stopped-talking" }, "room": room,
+                    "id": p.id, "mid": mid, "audio-level-dBov-avg": level});
+                self.notify_participants(None, &ev);
+                Ok(RoomReply::default())
+            }
             RoomRequest::SubscriberUp { handle } => {
                 let sub = self.subscriber(handle)?;
                 for slot in &sub.slots {
@@ -702,7 +731,13 @@ impl Room {
         Ok(RoomReply::data(joined))
     }
 
-    fn publish(&mut self, handle: u64, offer: &SdpInfo, body: &Map<String, Value>) -> Result<RoomReply, VrError> {
+    fn publish(
+        &mut self,
+        handle: u64,
+        offer: &SdpInfo,
+        body: &Map<String, Value>,
+        me: Addr<Room>,
+    ) -> Result<RoomReply, VrError> {
         let props = self.props();
         let publishing = self.participants.values().filter(|p| p.publication.is_some()).count() as u64;
         let room = self.id;
@@ -731,11 +766,29 @@ impl Room {
                 let mid = s.mid.clone().unwrap_or_else(|| s.mindex.to_string());
                 let ours = if s.kind == MediaKind::Audio { AUDIO } else { VIDEO };
                 let codec = s.codecs.iter().find(|c| ours.contains(&c.name.as_str())).map(|c| c.name.clone());
+                let talk = s
+                    .extmaps
+                    .iter()
+                    .find(|(_, uri)| uri == AUDIO_LEVEL_URI)
+                    .filter(|_| s.kind == MediaKind::Audio && props.audiolevel_event)
+                    .map(|(id, _)| {
+                        let (me, mid) = (me.clone(), mid.clone());
+                        let notify = move |talking, level| {
+                            let _ = me.try_send(RoomRequest::Talking { handle, mid: mid.clone(), talking, level });
+                        };
+                        TalkDetector::new(
+                            *id,
+                            props.audio_active_packets as u32,
+                            props.audio_level_average as u32,
+                            Box::new(notify),
+                        )
+                    });
                 PubStream {
+                    talking: false,
                     kind: s.kind,
                     mindex: s.mindex,
                     description: descriptions.iter().find(|(m, _)| *m == mid).map(|(_, d)| d.clone()),
-                    feed: Arc::new(Feed::new(s.kind, mid.clone(), port.clone())),
+                    feed: Arc::new(Feed::new(s.kind, mid.clone(), port.clone(), talk)),
                     mid,
                     codec,
                 }
@@ -1131,6 +1184,9 @@ fn stream_json(s: &PubStream) -> Value {
     }
     if s.feed.moderated.load(Ordering::Relaxed) {
         v["moderated"] = json!(true);
+    }
+    if s.kind == MediaKind::Audio && s.talking {
+        v["talking"] = json!(true);
     }
     v
 }
