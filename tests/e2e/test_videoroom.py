@@ -244,6 +244,50 @@ async def test_switch_to_another_publisher(server):
 
 
 @pytest.mark.asyncio
+async def test_subscribe_more_streams_and_moderate(server):
+    big, small, sub = Publisher(), Publisher(SmallPattern), Subscriber()
+    async with client(server) as a, client(server) as b, client(server) as s:
+        for j in (a, b, s):
+            await j.attach(VR)
+        room = await create_room(a, secret="mod")
+        feed_a = await big.publish(a, room)
+        feed_b = await small.publish(b, room)
+        await sub.subscribe(s, room, feed_a, streams=[{"feed": feed_a, "mid": "1"}])
+        first = await sub.frames("video", 10)
+
+        # Add the second publisher's video: a new offer with one more m-line, answered with `start`.
+        await s.message({"request": "update", "subscribe": [{"feed": feed_b, "mid": "1"}]})
+        ev = await s.next_event(is_event("videoroom", "updated"))
+        streams = data_of(ev)["streams"]
+        assert [(x["mid"], x["feed_id"]) for x in streams] == [("0", feed_a), ("1", feed_b)]
+        assert ev["jsep"]["type"] == "offer"
+        tracks = asyncio.Queue()
+        sub.pc.on("track", lambda t: tracks.put_nowait(Counter(t)))
+        await sub.pc.setRemoteDescription(RTCSessionDescription(sdp=ev["jsep"]["sdp"], type="offer"))
+        await sub.pc.setLocalDescription(await sub.pc.createAnswer())
+        await s.message({"request": "start"}, {"type": "answer", "sdp": sub.pc.localDescription.sdp})
+        await s.next_event(is_event("started", "ok"))
+        second = await asyncio.wait_for(tracks.get(), 10)
+        await second.wait_for(10)
+        assert second.sizes == {(160, 120)}
+
+        # A moderator mutes publisher B's video: everyone is told and its frames stop.
+        r = await sync(a, {"request": "moderate", "room": room, "secret": "mod", "id": feed_b, "mid": "1",
+                           "mute": True})
+        assert r == {"videoroom": "success"}
+        d = data_of(await b.next_event(is_event("moderation")))
+        assert (d["id"], d["mid"], d["moderation"]) == (feed_b, "1", "muted")
+        await asyncio.sleep(1)
+        t = time.time()
+        await asyncio.sleep(1.5)
+        assert second.count_since(t) <= 2
+        assert first.count_since(t) > 10, "the other publisher keeps flowing"
+        first.stop()
+    for p in (big, small, sub):
+        await p.close()
+
+
+@pytest.mark.asyncio
 async def test_talking_events_from_the_audio_level(server):
     pub = Publisher()
     async with client(server) as pj, client(server) as oj:
