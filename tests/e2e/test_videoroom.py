@@ -424,6 +424,17 @@ async def test_room_management_and_errors(server):
         assert await async_error(b, {"request": "join", "ptype": "publisher", "room": room, "pin": "1234",
                                      "token": "t2"}) == (433, "Unauthorized (not in the allowed list)")
 
+        # The Admin API reaches the synchronous requests, answered by the room itself.
+        import aiohttp
+        import json as _json
+        admin = {"janus": "message_plugin", "transaction": "mp", "plugin": VR,
+                 "request": {"request": "listparticipants", "room": room}}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(server.admin_url, data=_json.dumps(admin)) as r:
+                reply = _json.loads(await r.text())
+        assert reply["janus"] == "success", reply
+        assert reply["response"] == {"videoroom": "participants", "room": room, "participants": []}
+
         destroyed = await sync(a, {"request": "destroy", "room": room, "secret": "adm"})
         assert destroyed["videoroom"] == "destroyed" and destroyed["room"] == room
         assert (await sync(a, {"request": "exists", "room": room}))["exists"] is False

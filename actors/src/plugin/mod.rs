@@ -127,6 +127,15 @@ pub trait Plugin: Send + Sync + 'static {
         None
     }
 
+    /// An Admin API `message_plugin` request whose answer the plugin computes later (from one of
+    /// its actors). By default, [`Plugin::handle_admin_message`]'s answer.
+    fn handle_admin_message_later(
+        &self,
+        request: Map<String, Value>,
+    ) -> Option<futures_util::future::BoxFuture<'static, Value>> {
+        self.handle_admin_message(request).map(|v| Box::pin(futures_util::future::ready(v)) as _)
+    }
+
     /// Called once at shutdown.
     fn destroy(&self) {}
 }

@@ -61,18 +61,17 @@ pub struct MessagePlugin {
 }
 
 impl Handler<MessagePlugin> for PluginRegistry {
-    type Result = Result<Value, ApiError>;
+    type Result = ResponseFuture<Result<Value, ApiError>>;
     fn handle(&mut self, msg: MessagePlugin, _: &mut Context<Self>) -> Self::Result {
-        let plugin = self
-            .plugins
-            .get(msg.plugin.as_str())
-            .ok_or_else(|| ApiError::new(ErrorCode::PluginNotFound, "Invalid plugin"))?;
-        match guard(|| plugin.handle_admin_message(msg.request)) {
-            Ok(Some(v)) => Ok(v),
-            Ok(None) => Err(ApiError::unknown("Plugin doesn't support Admin API messages")),
+        let Some(plugin) = self.plugins.get(msg.plugin.as_str()) else {
+            return Box::pin(async { Err(ApiError::new(ErrorCode::PluginNotFound, "Invalid plugin")) });
+        };
+        match guard(|| plugin.handle_admin_message_later(msg.request)) {
+            Ok(Some(later)) => Box::pin(async move { Ok(later.await) }),
+            Ok(None) => Box::pin(async { Err(ApiError::unknown("Plugin doesn't support Admin API messages")) }),
             Err(panic) => {
                 tracing::error!(plugin = %msg.plugin, panic = %panic.0, "plugin panicked in an Admin API message");
-                Err(ApiError::unknown(format!("Plugin error: {}", panic.0)))
+                Box::pin(async move { Err(ApiError::unknown(format!("Plugin error: {}", panic.0))) })
             }
         }
     }

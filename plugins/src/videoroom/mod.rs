@@ -13,7 +13,8 @@ mod room;
 
 use std::sync::{Arc, Mutex};
 
-use portunus_actors::api::validate::Fields;
+use futures_util::future::{ready, BoxFuture};
+use portunus_actors::api::validate::{FieldError, Fields};
 use portunus_actors::api::{SdpType, Transaction};
 use portunus_actors::media::AnswerSpec;
 use portunus_actors::plugin::{
@@ -97,15 +98,20 @@ impl Plugin for VideoRoom {
         Ok(Box::new(VrSession { shared: self.shared.clone(), jobs, info }))
     }
 
-    fn handle_admin_message(&self, request: Map<String, Value>) -> Option<Value> {
-        let name = request.get("request").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
-        Some(match name.as_str() {
-            "list" | "exists" | "create" => match registry_request(&self.shared, &name, &request) {
-                Ok(v) => v,
-                Err(e) => e.to_json(),
-            },
-            _ => VrError::new(INVALID_REQUEST, format!("Request '{name}' is not available through the Admin API"))
-                .to_json(),
+    fn handle_admin_message_later(&self, request: Map<String, Value>) -> Option<BoxFuture<'static, Value>> {
+        let name = match request.get("request") {
+            Some(Value::String(s)) => s.to_ascii_lowercase(),
+            _ => return Some(Box::pin(ready(VrError::from(FieldError::Missing("request".into())).to_json()))),
+        };
+        // Janus compat: the Admin API reaches the synchronous requests only.
+        if ASYNC_REQUESTS.contains(&name.as_str()) {
+            let e = VrError::new(INVALID_REQUEST, format!("Unsupported request '{name}' through the Admin API"));
+            return Some(Box::pin(ready(e.to_json())));
+        }
+        Some(match sync_request(&self.shared, &name, request) {
+            PluginReply::Later(later) => later,
+            PluginReply::Sync(v) => Box::pin(ready(v)),
+            other => Box::pin(ready(VrError::new(UNKNOWN_ERROR, format!("{other:?}")).to_json())),
         })
     }
 }
@@ -193,39 +199,38 @@ const ASYNC_REQUESTS: &[&str] = &[
     "leave",
 ];
 
-impl VrSession {
-    fn sync(&self, name: &str, body: Map<String, Value>) -> PluginReply {
-        if matches!(name, "list" | "exists" | "create") {
-            return PluginReply::Sync(registry_request(&self.shared, name, &body).unwrap_or_else(|e| e.to_json()));
-        }
-        if room_request(name, Map::new()).is_none() {
-            return PluginReply::Sync(VrError::new(INVALID_REQUEST, format!("Unknown request '{name}'")).to_json());
-        }
-        let room = match body.req_u64("room") {
-            Ok(r) => r,
-            Err(e) => return PluginReply::Sync(VrError::from(e).to_json()),
-        };
-        if name == "rtp_forward" && self.shared.settings().lock_rtp_forward {
-            let key = self.shared.settings().admin_key;
-            if let Err(e) = check_password(key.as_deref(), &body, "admin_key") {
-                return PluginReply::Sync(e.to_json());
-            }
-        }
-        let Some(req) = room_request(name, body) else {
-            return PluginReply::Sync(VrError::new(INVALID_REQUEST, format!("Unknown request '{name}'")).to_json());
-        };
-        let Some(addr) = self.shared.registry.room(room) else {
-            return PluginReply::Sync(VrError::no_such_room(room).to_json());
-        };
-        let sent = addr.send(req);
-        PluginReply::Later(Box::pin(async move {
-            match sent.await {
-                Ok(Ok(reply)) => reply.data,
-                Ok(Err(e)) => e.to_json(),
-                Err(_) => VrError::no_such_room(room).to_json(),
-            }
-        }))
+/// A synchronous request (from a handle or the Admin API).
+fn sync_request(shared: &Shared, name: &str, body: Map<String, Value>) -> PluginReply {
+    if matches!(name, "list" | "exists" | "create") {
+        return PluginReply::Sync(registry_request(shared, name, &body).unwrap_or_else(|e| e.to_json()));
     }
+    if room_request(name, Map::new()).is_none() {
+        return PluginReply::Sync(VrError::new(INVALID_REQUEST, format!("Unknown request '{name}'")).to_json());
+    }
+    let room = match body.req_u64("room") {
+        Ok(r) => r,
+        Err(e) => return PluginReply::Sync(VrError::from(e).to_json()),
+    };
+    if name == "rtp_forward" && shared.settings().lock_rtp_forward {
+        let key = shared.settings().admin_key;
+        if let Err(e) = check_password(key.as_deref(), &body, "admin_key") {
+            return PluginReply::Sync(e.to_json());
+        }
+    }
+    let Some(req) = room_request(name, body) else {
+        return PluginReply::Sync(VrError::new(INVALID_REQUEST, format!("Unknown request '{name}'")).to_json());
+    };
+    let Some(addr) = shared.registry.room(room) else {
+        return PluginReply::Sync(VrError::no_such_room(room).to_json());
+    };
+    let sent = addr.send(req);
+    PluginReply::Later(Box::pin(async move {
+        match sent.await {
+            Ok(Ok(reply)) => reply.data,
+            Ok(Err(e)) => e.to_json(),
+            Err(_) => VrError::no_such_room(room).to_json(),
+        }
+    }))
 }
 
 impl PluginSession for VrSession {
@@ -244,7 +249,7 @@ impl PluginSession for VrSession {
             }
         };
         if !ASYNC_REQUESTS.contains(&name.as_str()) {
-            return self.sync(&name, msg.body);
+            return sync_request(&self.shared, &name, msg.body);
         }
         match self.jobs.try_send(Job::Message(Box::new(msg))) {
             Ok(()) => PluginReply::Async { hint: None },
