@@ -293,6 +293,10 @@ fn codecs() -> Result<EngineCodecs, MediaError> {
         ("urn:ietf:params:rtp-hdrext:sdes:mid", RtpCodecKind::Audio),
         ("urn:ietf:params:rtp-hdrext:ssrc-audio-level", RtpCodecKind::Audio),
         ("http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", RtpCodecKind::Video),
+        // Simulcast: layers arrive without signalled SSRCs, identified by mid and rid.
+        ("urn:ietf:params:rtp-hdrext:sdes:mid", RtpCodecKind::Video),
+        ("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", RtpCodecKind::Video),
+        ("urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id", RtpCodecKind::Video),
     ] {
         m.register_header_extension(RTCRtpHeaderExtensionCapability { uri: uri.into() }, kind, None).map_err(err)?;
     }

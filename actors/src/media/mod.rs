@@ -2,6 +2,7 @@
 //! `webrtc`/`rtc` crates, so the engine can be replaced (str0m is plan B) without touching
 //! plugins or transports. Nothing here re-exports an engine type.
 
+pub mod codec;
 mod engine;
 pub mod network;
 mod peer;

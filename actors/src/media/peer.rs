@@ -113,7 +113,8 @@ pub struct PeerIo {
 #[derive(Clone)]
 struct RemoteTrack {
     track: Arc<dyn TrackRemote>,
-    ssrc: u32,
+    /// One per simulcast layer (one without simulcast).
+    ssrcs: Vec<u32>,
 }
 
 impl PeerIo {
@@ -128,17 +129,22 @@ impl PeerIo {
     pub(crate) fn send_feedback(&self, mid: &str, fb: Feedback) {
         let Some(remote) = self.remotes.read().ok().and_then(|r| r.get(mid).cloned()) else { return };
         self.rt.spawn(async move {
-            let pkt: Box<dyn rtc::rtcp::Packet> = match fb {
-                Feedback::Pli | Feedback::Fir => {
-                    Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: remote.ssrc })
-                }
-                Feedback::Remb(bitrate) => Box::new(ReceiverEstimatedMaximumBitrate {
+            let pkts: Vec<Box<dyn rtc::rtcp::Packet>> = match fb {
+                // Every layer: a simulcast subscriber may be about to switch to any of them.
+                Feedback::Pli | Feedback::Fir => remote
+                    .ssrcs
+                    .iter()
+                    .map(|&media_ssrc| {
+                        Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc }) as Box<dyn rtc::rtcp::Packet>
+                    })
+                    .collect(),
+                Feedback::Remb(bitrate) => vec![Box::new(ReceiverEstimatedMaximumBitrate {
                     sender_ssrc: 0,
                     bitrate: bitrate as f32,
-                    ssrcs: vec![remote.ssrc],
-                }),
+                    ssrcs: remote.ssrcs.clone(),
+                })],
             };
-            let _ = remote.track.write_rtcp(vec![pkt]).await;
+            let _ = remote.track.write_rtcp(pkts).await;
         });
     }
 
@@ -263,6 +269,7 @@ async fn read_track(
         _ => MediaKind::Video,
     };
     let mut mid = String::new();
+    let mut rids: Vec<(u32, Arc<str>)> = Vec::new();
     let mut receiving = false;
     loop {
         let no_media = Duration::from_secs(no_media_secs.load(std::sync::atomic::Ordering::Relaxed));
@@ -280,9 +287,19 @@ async fn read_track(
         };
         match next {
             Some(TrackRemoteEvent::OnOpen(init)) => {
-                mid = mid_of_receiver(&io, &track, init.receiver_id).await.unwrap_or_default();
+                // Once per simulcast layer, each with its own SSRC and rid.
+                if mid.is_empty() {
+                    mid = mid_of_receiver(&io, &track, init.receiver_id).await.unwrap_or_default();
+                }
+                if let Some(rid) = &init.rid {
+                    rids.push((init.ssrc, Arc::from(rid.as_str())));
+                }
                 if let Ok(mut r) = io.remotes.write() {
-                    r.insert(mid.clone(), RemoteTrack { track: track.clone(), ssrc: init.ssrc });
+                    let entry =
+                        r.entry(mid.clone()).or_insert_with(|| RemoteTrack { track: track.clone(), ssrcs: Vec::new() });
+                    if !entry.ssrcs.contains(&init.ssrc) {
+                        entry.ssrcs.push(init.ssrc);
+                    }
                 }
             }
             Some(TrackRemoteEvent::OnRtpPacket(pkt)) => {
@@ -291,7 +308,11 @@ async fn read_track(
                     events(PeerEvent::Media { mid: mid.clone(), kind, receiving: true });
                 }
                 if let Some(sink) = port.sink() {
-                    sink.rtp(&port, &mid, kind, from_engine(pkt)).await;
+                    let mut pkt = from_engine(pkt);
+                    if !rids.is_empty() {
+                        pkt.rid = rids.iter().find(|(ssrc, _)| *ssrc == pkt.ssrc).map(|(_, rid)| rid.clone());
+                    }
+                    sink.rtp(&port, &mid, kind, pkt).await;
                 }
             }
             Some(TrackRemoteEvent::OnEnded) | None => break,
@@ -329,6 +350,7 @@ fn from_engine(pkt: rtc::rtp::Packet) -> RtpPacket {
         timestamp: h.timestamp,
         ssrc: h.ssrc,
         extensions: h.extensions.into_iter().map(|e| RtpExtension { id: e.id, value: e.payload }).collect(),
+        rid: None,
         payload: pkt.payload,
     }
 }

@@ -28,6 +28,8 @@ pub struct RtpPacket {
     pub ssrc: u32,
     /// Header extensions as received.
     pub extensions: Vec<RtpExtension>,
+    /// The simulcast layer's RTP stream id (`a=rid`), when the sender uses simulcast.
+    pub rid: Option<std::sync::Arc<str>>,
     /// Payload.
     pub payload: Bytes,
 }

@@ -7,10 +7,11 @@
 //! takes one uncontended read lock per packet and never waits for the room.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use portunus_actors::media::codec::{inspect_video, VideoFrameInfo};
 use portunus_actors::media::{Feedback, MediaKind, MediaPort, MediaSink, RtpPacket, RtpWriter};
 
 /// Keyframe requests to one publisher stream are at most this frequent (ms): a burst of joining
@@ -62,13 +63,22 @@ pub struct Feed {
     /// Packets received from the publisher.
     pub packets: AtomicU64,
     talk: Option<TalkDetector>,
+    /// Codec name, to find keyframes when switching simulcast layers.
+    codec: String,
+    /// Simulcast layers by rid, lowest quality first (index = Janus `substream`); empty without.
+    layers: Vec<Arc<str>>,
+    /// When each layer last sent a packet (ms), for the fallback to a lower one.
+    layer_seen: [AtomicU64; 3],
 }
 
 impl Feed {
     /// A feed for the publisher stream `mid`.
-    pub fn new(kind: MediaKind, mid: String, publisher: MediaPort, talk: Option<TalkDetector>) -> Self {
+    pub fn new(kind: MediaKind, mid: String, publisher: MediaPort, codec: &str) -> Self {
         Feed {
-            talk,
+            talk: None,
+            codec: codec.to_owned(),
+            layers: Vec::new(),
+            layer_seen: Default::default(),
             kind,
             mid,
             publisher,
@@ -79,6 +89,32 @@ impl Feed {
             last_pli: AtomicU64::new(0),
             packets: AtomicU64::new(0),
         }
+    }
+
+    /// Detects talking on this (audio) stream.
+    pub fn with_talk(mut self, talk: Option<TalkDetector>) -> Self {
+        self.talk = talk;
+        self
+    }
+
+    /// The publisher sends simulcast with these rids, lowest quality first (at most three).
+    pub fn with_layers(mut self, layers: Vec<Arc<str>>) -> Self {
+        self.layers = layers.into_iter().take(3).collect();
+        self
+    }
+
+    /// How many simulcast layers (0 without simulcast).
+    pub fn layer_count(&self) -> usize {
+        self.layers.len()
+    }
+
+    fn layer_of(&self, pkt: &RtpPacket) -> Option<usize> {
+        let rid = pkt.rid.as_deref()?;
+        self.layers.iter().position(|l| &**l == rid)
+    }
+
+    fn layer_alive(&self, layer: usize, within_ms: u64) -> bool {
+        self.layer_seen.get(layer).is_some_and(|t| now_ms().saturating_sub(t.load(Ordering::Relaxed)) <= within_ms)
     }
 
     /// Starts sending to `s`.
@@ -139,14 +175,22 @@ impl Feed {
         for f in self.forwarders.snapshot().iter() {
             f.send(&pkt);
         }
+        let layer = if self.layers.is_empty() {
+            None
+        } else {
+            let Some(layer) = self.layer_of(&pkt) else { return };
+            self.layer_seen[layer].store(now_ms(), Ordering::Relaxed);
+            Some(layer)
+        };
         let subs = self.subscribers.snapshot();
         if subs.is_empty() {
             return;
         }
         // Extensions belong to the publisher's negotiation; the writers drop them anyway.
         let pkt = RtpPacket { extensions: Vec::new(), ..pkt };
+        let mut info = None;
         for s in subs.iter() {
-            s.forward(&pkt, self.kind).await;
+            s.forward(&pkt, self, layer, &mut info).await;
         }
     }
 }
@@ -206,6 +250,9 @@ impl Gate {
     }
 }
 
+/// Called when a subscriber stream changes simulcast layer (substream) or temporal layer.
+pub type LayerNotice = Box<dyn Fn(&'static str, usize) + Send + Sync>;
+
 /// One m-line of a subscriber, fed by one publisher stream.
 pub struct SubStream {
     /// The subscriber-side mid.
@@ -214,20 +261,38 @@ pub struct SubStream {
     gate: Arc<Gate>,
     /// `configure` with `send:false` stops just this stream.
     pub send: AtomicBool,
+    /// Wanted simulcast layer (Janus `substream`, 0 lowest) and VP8 temporal layer.
+    pub substream: AtomicU8,
+    pub temporal: AtomicU8,
+    /// How long (ms) the current layer may be silent before a lower one is used.
+    pub fallback_ms: AtomicU64,
     writer: OnceLock<RtpWriter>,
-    rewrite: Mutex<Rewriter>,
+    state: Mutex<StreamState>,
+    notice: Option<LayerNotice>,
+}
+
+#[derive(Default)]
+struct StreamState {
+    rewrite: Rewriter,
+    /// The simulcast layer being forwarded.
+    layer: Option<usize>,
+    temporal: Option<u8>,
 }
 
 impl SubStream {
     /// A stream to `port`'s m-line `mid`, gated by the subscriber's `gate`.
-    pub fn new(mid: String, port: MediaPort, gate: Arc<Gate>) -> Self {
+    pub fn new(mid: String, port: MediaPort, gate: Arc<Gate>, notice: Option<LayerNotice>) -> Self {
         SubStream {
             mid,
             port,
             gate,
             send: AtomicBool::new(true),
+            substream: AtomicU8::new(2),
+            temporal: AtomicU8::new(2),
+            fallback_ms: AtomicU64::new(250),
             writer: OnceLock::new(),
-            rewrite: Mutex::new(Rewriter::default()),
+            state: Mutex::new(StreamState::default()),
+            notice,
         }
     }
 
@@ -240,14 +305,72 @@ impl SubStream {
         Some(self.writer.get_or_init(|| w))
     }
 
-    async fn forward(&self, pkt: &RtpPacket, kind: MediaKind) {
+    /// Forwards `pkt` (of simulcast `layer`, if any) when this subscriber should get it.
+    /// `info` caches the payload inspection across the subscribers of one packet.
+    async fn forward(&self, pkt: &RtpPacket, feed: &Feed, layer: Option<usize>, info: &mut Option<VideoFrameInfo>) {
         if !self.gate.is_open() || !self.send.load(Ordering::Relaxed) {
             return;
         }
         let Some(writer) = self.writer() else { return };
-        let (seq, ts) = self.rewrite.lock().unwrap_or_else(|e| e.into_inner()).rewrite(pkt, kind);
+        let mut inspect = || *info.get_or_insert_with(|| inspect_video(&feed.codec, &pkt.payload));
+        let mut notices: Vec<(&'static str, usize)> = Vec::new();
+        let (seq, ts) = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(layer) = layer {
+                if st.layer != Some(layer) {
+                    if !self.should_switch(&st, layer, feed) {
+                        return;
+                    }
+                    if !inspect().keyframe {
+                        feed.request_keyframe();
+                        return;
+                    }
+                    st.layer = Some(layer);
+                    notices.push(("substream", layer));
+                }
+            }
+            if feed.kind == MediaKind::Video {
+                if let Some(tid) = inspect().temporal {
+                    let wanted = self.temporal.load(Ordering::Relaxed);
+                    if tid > wanted {
+                        // Dropped: the next packet takes this one's sequence number.
+                        st.rewrite.skip(pkt);
+                        return;
+                    }
+                    let top = tid.max(st.temporal.unwrap_or(0)).min(wanted);
+                    if st.temporal != Some(top) && top == wanted {
+                        st.temporal = Some(top);
+                        notices.push(("temporal", usize::from(top)));
+                    }
+                }
+            }
+            st.rewrite.rewrite(pkt, feed.kind)
+        };
+        if let Some(notice) = &self.notice {
+            for (what, n) in notices {
+                notice(what, n);
+            }
+        }
         let out = RtpPacket { sequence_number: seq, timestamp: ts, ..pkt.clone() };
         let _ = writer.write(out).await;
+    }
+
+    /// Whether a packet of `layer` should replace the layer being forwarded: it is not above the
+    /// wanted one, and it is better than the current, or the current is above the wanted one or
+    /// has gone silent.
+    fn should_switch(&self, st: &StreamState, layer: usize, feed: &Feed) -> bool {
+        let wanted = usize::from(self.substream.load(Ordering::Relaxed)).min(feed.layers.len().saturating_sub(1));
+        if layer > wanted {
+            return false;
+        }
+        match st.layer {
+            None => true,
+            Some(current) => {
+                current > wanted
+                    || layer > current
+                    || !feed.layer_alive(current, self.fallback_ms.load(Ordering::Relaxed))
+            }
+        }
     }
 }
 
@@ -263,6 +386,17 @@ pub struct Rewriter {
 }
 
 impl Rewriter {
+    /// `pkt` is dropped on purpose (a temporal layer the subscriber does not get): close the gap
+    /// it would leave so the receiver sees no loss.
+    pub fn skip(&mut self, pkt: &RtpPacket) {
+        if self.source == Some(pkt.ssrc) {
+            let seq = pkt.sequence_number.wrapping_add(self.seq_offset);
+            if (seq.wrapping_sub(self.last_seq) as i16) > 0 {
+                self.seq_offset = self.seq_offset.wrapping_sub(1);
+            }
+        }
+    }
+
     /// The outgoing sequence number and timestamp for `pkt`.
     pub fn rewrite(&mut self, pkt: &RtpPacket, kind: MediaKind) -> (u16, u32) {
         if self.source != Some(pkt.ssrc) {
@@ -395,6 +529,7 @@ mod tests {
             timestamp: ts,
             ssrc,
             extensions: vec![],
+            rid: None,
             payload: bytes::Bytes::new(),
         }
     }

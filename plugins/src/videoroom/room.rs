@@ -21,7 +21,7 @@ use portunus_actors::plugin::PluginCtx;
 use serde_json::{json, Map, Value};
 
 use super::errors::*;
-use super::media::{Feed, Gate, PublisherSink, RtpForwarder, SubStream, SubscriberSink, TalkDetector};
+use super::media::{Feed, Gate, LayerNotice, PublisherSink, RtpForwarder, SubStream, SubscriberSink, TalkDetector};
 use super::props::{tokens, RoomProps};
 use super::registry::Registry;
 
@@ -602,7 +602,7 @@ impl Room {
             RoomRequest::Subscribe { handle, streams } => {
                 let wanted = self.resolve_streams(&streams)?;
                 let sub = self.subscriber(handle)?;
-                add_slots(sub, wanted);
+                add_slots(room, sub, wanted);
                 let streams: Vec<Value> = sub.slots.iter().map(|s| slot_json(s, None)).collect();
                 let offer = OfferSpec { tracks: offer_tracks(&sub.slots), data: false, ice_restart: false };
                 Ok(RoomReply {
@@ -788,7 +788,11 @@ impl Room {
                     kind: s.kind,
                     mindex: s.mindex,
                     description: descriptions.iter().find(|(m, _)| *m == mid).map(|(_, d)| d.clone()),
-                    feed: Arc::new(Feed::new(s.kind, mid.clone(), port.clone(), talk)),
+                    feed: Arc::new(
+                        Feed::new(s.kind, mid.clone(), port.clone(), codec.as_deref().unwrap_or_default())
+                            .with_talk(talk)
+                            .with_layers(simulcast_layers(&s.rids)),
+                    ),
                     mid,
                     codec,
                 }
@@ -915,7 +919,7 @@ impl Room {
             sink: Arc::new(SubscriberSink::default()),
             slots: Vec::new(),
         };
-        add_slots(&mut sub, wanted);
+        add_slots(self.id, &mut sub, wanted);
         sub.ctx.media().set_sink(sub.sink.clone());
         let displays: Vec<Value> = sub.slots.iter().map(|s| slot_json(s, self.display_of(s.feed_id))).collect();
         let offer = OfferSpec { tracks: offer_tracks(&sub.slots), data: false, ice_restart: false };
@@ -1069,11 +1073,38 @@ struct PubInfo {
     mid: String,
 }
 
-fn add_slots(sub: &mut Subscriber, wanted: Vec<(u64, Arc<Feed>, PubInfo)>) {
+/// A publisher's simulcast rids, lowest quality first: by name for the usual `l/m/h` and `q/h/f`
+/// schemes, otherwise highest first as browsers list them.
+fn simulcast_layers(rids: &[String]) -> Vec<Arc<str>> {
+    let rank = |scheme: &[&str]| -> Option<Vec<Arc<str>>> {
+        let mut ranked: Vec<(usize, &String)> =
+            rids.iter().map(|r| Some((scheme.iter().position(|s| s == r)?, r))).collect::<Option<_>>()?;
+        ranked.sort();
+        Some(ranked.into_iter().map(|(_, r)| Arc::from(r.as_str())).collect())
+    };
+    if rids.len() < 2 {
+        return Vec::new();
+    }
+    let named = if rids.iter().any(|r| r == "q" || r == "f") { rank(&["q", "h", "f"]) } else { rank(&["l", "m", "h"]) };
+    named.unwrap_or_else(|| rids.iter().rev().map(|r| Arc::from(r.as_str())).collect())
+}
+
+/// Tells the subscriber its stream `mid` switched layers (`substream` / `temporal`).
+fn layer_notice(ctx: &PluginCtx, room: u64, mid: &str) -> LayerNotice {
+    let (ctx, mid) = (ctx.clone(), mid.to_owned());
+    Box::new(move |what, n| {
+        let mut ev = json!({"videoroom": "event", "room": room, "mid": mid});
+        ev[what] = json!(n);
+        let _ = ctx.push_event(None, ev, None);
+    })
+}
+
+fn add_slots(room: u64, sub: &mut Subscriber, wanted: Vec<(u64, Arc<Feed>, PubInfo)>) {
     for (feed_id, feed, info) in wanted {
         let mindex = sub.slots.len();
         let mid = mindex.to_string();
-        let stream = Arc::new(SubStream::new(mid.clone(), sub.ctx.media().clone(), sub.gate.clone()));
+        let notice = (feed.layer_count() > 0).then(|| layer_notice(&sub.ctx, room, &mid));
+        let stream = Arc::new(SubStream::new(mid.clone(), sub.ctx.media().clone(), sub.gate.clone(), notice));
         feed.add_subscriber(stream.clone());
         if sub.gate.is_open() {
             feed.request_keyframe();
@@ -1112,15 +1143,21 @@ fn apply_send_toggles(sub: &mut Subscriber, body: &Map<String, Value>) -> Result
     if let Some(list) = body.opt_array("streams")? {
         for item in list.iter().filter_map(Value::as_object) {
             let Some(mid) = item.get("mid").and_then(Value::as_str) else { continue };
-            if let (Some(slot), Some(send)) =
-                (sub.slots.iter().find(|s| s.mid == mid), item.get("send").and_then(Value::as_bool))
-            {
+            let Some(slot) = sub.slots.iter().find(|s| s.mid == mid) else { continue };
+            if let Some(send) = item.get("send").and_then(Value::as_bool) {
                 slot.stream.send.store(send, Ordering::Relaxed);
-                if send {
-                    if let Some(f) = &slot.feed {
-                        f.request_keyframe();
-                    }
-                }
+            }
+            if let Some(n) = item.get("substream").and_then(Value::as_u64) {
+                slot.stream.substream.store(n.min(2) as u8, Ordering::Relaxed);
+            }
+            if let Some(n) = item.get("temporal").and_then(Value::as_u64) {
+                slot.stream.temporal.store(n.min(2) as u8, Ordering::Relaxed);
+            }
+            if let Some(us) = item.get("fallback").and_then(Value::as_u64) {
+                slot.stream.fallback_ms.store(us / 1000, Ordering::Relaxed);
+            }
+            if let Some(f) = &slot.feed {
+                f.request_keyframe();
             }
         }
     }
@@ -1184,6 +1221,9 @@ fn stream_json(s: &PubStream) -> Value {
     }
     if s.feed.moderated.load(Ordering::Relaxed) {
         v["moderated"] = json!(true);
+    }
+    if s.feed.layer_count() > 0 {
+        v["simulcast"] = json!(true);
     }
     if s.kind == MediaKind::Audio && s.talking {
         v["talking"] = json!(true);
@@ -1271,5 +1311,24 @@ impl Handler<RoomRequest> for Room {
                 Err(VrError::new(UNKNOWN_ERROR, format!("Room {} failed and was destroyed", self.id)))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layers(rids: &[&str]) -> Vec<String> {
+        let owned: Vec<String> = rids.iter().map(|r| r.to_string()).collect();
+        simulcast_layers(&owned).iter().map(|r| r.to_string()).collect()
+    }
+
+    #[test]
+    fn simulcast_layers_lowest_first() {
+        assert_eq!(layers(&["h", "m", "l"]), ["l", "m", "h"]);
+        assert_eq!(layers(&["q", "h", "f"]), ["q", "h", "f"]);
+        assert_eq!(layers(&["f", "h"]), ["h", "f"]);
+        assert_eq!(layers(&["hi", "lo"]), ["lo", "hi"]);
+        assert!(layers(&["only"]).is_empty());
     }
 }
