@@ -60,6 +60,7 @@ class Participant:
         self.j = WsJanus(server.ws_url)
         self.pc = None
         self.dc = None
+        self.offer_sdp = None
         self.inbox = asyncio.Queue()
         self.seen = []
 
@@ -75,7 +76,7 @@ class Participant:
         ev = await self.j.next_event(lambda e: e.get("janus") == "event" and "jsep" in e)
         assert data(ev) == {"textroom": "event", "result": "ok"}
         assert ev["jsep"]["type"] == "offer"
-        sdp = ev["jsep"]["sdp"]
+        sdp = self.offer_sdp = ev["jsep"]["sdp"]
         assert "m=application" in sdp and "m=audio" not in sdp and "m=video" not in sdp, sdp
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         channels = asyncio.Queue()
@@ -146,6 +147,13 @@ class Participant:
         if self.pc:
             await self.pc.close()
         await self.j.__aexit__(None, None, None)
+
+
+async def admin(server, body):
+    """One Admin API request over HTTP."""
+    async with aiohttp.ClientSession() as http:
+        async with http.post(server.admin_url, data=json.dumps(dict(body, transaction=tid()))) as resp:
+            return json.loads(await resp.text())
 
 
 def is_event(kind, **fields):
@@ -260,72 +268,89 @@ async def test_chat_in_a_room(tr_server):
 
 @pytest.mark.asyncio
 async def test_janus_api_management(tr_server):
-    admin = await Participant(tr_server).start()
+    mgr = await Participant(tr_server).start()
     member = await Participant(tr_server).start()
     try:
-        d = await admin.api({"request": "list"})
+        d = await mgr.api({"request": "list"})
         assert d["textroom"] == "success" and any(r["room"] == 1234 for r in d["list"])
-        d = await admin.api({"request": "exists", "room": 1234})
+        d = await mgr.api({"request": "exists", "room": 1234})
         assert d == {"textroom": "success", "room": 1234, "exists": True}
 
-        d = await admin.api({"request": "create", "room": 5555, "description": "API room", "secret": "s3"})
+        d = await mgr.api({"request": "create", "room": 5555, "description": "API room", "secret": "s3"})
         assert d == {"textroom": "created", "room": 5555, "permanent": False}
-        d = await admin.api({"request": "create", "room": 5555})
+        d = await mgr.api({"request": "create", "room": 5555})
         assert d == {"textroom": "error", "error_code": 418, "error": "Room 5555 already exists"}
-        d = await admin.api({"request": "edit", "room": 5555, "secret": "s3", "new_description": "Edited"})
+        d = await mgr.api({"request": "edit", "room": 5555, "secret": "s3", "new_description": "Edited"})
         assert d == {"textroom": "edited", "room": 5555, "permanent": False}
-        d = await admin.api({"request": "list"})
+        d = await mgr.api({"request": "list"})
         assert {"room": 5555, "description": "Edited", "pin_required": False, "num_participants": 0, "history": 0} in d["list"]
 
         await member.join(5555, "m", display="Member")
-        d = await admin.api({"request": "listparticipants", "room": 5555})
+        d = await mgr.api({"request": "listparticipants", "room": 5555})
         assert d == {"textroom": "success", "room": 5555, "participants": [{"username": "m", "display": "Member"}]}
-        d = await admin.api({"request": "announcement", "room": 5555, "secret": "s3", "text": "from the API"})
+        d = await mgr.api({"request": "announcement", "room": 5555, "secret": "s3", "text": "from the API"})
         assert d == {"textroom": "success"}
         m = await member.expect(is_event("announcement"))
         assert m["text"] == "from the API"
 
-        d = await admin.api({"request": "destroy", "room": 5555, "secret": "wrong"})
+        d = await mgr.api({"request": "destroy", "room": 5555, "secret": "wrong"})
         assert d == {"textroom": "error", "error_code": 419, "error": "Unauthorized (wrong secret)"}
-        d = await admin.api({"request": "destroy", "room": 5555, "secret": "s3"})
+        d = await mgr.api({"request": "destroy", "room": 5555, "secret": "s3"})
         assert d == {"textroom": "destroyed", "room": 5555, "permanent": False}
         assert await member.expect(is_event("destroyed")) == {"textroom": "destroyed", "room": 5555}
-        d = await admin.api({"request": "exists", "room": 5555})
+        # Janus compat: the requester's own channel hears about it too.
+        assert await mgr.expect(is_event("destroyed")) == {"textroom": "destroyed", "room": 5555}
+        d = await mgr.api({"request": "exists", "room": 5555})
         assert d["exists"] is False
         r = await member.request("message", room=5555, text="x")
         assert (r["error_code"], r["error"]) == (417, "No such room (5555)")
 
         # Requests the processor never sees answer with "textroom":"event".
-        d = await admin.api({"request": "bogus"})
+        d = await mgr.api({"request": "bogus"})
         assert d == {"textroom": "event", "error_code": 415, "error": "Unknown request 'bogus'"}
-        d = await admin.api({"request": "join", "room": 1234, "username": "x"})
+        d = await mgr.api({"request": "join", "room": 1234, "username": "x"})
         assert d == {"textroom": "event", "error_code": 415, "error": "Unknown request 'join'"}
-        d = await admin.api({})
+        d = await mgr.api({})
         assert d == {"textroom": "event", "error_code": 413, "error": "Missing mandatory element (request)"}
-        d = await admin.api({"request": "exists", "room": "1234"})
+        d = await mgr.api({"request": "exists", "room": "1234"})
         assert d == {"textroom": "error", "error_code": 414, "error": "Invalid element type (room should be a positive integer)"}
 
         # A second setup on the same handle is refused.
-        r = await admin.j.message({"request": "setup"})
+        r = await mgr.j.message({"request": "setup"})
         assert r["janus"] == "ack"
-        ev = await admin.j.next_event(lambda e: e.get("janus") == "event")
+        ev = await mgr.j.next_event(lambda e: e.get("janus") == "event")
         assert data(ev) == {"textroom": "error", "error_code": 416, "error": "PeerConnection already setup"}
         assert "jsep" not in ev
 
         # The Admin API reaches the same requests.
-        async with aiohttp.ClientSession() as http:
-            body = {"janus": "message_plugin", "transaction": tid(), "plugin": TR,
-                    "request": {"request": "create", "room": 6666}}
-            async with http.post(tr_server.admin_url, data=json.dumps(body)) as resp:
-                r = json.loads(await resp.text())
-            assert r["janus"] == "success", r
-            assert r["response"] == {"textroom": "created", "room": 6666, "permanent": False}
-            body["request"] = {"request": "destroy", "room": 6666}
-            async with http.post(tr_server.admin_url, data=json.dumps(body)) as resp:
-                r = json.loads(await resp.text())
-            assert r["response"] == {"textroom": "destroyed", "room": 6666, "permanent": False}
+        body = {"janus": "message_plugin", "plugin": TR, "request": {"request": "create", "room": 6666}}
+        r = await admin(tr_server, body)
+        assert r["janus"] == "success", r
+        assert r["response"] == {"textroom": "created", "room": 6666, "permanent": False}
+        r = await admin(tr_server, dict(body, request={"request": "destroy", "room": 6666}))
+        assert r["response"] == {"textroom": "destroyed", "room": 6666, "permanent": False}
+        r = await admin(tr_server, dict(body, request={"request": "kick", "room": 1234, "username": "x"}))
+        assert r["response"] == {"textroom": "error", "error_code": 413, "error": "Missing mandatory element (secret)"}
+
+        # restart: a new offer with new ICE credentials; refused before any setup.
+        r = await mgr.j.message({"request": "restart"})
+        assert r["janus"] == "ack"
+        ev = await mgr.j.next_event(lambda e: e.get("janus") == "event")
+        assert data(ev) == {"textroom": "event", "result": "ok"}
+        assert ev["jsep"]["type"] == "offer" and "m=application" in ev["jsep"]["sdp"]
+
+        def ufrag(sdp):
+            return [line for line in sdp.splitlines() if line.startswith("a=ice-ufrag:")][0]
+
+        assert ufrag(ev["jsep"]["sdp"]) != ufrag(mgr.offer_sdp)
+        async with WsJanus(tr_server.ws_url) as fresh:
+            await fresh.attach(TR)
+            r = await fresh.message({"request": "restart"})
+            assert r["janus"] == "ack"
+            ev = await fresh.next_event(lambda e: e.get("janus") == "event")
+            assert data(ev) == {"textroom": "error", "error_code": 416, "error": "PeerConnection not setup"}
     finally:
-        await admin.close()
+        await mgr.close()
         await member.close()
 
 
@@ -342,6 +367,9 @@ async def test_history_and_pin(tr_server):
         for i in range(3):
             await alice.request("message", room=4444, text=f"m{i}")
         await bob.join(4444, "bob", pin="1111")
+        info = await admin(tr_server, {"janus": "handle_info", "session_id": alice.j.session_id, "handle_id": alice.j.handle_id})
+        assert info["info"]["plugin_specific"] == {
+            "setup": True, "rooms": [{"room": 4444, "username": "alice", "display": "Alice"}], "destroyed": 0}
         got = [m for m in await bob.drain() if m.get("textroom") == "message"]
         # Only the last two (the room's history size), with the sender's display name.
         assert [m["text"] for m in got] == ["m1", "m2"]

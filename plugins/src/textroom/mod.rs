@@ -130,7 +130,7 @@ impl Plugin for TextRoom {
             tracing::debug!(room = %id, description = %settings.description, "TextRoom: room from the configuration");
             st.rooms.add(id, settings);
         }
-        tracing::info!(rooms = st.rooms.len(), "TextRoom plugin initialized");
+        tracing::info!(rooms = st.rooms.count(), "TextRoom plugin initialized");
         Ok(())
     }
 

@@ -152,7 +152,7 @@ impl Rooms {
     }
 
     /// Number of rooms.
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.rooms.len()
     }
 
@@ -768,7 +768,7 @@ mod tests {
             o.deliveries,
             vec![Delivery { to: vec![C, A], msg: json!({"textroom": "destroyed", "room": 1234}) }]
         );
-        assert_eq!(r.len(), 0);
+        assert_eq!(r.count(), 0);
 
         let mut r = demo();
         r.add(RoomId::Num(2), RoomSettings::default());
