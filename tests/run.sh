@@ -118,8 +118,9 @@ browser_out="$LOG_DIR/browser.log"
 PORTUNUS_BIN="$ROOT/target/release/portunus" timeout 1200 bash tests/browser/run.sh > "$browser_out" 2>&1
 browser_rc=$?
 tail -12 "$browser_out"
-bp=$(grep -Eo '^# pass [0-9]+|pass [0-9]+' "$browser_out" | tail -1 | grep -Eo '[0-9]+')
-bf=$(grep -Eo '^# fail [0-9]+|fail [0-9]+' "$browser_out" | tail -1 | grep -Eo '[0-9]+')
+# One TAP summary per test file: add them up.
+bp=$(grep -Eo '^# pass [0-9]+' "$browser_out" | awk '{ s += $3 } END { print s + 0 }')
+bf=$(grep -Eo '^# fail [0-9]+' "$browser_out" | awk '{ s += $3 } END { print s + 0 }')
 passed=$((passed + ${bp:-0}))
 failed=$((failed + ${bf:-0}))
 if [ "$browser_rc" -ne 0 ] && [ "${bf:-0}" -eq 0 ]; then echo "browser: exited $browser_rc"; failed=$((failed + 1)); fi

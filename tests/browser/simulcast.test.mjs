@@ -1,0 +1,71 @@
+// VideoRoom simulcast in headless Chromium: the page publishes three layers (1280x720, 640x360,
+// 320x180) and subscribes to itself; asking for a substream changes the picture size the
+// subscriber's <video> shows. Run with `node --test tests/browser/`.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { ARTIFACTS, CHROMIUM, startBrowser, startServer, startStatic, waitFor } from './harness.mjs';
+
+const width = (page) => page.evaluate(() => document.getElementById('remote').videoWidth);
+const simState = (page) => page.evaluate(() => window.simState);
+
+describe('VideoRoom simulcast in headless Chromium', { timeout: 180000 }, () => {
+  let server;
+  let statik;
+
+  before(async () => {
+    assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM} (apt-get install chromium)`);
+    server = await startServer();
+    statik = await startStatic();
+  });
+
+  after(async () => {
+    if (statik) await statik.close();
+    if (server) await server.stop();
+  });
+
+  test('the subscriber switches between simulcast layers', { timeout: 150000 }, async () => {
+    const browser = await startBrowser();
+    const { page } = browser;
+    let ok = false;
+    try {
+      await page.goto(`${statik.base}/simulcast.html?ws=${encodeURIComponent(server.wsUrl)}`);
+      await waitFor('publisher and subscriber set up', async () => {
+        const st = await simState(page);
+        if (st.errors.length) throw new Error(st.errors.join(' | '));
+        return st.ready;
+      }, { timeout: 30000 });
+      const st = await simState(page);
+      assert.equal(st.publisherStreams[0].simulcast, true, JSON.stringify(st.publisherStreams));
+
+      // Default: the best layer the publisher sends. The browser starts with the low layer and
+      // adds the others as its bandwidth estimate grows; the subscriber moves up with them.
+      await waitFor('subscriber video at 640 wide or more', async () => (await width(page)) >= 640, { timeout: 40000 });
+
+      await page.evaluate(() => window.selectLayer(0));
+      await waitFor('the lowest layer (320 wide)', async () => (await width(page)) === 320, { timeout: 20000 });
+      await page.screenshot({ path: path.join(ARTIFACTS, 'simulcast-substream-0.png') });
+
+      await page.evaluate(() => window.selectLayer(2));
+      const up = await waitFor('a higher layer again', async () => {
+        const w = await width(page);
+        return w > 320 ? w : null;
+      }, { timeout: 20000 });
+      assert.ok(up >= 640, `width after asking for substream 2: ${up}`);
+      const events = (await simState(page)).substreams;
+      assert.ok(events.includes(0), `substream events: ${JSON.stringify(events)}`);
+      ok = true;
+    } finally {
+      if (!ok) {
+        fs.mkdirSync(ARTIFACTS, { recursive: true });
+        const st = await simState(page).catch(() => null);
+        fs.writeFileSync(path.join(ARTIFACTS, 'simulcast-failure.json'),
+          JSON.stringify({ state: st, console: browser.consoleLines, serverLog: server.logPath }, null, 2));
+      }
+      await browser.close();
+    }
+  });
+});
