@@ -442,6 +442,39 @@ async def test_room_management_and_errors(server):
         assert (err["error_code"], err["error"]) == (426, f"No such room ({room})")
 
 
+@pytest.mark.asyncio
+async def test_permanent_rooms_survive_a_restart(tmp_path):
+    import json as _json
+    rooms_file = tmp_path / "videoroom-rooms.json"
+    env = {"PORTUNUS__VIDEOROOM__ROOMS_FILE": str(rooms_file)}
+    first = Server(extra_env=env)
+    try:
+        async with client(first) as j:
+            await j.attach(VR)
+            room = random.randint(1, 2**40)
+            d = await sync(j, {"request": "create", "room": room, "permanent": True, "secret": "p",
+                               "description": "kept", "publishers": 4})
+            assert d == {"videoroom": "created", "room": room, "permanent": True}
+            edited = await sync(j, {"request": "edit", "room": room, "secret": "p", "new_description": "kept2",
+                                    "permanent": True})
+            assert edited == {"videoroom": "edited", "room": room}
+        saved = _json.loads(rooms_file.read_text())
+        assert saved[f"room-{room}"]["description"] == "kept2" and saved[f"room-{room}"]["publishers"] == 4
+    finally:
+        first.stop()
+    second = Server(extra_env=env)
+    try:
+        async with client(second) as j:
+            await j.attach(VR)
+            listed = [r for r in (await sync(j, {"request": "list"}))["list"] if r["room"] == room]
+            assert listed and listed[0]["description"] == "kept2" and listed[0]["max_publishers"] == 4
+            d = await sync(j, {"request": "destroy", "room": room, "secret": "p", "permanent": True})
+            assert d == {"videoroom": "destroyed", "room": room, "permanent": True}
+        assert f"room-{room}" not in _json.loads(rooms_file.read_text())
+    finally:
+        second.stop()
+
+
 FAULTY_BIN = os.environ.get("PORTUNUS_TEST_PLUGIN_BIN")
 
 

@@ -75,7 +75,12 @@ impl Plugin for VideoRoom {
             lock_rtp_forward: matches!(env.config.get("lock_rtp_forward"), Some(Value::Bool(true))),
         };
         *self.shared.settings.lock().unwrap_or_else(|e| e.into_inner()) = settings;
-        for (key, block) in &env.config {
+        let registry = &self.shared.registry;
+        registry.set_rooms_file(env.config.get("rooms_file").and_then(Value::as_str).map(std::path::PathBuf::from));
+        let saved = registry.load_rooms_file().map_err(|e| PluginError { code: UNKNOWN_ERROR.into(), reason: e.0 })?;
+        for (key, block, permanent) in
+            env.config.iter().map(|(k, v)| (k, v, false)).chain(saved.iter().map(|(k, v)| (k, v, true)))
+        {
             let (Some(id), Some(block)) = (key.strip_prefix("room-"), block.as_object()) else { continue };
             let Ok(id) = id.parse::<u64>() else {
                 tracing::warn!(room = key, "VideoRoom: room ids must be numbers; skipped");
@@ -83,7 +88,7 @@ impl Plugin for VideoRoom {
             };
             match RoomProps::parse(block) {
                 Ok(props) => {
-                    self.shared.registry.create(id, props);
+                    registry.create(id, props, permanent);
                 }
                 Err(e) => tracing::warn!(room = id, error = %e.error, "VideoRoom: invalid room configuration; skipped"),
             }
@@ -141,13 +146,17 @@ fn registry_request(shared: &Shared, name: &str, body: &Map<String, Value>) -> R
                 Some(id) => id,
                 None => registry.free_id(),
             };
-            if !registry.create(room, props) {
+            let permanent = body.opt_bool("permanent")?.unwrap_or(false);
+            if !registry.create(room, props, false) {
                 return Err(VrError::new(ROOM_EXISTS, format!("Room {room} already exists")));
             }
-            if body.opt_bool("permanent")? == Some(true) {
-                tracing::warn!(room, "VideoRoom: permanent rooms are not saved to the configuration yet");
+            if permanent {
+                if let Err(e) = registry.persist(room, true) {
+                    tracing::warn!(room, error = %e.0, "VideoRoom: permanent room not saved");
+                    return Ok(json!({"videoroom": "created", "room": room, "permanent": false}));
+                }
             }
-            Ok(json!({"videoroom": "created", "room": room, "permanent": false}))
+            Ok(json!({"videoroom": "created", "room": room, "permanent": permanent}))
         }
     }
 }

@@ -200,6 +200,53 @@ impl RoomProps {
         Ok(())
     }
 
+    /// The room as a configuration block (the keys [`RoomProps::parse`] reads), for permanent rooms.
+    pub fn to_config(&self) -> Value {
+        let mut v = json!({
+            "description": self.description,
+            "is_private": self.is_private,
+            "require_pvtid": self.require_pvtid,
+            "signed_tokens": self.signed_tokens,
+            "publishers": self.publishers,
+            "bitrate": self.bitrate,
+            "bitrate_cap": self.bitrate_cap,
+            "fir_freq": self.fir_freq,
+            "audiocodec": self.audiocodec.join(","),
+            "videocodec": self.videocodec.join(","),
+            "opus_fec": self.opus_fec,
+            "opus_dtx": self.opus_dtx,
+            "video_svc": self.video_svc,
+            "audiolevel_ext": self.audiolevel_ext,
+            "audiolevel_event": self.audiolevel_event,
+            "audio_active_packets": self.audio_active_packets,
+            "audio_level_average": self.audio_level_average,
+            "videoorient_ext": self.videoorient_ext,
+            "playoutdelay_ext": self.playoutdelay_ext,
+            "transport_wide_cc_ext": self.transport_wide_cc_ext,
+            "record": self.record,
+            "lock_record": self.lock_record,
+            "notify_joining": self.notify_joining,
+            "require_e2ee": self.require_e2ee,
+            "dummy_publisher": self.dummy_publisher,
+        });
+        let obj = v.as_object_mut().expect("literal object");
+        for (key, value) in [
+            ("secret", &self.secret),
+            ("pin", &self.pin),
+            ("vp9_profile", &self.vp9_profile),
+            ("h264_profile", &self.h264_profile),
+            ("rec_dir", &self.rec_dir),
+        ] {
+            if let Some(value) = value {
+                obj.insert(key.into(), json!(value));
+            }
+        }
+        if let Some(allowed) = &self.allowed {
+            obj.insert("allowed".into(), json!(allowed));
+        }
+        v
+    }
+
     /// The room's entry in `list`.
     pub fn list_entry(&self, room: u64, participants: usize) -> Value {
         let mut v = json!({
@@ -296,6 +343,16 @@ mod tests {
     fn unknown_codec_is_refused() {
         let e = RoomProps::parse(&obj(json!({"videocodec": "vp8,mpeg2"}))).unwrap_err();
         assert_eq!(e.code, INVALID_ELEMENT);
+    }
+
+    #[test]
+    fn config_round_trip() {
+        let p =
+            RoomProps::parse(&obj(json!({"description": "d", "secret": "s", "publishers": 9, "videocodec": "h264",
+            "allowed": ["t"], "notify_joining": true})))
+            .unwrap();
+        let back = RoomProps::parse(p.to_config().as_object().unwrap()).unwrap();
+        assert_eq!(back, p);
     }
 
     #[test]

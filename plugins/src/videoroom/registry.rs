@@ -2,17 +2,20 @@
 //! started on first use so rooms from the configuration cost nothing until someone joins.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use actix::{Actor, Addr};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::props::RoomProps;
 use super::room::Room;
 
 struct Entry {
     props: Arc<RwLock<RoomProps>>,
+    /// Saved to the rooms file.
+    permanent: bool,
     participants: usize,
     generation: u64,
     addr: Option<Addr<Room>>,
@@ -23,7 +26,13 @@ struct Entry {
 pub struct Registry {
     rooms: Mutex<BTreeMap<u64, Entry>>,
     generations: AtomicU64,
+    /// Where permanent rooms are kept (`rooms_file`), if anywhere.
+    rooms_file: Mutex<Option<PathBuf>>,
 }
+
+/// Why a permanent room could not be saved.
+#[derive(Debug)]
+pub struct SaveError(pub String);
 
 impl Registry {
     fn rooms(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry>> {
@@ -31,14 +40,59 @@ impl Registry {
     }
 
     /// Adds a room; `false` if the id is taken.
-    pub fn create(&self, id: u64, props: RoomProps) -> bool {
+    pub fn create(&self, id: u64, props: RoomProps, permanent: bool) -> bool {
         let mut rooms = self.rooms();
         if rooms.contains_key(&id) {
             return false;
         }
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
-        rooms.insert(id, Entry { props: Arc::new(RwLock::new(props)), participants: 0, generation, addr: None });
+        let entry = Entry { props: Arc::new(RwLock::new(props)), permanent, participants: 0, generation, addr: None };
+        rooms.insert(id, entry);
         true
+    }
+
+    /// Keeps permanent rooms in `file` from now on.
+    pub fn set_rooms_file(&self, file: Option<PathBuf>) {
+        *self.rooms_file.lock().unwrap_or_else(|e| e.into_inner()) = file;
+    }
+
+    /// The room blocks stored in the rooms file (`{"room-<id>": {...}}`), if there is one.
+    pub fn load_rooms_file(&self) -> Result<Map<String, Value>, SaveError> {
+        let Some(file) = self.rooms_file.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return Ok(Map::new());
+        };
+        match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| SaveError(format!("{}: {e}", file.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Map::new()),
+            Err(e) => Err(SaveError(format!("{}: {e}", file.display()))),
+        }
+    }
+
+    /// Marks room `id` permanent or not and rewrites the rooms file (Janus's `permanent`).
+    pub fn persist(&self, id: u64, permanent: bool) -> Result<(), SaveError> {
+        let file = self.rooms_file.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(file) = file else {
+            return Err(SaveError("no rooms_file configured for permanent rooms".into()));
+        };
+        let blocks: Map<String, Value> = {
+            let mut rooms = self.rooms();
+            if let Some(e) = rooms.get_mut(&id) {
+                e.permanent = permanent;
+            }
+            rooms
+                .iter()
+                .filter(|(room, e)| e.permanent && (**room != id || permanent))
+                .map(|(room, e)| {
+                    (format!("room-{room}"), e.props.read().unwrap_or_else(|p| p.into_inner()).to_config())
+                })
+                .collect()
+        };
+        let text = serde_json::to_vec_pretty(&blocks).map_err(|e| SaveError(e.to_string()))?;
+        // Write then rename: a crash never leaves half a file.
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, &file))
+            .map_err(|e| SaveError(format!("{}: {e}", file.display())))
     }
 
     /// A free random room id.

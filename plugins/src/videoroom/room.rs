@@ -389,12 +389,19 @@ impl Room {
                 let mut props = self.props();
                 props.edit(&body)?;
                 *self.props.write().unwrap_or_else(|e| e.into_inner()) = props;
+                if body.opt_bool("permanent")? == Some(true) {
+                    self.registry.persist(room, true).map_err(|e| VrError::new(UNKNOWN_ERROR, e.0))?;
+                }
                 Ok(RoomReply::data(json!({"videoroom": "edited", "room": room})))
             }
             RoomRequest::Destroy(body) => {
                 self.check_secret(&body)?;
+                let permanent = body.opt_bool("permanent")?.unwrap_or(false);
+                if permanent {
+                    self.registry.persist(room, false).map_err(|e| VrError::new(UNKNOWN_ERROR, e.0))?;
+                }
                 self.teardown(ctx, &json!({"videoroom": "destroyed", "room": room}));
-                Ok(RoomReply::data(json!({"videoroom": "destroyed", "room": room, "permanent": false})))
+                Ok(RoomReply::data(json!({"videoroom": "destroyed", "room": room, "permanent": permanent})))
             }
             RoomRequest::Kick(body) => {
                 self.check_secret(&body)?;
