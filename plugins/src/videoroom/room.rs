@@ -758,6 +758,7 @@ impl Room {
                 format!("Maximum number of publishers ({}) already reached", props.publishers),
             ));
         }
+        refuse_recording(body)?;
         apply_identity(p, body)?;
         let descriptions = descriptions(body)?;
         let port = p.ctx.media().clone();
@@ -825,6 +826,7 @@ impl Room {
     fn configure_publisher(&mut self, handle: u64, body: &Map<String, Value>) -> Result<RoomReply, VrError> {
         let props = self.props();
         let room = self.id;
+        refuse_recording(body)?;
         let p = self.participant(handle)?;
         let changed = body.contains_key("display") || body.contains_key("metadata");
         apply_identity(p, body)?;
@@ -1175,6 +1177,14 @@ fn apply_send_toggles(sub: &mut Subscriber, body: &Map<String, Value>) -> Result
                 slot.stream.send.store(on, Ordering::Relaxed);
             }
         }
+    }
+    Ok(())
+}
+
+/// Recording arrives with the Record&Play work; until then asking for it is a clear error.
+fn refuse_recording(body: &Map<String, Value>) -> Result<(), VrError> {
+    if body.opt_bool("record")? == Some(true) {
+        return Err(VrError::new(UNKNOWN_ERROR, "Recording is not supported yet"));
     }
     Ok(())
 }
