@@ -371,9 +371,31 @@ async def test_history_and_pin(tr_server):
         assert info["info"]["plugin_specific"] == {
             "setup": True, "rooms": [{"room": 4444, "username": "alice", "display": "Alice"}], "destroyed": 0}
         got = [m for m in await bob.drain() if m.get("textroom") == "message"]
-        # Only the last two (the room's history size), with the sender's display name.
-        assert [m["text"] for m in got] == ["m1", "m2"]
+        # Only the last two (the room's history size), with the sender's display name. (Sorted:
+        # the core may reorder data-channel sends, see test_messages_keep_their_order.)
+        assert sorted(m["text"] for m in got) == ["m1", "m2"]
         assert all(m["from"] == "alice" and m["display"] == "Alice" for m in got)
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+@pytest.mark.xfail(strict=False, reason="core: MediaPort::send_data spawns one task per message, "
+                   "so consecutive data-channel messages to one peer can overtake each other")
+@pytest.mark.asyncio
+async def test_messages_keep_their_order(tr_server):
+    alice = await Participant(tr_server).start()
+    bob = await Participant(tr_server).start()
+    try:
+        await alice.join(1234, "alice-o")
+        await bob.join(1234, "bob-o")
+        for i in range(40):
+            alice.send({"textroom": "message", "transaction": f"o{i}", "room": 1234, "text": f"o{i}", "ack": False})
+        got = []
+        while len(got) < 40:
+            m = await bob.expect(is_event("message", **{"from": "alice-o"}))
+            got.append(m["text"])
+        assert got == [f"o{i}" for i in range(40)]
     finally:
         await alice.close()
         await bob.close()

@@ -201,6 +201,13 @@ impl TextRoomSession {
         Some(reply)
     }
 
+    /// Leaves every room and drops the port (idempotent): on `destroy_session`, and on drop for
+    /// a session the core discards without destroying it (after a panic).
+    fn forget(&self) {
+        self.leave_rooms();
+        self.shared.lock().ports.remove(&self.ctx.handle_id());
+    }
+
     /// Leaves every room (the others are told).
     fn leave_rooms(&self) {
         let mut st = self.shared.lock();
@@ -258,13 +265,18 @@ impl PluginSession for TextRoomSession {
     }
 
     fn destroy(&mut self) {
-        self.leave_rooms();
-        self.shared.lock().ports.remove(&self.ctx.handle_id());
+        self.forget();
     }
 
     fn query(&self) -> Value {
         let rooms = self.shared.lock().rooms.memberships(self.ctx.handle_id());
         json!({"setup": self.setup, "rooms": rooms, "destroyed": 0})
+    }
+}
+
+impl Drop for TextRoomSession {
+    fn drop(&mut self) {
+        self.forget();
     }
 }
 
