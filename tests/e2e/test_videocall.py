@@ -314,3 +314,50 @@ async def test_errors(server):
         assert vc_data(ev)["result"] == {"event": "hangup", "username": b, "reason": "Not now"}
         await expect_error(bj, {"request": "accept"}, 481, "No incoming call to accept")
         await pa.close()
+
+
+@pytest.mark.asyncio
+async def test_renegotiation_and_peer_going_away(server):
+    a, b = name("rita"), name("rob")
+    async with client(server) as aj, client(server, "http") as bj:
+        await register(aj, a)
+        await register(bj, b)
+        alice, bob = CallPeer(), CallPeer()
+        await place_call(aj, alice, bj, bob, b, a)
+        await bob.wait_frames("video", 10)
+        await alice.wait_frames("video", 10)
+
+        # alice renegotiates with `set` + offer: bob gets `update` with an offer of ours, answers
+        # with `set` + answer, then alice gets `update` with the answer (Janus's flow).
+        await alice.pc.setLocalDescription(await alice.pc.createOffer())
+        offer = {"type": "offer", "sdp": alice.pc.localDescription.sdp, "trickle": False}
+        ev = await ask(aj, {"request": "set"}, offer, vc_result("set"))
+        assert "jsep" not in ev
+        upd = await bj.next_event(vc_result("update"))
+        assert vc_data(upd) == {"videocall": "event", "result": {"event": "update"}}
+        assert upd["jsep"]["type"] == "offer"
+        await bob.pc.setRemoteDescription(RTCSessionDescription(sdp=upd["jsep"]["sdp"], type="offer"))
+        await bob.pc.setLocalDescription(await bob.pc.createAnswer())
+        answer = {"type": "answer", "sdp": bob.pc.localDescription.sdp, "trickle": False}
+        await ask(bj, {"request": "set"}, answer, vc_result("set"))
+        upd = await aj.next_event(vc_result("update"))
+        assert upd["jsep"]["type"] == "answer"
+        await alice.accept_answer(upd["jsep"])
+        for peer in (alice, bob):
+            c = peer.counters["video"]
+            await c.wait_for(c.count() + 10)
+        info = await admin(server, {"janus": "handle_info", "session_id": bj.session_id, "handle_id": bj.handle_id})
+        assert info["info"]["plugin_specific"]["peer"] == a
+
+        # bob's peer vanishes without a word: alice gets `hangup` once the server notices.
+        await bob.close()
+        ev = await aj.next_event(vc_result("hangup"), timeout=40)
+        assert vc_data(ev)["result"] == {"event": "hangup", "username": b, "reason": "Remote WebRTC hangup"}
+        h = await aj.next_event(lambda e: e.get("janus") == "hangup")
+        assert h["reason"] == "Close PC"
+        h = await bj.next_event(lambda e: e.get("janus") == "hangup")
+        assert h["reason"] in ("DTLS alert", "ICE failed")
+        await alice.close()
+        # Both are free again.
+        info = await admin(server, {"janus": "handle_info", "session_id": aj.session_id, "handle_id": aj.handle_id})
+        assert info["info"]["plugin_specific"]["state"] == "idle"
