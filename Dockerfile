@@ -17,10 +17,11 @@ COPY static /usr/share/portunus/static
 # set PORTUNUS__GENERAL__ADMIN_SECRET (or disable the admin listeners) when you publish those ports.
 ENV PORTUNUS__HTTP__ADMIN__ADMIN_IP=0.0.0.0 \
     PORTUNUS__WEBSOCKETS__ADMIN__ADMIN_WS_IP=0.0.0.0 \
-    PORTUNUS__MEDIA__RTP_PORT_RANGE=20000-20200
+    PORTUNUS__MEDIA__RTP_PORT_RANGE=20000-20200 \
+    PORTUNUS__WEB__ROOT=/usr/share/portunus/static
 # Configuration: mount a TOML file and set PORTUNUS_CONFIG=/etc/portunus/portunus.toml, or mount a
 # Janus configuration folder and set PORTUNUS_CONFIGS_FOLDER=/etc/portunus, or use PORTUNUS__SECTION__KEY variables.
 VOLUME ["/etc/portunus"]
-EXPOSE 8088/tcp 8188/tcp 7088/tcp 7188/tcp 20000-20200/udp
+EXPOSE 8000/tcp 8088/tcp 8188/tcp 7088/tcp 7188/tcp 20000-20200/udp
 USER portunus
 ENTRYPOINT ["/usr/local/bin/portunus"]

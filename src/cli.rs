@@ -55,6 +55,15 @@ pub struct Cli {
     /// Admin API WebSocket port (0 = any free port).
     #[arg(long = "admin-ws-port")]
     pub admin_ws_port: Option<u16>,
+    /// Port of the static web server for the demo pages (0 = any free port).
+    #[arg(long = "web-port")]
+    pub web_port: Option<u16>,
+    /// Serve this folder of your own pages instead of the demos.
+    #[arg(long = "web-root")]
+    pub web_root: Option<String>,
+    /// Do not serve any web pages.
+    #[arg(long = "no-web")]
+    pub no_web: bool,
     /// A subcommand instead of running the server.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -93,6 +102,9 @@ impl Cli {
         put("websockets.ws_port", self.ws_port.map(|v| Value::from(v as i64)));
         put("http.admin.admin_port", self.admin_http_port.map(|v| Value::from(v as i64)));
         put("websockets.admin.admin_ws_port", self.admin_ws_port.map(|v| Value::from(v as i64)));
+        put("web.port", self.web_port.map(|v| Value::from(v as i64)));
+        put("web.root", self.web_root.clone().map(Value::from));
+        put("web.web", self.no_web.then(|| Value::from(false)));
         o
     }
 }

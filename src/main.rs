@@ -57,8 +57,9 @@ async fn run(loaded: config::Loaded, logging: Arc<logging::Logging>) -> Result<(
     });
     let obs = portunus_transports::metrics::Observability::new(core.clone());
     let brokers = portunus_transports::start_brokers(&core, &s.brokers(), &obs)?;
-    let listeners =
+    let mut listeners =
         portunus_transports::bind_all(&core, &s.http, &s.websockets, s.limits.connection_queue, Some(obs.clone()))?;
+    listeners.extend(portunus_transports::bind_web(&s.web));
     obs.set_listeners_up();
     let mut ready: BTreeMap<&str, String> = listeners.iter().map(|l| (l.name, l.addr.to_string())).collect();
     ready.extend(brokers.ready.iter().map(|(name, addr)| (*name, addr.clone())));

@@ -35,6 +35,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// `[websockets]`
     pub websockets: WsSettings,
+    /// `[web]` (the demo pages)
+    pub web: portunus_transports::WebSettings,
     /// `[rabbitmq]` (janus.transport.rabbitmq.jcfg)
     pub rabbitmq: portunus_transports::rabbitmq::RabbitSettings,
     /// `[mqtt]` (janus.transport.mqtt.jcfg)

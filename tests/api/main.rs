@@ -28,6 +28,7 @@ mod panic_boundary;
 mod reclaim;
 mod session_timeout;
 mod signed_tokens;
+mod static_pages;
 mod stored_tokens;
 mod trickle;
 mod validation_order;

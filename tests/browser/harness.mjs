@@ -82,7 +82,7 @@ export async function startServer() {
     PORTUNUS__NAT__ICE_ENFORCE_LIST: '127.0.0.1',
     PORTUNUS__GENERAL__DEBUG_LEVEL: process.env.PORTUNUS_BROWSER_LOG_LEVEL || '4',
   };
-  const args = ['--http-port', '0', '--ws-port', '0', '--admin-http-port', '0', '--admin-ws-port', '0'];
+  const args = ['--http-port', '0', '--ws-port', '0', '--admin-http-port', '0', '--admin-ws-port', '0', '--web-port', '0'];
   const proc = spawn(binary(), args, { env, stdio: ['ignore', 'pipe', logFd] });
   fs.closeSync(logFd);
   // Never leave the server behind, even if the test process dies early.

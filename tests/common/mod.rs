@@ -49,6 +49,8 @@ const LOG_TAIL_LINES: usize = 80;
 /// A running `portunus` child process.
 pub struct TestServer {
     child: Child,
+    /// The static web server (demo pages), when it is on.
+    pub web: Option<SocketAddr>,
     /// Janus API over HTTP.
     pub http: SocketAddr,
     /// Janus API over WebSocket.
@@ -77,6 +79,7 @@ impl TestServer {
             }
         }
         cmd.args(["--http-port", "0", "--ws-port", "0", "--admin-http-port", "0", "--admin-ws-port", "0"])
+            .args(["--web-port", "0"])
             .args(extra_args)
             .env("PORTUNUS__HTTP__IP", "127.0.0.1")
             .env("PORTUNUS__WEBSOCKETS__WS_IP", "127.0.0.1")
@@ -122,6 +125,7 @@ impl TestServer {
                 .unwrap_or_else(|| panic!("ready line without a usable '{name}' address: {ready}"))
         };
         TestServer {
+            web: addrs.get("web").and_then(Value::as_str).and_then(|a| a.parse().ok()),
             http: addr("http"),
             ws: addr("ws"),
             admin_http: addr("admin_http"),

@@ -42,7 +42,8 @@ class Server:
             "PORTUNUS__GENERAL__DEBUG_LEVEL": os.environ.get("PORTUNUS_E2E_LOG_LEVEL", "3"),
         })
         env.update(extra_env or {})
-        args = [_binary(), "--http-port", "0", "--ws-port", "0", "--admin-http-port", "0", "--admin-ws-port", "0"]
+        args = [_binary(), "--http-port", "0", "--ws-port", "0", "--admin-http-port", "0", "--admin-ws-port", "0",
+                "--web-port", "0"]
         args += extra_args or []
         self.log_path = os.path.join(ROOT, "target", "test-logs", f"e2e-server-{os.getpid()}-{time.time_ns()}.log")
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)

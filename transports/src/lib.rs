@@ -15,6 +15,7 @@ pub mod settings;
 mod sink;
 pub mod tls;
 pub mod unix;
+pub mod web;
 pub mod websocket;
 
 use std::net::SocketAddr;
@@ -25,7 +26,7 @@ use portunus_actors::gateway::TransportDescriptor;
 use portunus_actors::Core;
 
 pub use brokers::{start_brokers, BrokerSettings, Brokers};
-pub use settings::{HttpSettings, WsSettings};
+pub use settings::{HttpSettings, WebSettings, WsSettings};
 
 /// Descriptors of the transports the settings enable.
 pub fn descriptors(http: &HttpSettings, ws: &WsSettings) -> Vec<TransportDescriptor> {
@@ -100,6 +101,26 @@ pub fn bind_all(
         })?);
     }
     Ok(out)
+}
+
+/// Binds the static web server, if enabled. It is a convenience for demos: a port that is taken
+/// is logged and skipped, the server runs without it.
+pub fn bind_web(web: &WebSettings) -> Option<Listener> {
+    if !web.web {
+        return None;
+    }
+    if !std::path::Path::new(&web.root).is_dir() {
+        tracing::warn!(root = %web.root, "web: folder not found; static pages not served");
+        return None;
+    }
+    let settings = web.clone();
+    match bind("web", &web.ip, web.port, 1, move || App::new().configure(web::configure(settings.clone()))) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(port = web.port, error = %e, "web: could not listen; static pages not served");
+            None
+        }
+    }
 }
 
 fn bind<F, I>(name: &'static str, ip: &str, port: u16, workers: usize, factory: F) -> std::io::Result<Listener>

@@ -136,3 +136,23 @@ impl Default for WsAdminSettings {
         WsAdminSettings { admin_ws: true, admin_ws_port: 7188, admin_ws_ip: "127.0.0.1".into() }
     }
 }
+
+/// `[web]`: the demo pages (`static/`) or a folder of the user's own pages, on their own port.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct WebSettings {
+    /// Serve the folder.
+    pub web: bool,
+    /// Port (0 = any free port).
+    pub port: u16,
+    /// Bind address.
+    pub ip: String,
+    /// The folder to serve.
+    pub root: String,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings { web: true, port: 8000, ip: "0.0.0.0".into(), root: "static".into() }
+    }
+}
