@@ -340,3 +340,74 @@ impl Drop for CallSession {
         self.cleanup();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use portunus_actors::api::Transaction;
+
+    use super::*;
+
+    #[test]
+    fn garbage_never_panics() {
+        for sdp in ["", "garbage", "v=0\r\nm=audio", "v=0\r\nm=bogus 9 X 0\r\n", "v=0\r\nx\r\n"] {
+            for kind in [SdpType::Offer, SdpType::Answer] {
+                let n = negotiation(Some(&Jsep::new(kind, sdp.to_owned())));
+                assert!(matches!(n, Some(Err(_))), "{sdp:?} parsed: {n:?}");
+            }
+        }
+        assert_eq!(negotiation(None), None);
+        let bodies = [
+            json!({"request": null}),
+            json!({"request": ["list"]}),
+            json!({"request": "call", "username": {"a": 1}}),
+            json!({"request": "set", "audio": 1, "video": null}),
+            json!({"request": "set", "substream": -1}),
+            json!({"request": "set", "fallback": 1.5}),
+            json!({"request": "hangup", "reason": {"x": [1, 2]}}),
+            json!({"request": "x".repeat(10_000)}),
+        ];
+        let mut dir = Directory::default();
+        let me = HandleId(7);
+        dir.attach(me);
+        for b in bodies {
+            let Value::Object(body) = b else { unreachable!() };
+            let tx = Transaction::new("g");
+            let fx = match Request::parse(&body) {
+                Err(e) => {
+                    assert!((470..=499).contains(&e.code));
+                    continue;
+                }
+                Ok(Request::Call(u)) => dir.call(me, tx, u, Some(Err("bad".into()))),
+                Ok(Request::Register(u)) => dir.register(me, tx, u),
+                Ok(Request::Hangup { reason }) => dir.hangup(me, tx, reason),
+                Ok(Request::Set(_)) => dir.set(me, tx, Some(Err("bad".into()))),
+                Ok(Request::Accept) => dir.accept(me, tx, None),
+                Ok(Request::List) => dir.list(me, tx),
+            };
+            assert!(!fx.is_empty());
+        }
+        // Requests for a handle the directory never saw answer normally.
+        let fx = Directory::default().accept(HandleId(99), Transaction::new("t"), None);
+        assert!(matches!(fx.as_slice(), [Effect::Event { .. }]));
+    }
+
+    #[test]
+    fn poisoned_lock_is_recovered() {
+        let shared = Arc::new(Shared::default());
+        let s = shared.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = s.lock();
+            panic!("poison the directory lock");
+        })
+        .join();
+        assert!(shared.state.is_poisoned());
+        let mut got = Vec::new();
+        shared.run(|d| {
+            d.attach(HandleId(1));
+            got = d.register(HandleId(1), Transaction::new("t"), Ok("alice".into()));
+            Vec::new()
+        });
+        assert_eq!(got.len(), 2);
+        assert_eq!(shared.lock().dir.info(HandleId(1)).username.as_deref(), Some("alice"));
+    }
+}
