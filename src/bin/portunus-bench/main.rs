@@ -5,6 +5,7 @@
 //! another variant of [`Scenario`].
 
 mod api;
+mod fanout;
 mod http_client;
 mod idle;
 mod janus;
@@ -42,6 +43,10 @@ enum Scenario {
     Api(ApiArgs),
     /// Memory and fds held by N idle sessions, each with one echotest handle.
     Idle(IdleArgs),
+    /// One VP8 publisher to N receive-only WebRTC subscribers (VideoRoom):
+    /// server CPU per forwarded packet, loss and jitter; `--ramp` finds the
+    /// largest N before loss.
+    Fanout(FanoutArgs),
 }
 
 /// Options every scenario shares: where the server is and how to talk to it.
@@ -132,6 +137,90 @@ struct IdleArgs {
     keepalive: f64,
 }
 
+#[derive(Args, Debug)]
+struct FanoutArgs {
+    /// Janus WebSocket URL (fanout always uses the WebSocket transport).
+    #[arg(long, default_value = "ws://127.0.0.1:8188/")]
+    url: String,
+
+    /// API secret, sent as `apisecret` in every request.
+    #[arg(long)]
+    apisecret: Option<String>,
+
+    /// Per-request timeout in seconds (includes waiting for async answers).
+    #[arg(long, default_value_t = 10.0, value_parser = positive_secs)]
+    timeout: f64,
+
+    /// Print the result as one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+
+    /// Receive-only subscribers (ignored with --ramp).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    subscribers: u32,
+
+    /// Increasing subscriber counts, e.g. 100,200,400: one measured window
+    /// each, stopping at the first whose loss reaches --max-loss.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    ramp: Option<Vec<u32>>,
+
+    /// Publisher packets per second (one VP8 frame per packet).
+    #[arg(long, default_value_t = 50.0, value_parser = positive_rate)]
+    rate: f64,
+
+    /// RTP payload bytes per packet.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(16..=1200))]
+    payload: u32,
+
+    /// A keyframe every this many packets (0: only when the server sends a PLI).
+    #[arg(long, default_value_t = 100)]
+    keyframe_every: u64,
+
+    /// Measured window in seconds (per step).
+    #[arg(long, default_value_t = 20.0, value_parser = positive_secs)]
+    duration: f64,
+
+    /// Seconds between every subscriber receiving and the window.
+    #[arg(long, default_value_t = 3.0, value_parser = non_negative_secs)]
+    settle: f64,
+
+    /// Server process to read CPU time from (/proc/PID/stat).
+    #[arg(long)]
+    server_pid: Option<u32>,
+
+    /// Subscriber handles per WebSocket (one session each).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    per_socket: u32,
+
+    /// Subscribers set up in parallel.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    concurrency: u32,
+
+    /// Worker threads of the bench's media runtime [default: --threads or the CPUs available].
+    #[arg(long)]
+    media_threads: Option<usize>,
+
+    /// Loss (percent) at which a ramp stops; the report names the largest N below it.
+    #[arg(long, default_value_t = 1.0)]
+    max_loss: f64,
+
+    /// Room id to create (default: a random one).
+    #[arg(long)]
+    room: Option<u64>,
+
+    /// Local address for the bench's ICE host candidates (a non-loopback
+    /// one for servers that skip loopback, such as Janus).
+    #[arg(long, default_value = "127.0.0.1")]
+    ice_ip: std::net::IpAddr,
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 10_000.0 => Ok(v),
+        _ => Err(format!("expected packets per second between 0 and 10000, got {s:?}")),
+    }
+}
+
 fn non_negative_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(v),
@@ -167,7 +256,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(run(cli.scenario));
+    let outcome = runtime.block_on(run(cli.scenario, threads));
     // Client tasks are all joined or aborted by now; do not wait on
     // anything still parked (e.g. a socket's close handshake).
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -180,7 +269,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(scenario: Scenario) -> Result<(), String> {
+async fn run(scenario: Scenario, threads: usize) -> Result<(), String> {
     match scenario {
         Scenario::Api(a) => {
             let report = api::run(api::ApiOptions {
@@ -212,6 +301,39 @@ async fn run(scenario: Scenario) -> Result<(), String> {
             report.print(a.conn.json);
             if report.held == 0 {
                 return Err("no session could be created".into());
+            }
+        }
+        Scenario::Fanout(a) => {
+            let mut steps: Vec<usize> = match &a.ramp {
+                Some(list) => list.iter().map(|&n| n as usize).collect(),
+                None => vec![a.subscribers as usize],
+            };
+            if steps.windows(2).any(|w| w[0] >= w[1]) {
+                return Err("--ramp needs strictly increasing subscriber counts".into());
+            }
+            steps.dedup();
+            let report = fanout::run(fanout::FanoutOptions {
+                url: a.url,
+                apisecret: a.apisecret,
+                timeout: Duration::from_secs_f64(a.timeout),
+                steps,
+                rate: a.rate,
+                payload: a.payload as usize,
+                keyframe_every: a.keyframe_every,
+                duration: Duration::from_secs_f64(a.duration),
+                settle: Duration::from_secs_f64(a.settle),
+                server_pid: a.server_pid,
+                per_socket: a.per_socket as usize,
+                concurrency: a.concurrency as usize,
+                media_threads: a.media_threads.unwrap_or(threads),
+                max_loss_pct: a.max_loss,
+                room: a.room,
+                ice_ip: a.ice_ip,
+            })
+            .await?;
+            report.print(a.json);
+            if report.steps.iter().all(|s| s.received == 0) {
+                return Err("no subscriber received anything".into());
             }
         }
     }
@@ -248,9 +370,24 @@ mod tests {
                 assert_eq!(a.conn.target().url, "ws://127.0.0.1:8188/");
                 assert!(a.conn.json);
             }
-            Scenario::Idle(_) => panic!("wrong scenario"),
+            _ => panic!("wrong scenario"),
         }
         assert!(Cli::try_parse_from(["portunus-bench", "idle", "--sessions", "10"]).is_err());
         assert!(Cli::try_parse_from(["portunus-bench", "api", "--duration", "-1"]).is_err());
+    }
+
+    #[test]
+    fn parses_fanout() {
+        let cli =
+            Cli::try_parse_from(["portunus-bench", "fanout", "--ramp", "100,200,400", "--server-pid", "7"]).unwrap();
+        match cli.scenario {
+            Scenario::Fanout(a) => {
+                assert_eq!(a.ramp, Some(vec![100, 200, 400]));
+                assert_eq!(a.rate, 50.0);
+                assert_eq!(a.server_pid, Some(7));
+            }
+            _ => panic!("wrong scenario"),
+        }
+        assert!(Cli::try_parse_from(["portunus-bench", "fanout", "--rate", "0"]).is_err());
     }
 }
