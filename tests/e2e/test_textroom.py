@@ -380,8 +380,6 @@ async def test_history_and_pin(tr_server):
         await bob.close()
 
 
-@pytest.mark.xfail(strict=False, reason="core: MediaPort::send_data spawns one task per message, "
-                   "so consecutive data-channel messages to one peer can overtake each other")
 @pytest.mark.asyncio
 async def test_messages_keep_their_order(tr_server):
     alice = await Participant(tr_server).start()

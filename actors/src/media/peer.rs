@@ -107,8 +107,19 @@ pub struct PeerIo {
     pc: std::sync::OnceLock<std::sync::Weak<dyn PeerConnection>>,
     writers: RwLock<HashMap<String, RtpWriter>>,
     remotes: RwLock<HashMap<String, RemoteTrack>>,
-    channels: RwLock<Vec<(String, Arc<dyn DataChannel>)>>,
+    channels: RwLock<Vec<OutChannel>>,
 }
+
+/// Outgoing messages of one data channel: a bounded queue drained by one task, so messages leave
+/// in the order they were sent.
+struct OutChannel {
+    label: String,
+    dc: Arc<dyn DataChannel>,
+    queue: tokio::sync::mpsc::Sender<(Bytes, bool)>,
+}
+
+/// Messages a data channel may have waiting to be sent; beyond it they are dropped.
+const DATA_QUEUE: usize = 1024;
 
 #[derive(Clone)]
 struct RemoteTrack {
@@ -156,24 +167,31 @@ impl PeerIo {
     }
 
     pub(crate) fn send_data(&self, label: Option<&str>, data: Bytes, binary: bool) {
-        let channel = self.channels.read().ok().and_then(|chans| {
+        let queue = self.channels.read().ok().and_then(|chans| {
             match label {
-                Some(l) => chans.iter().find(|(name, _)| name == l),
+                Some(l) => chans.iter().find(|c| c.label == l),
                 None => chans.first(),
             }
-            .map(|(_, dc)| dc.clone())
+            .map(|c| c.queue.clone())
         });
-        let Some(dc) = channel else { return };
-        self.rt.spawn(async move {
-            let r = if binary {
-                dc.send(BytesMut::from(&data[..])).await
-            } else {
-                dc.send_text(&String::from_utf8_lossy(&data)).await
-            };
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "data channel send failed");
-            }
-        });
+        let Some(queue) = queue else { return };
+        if queue.try_send((data, binary)).is_err() {
+            tracing::debug!("data channel queue full or closed; message dropped");
+        }
+    }
+}
+
+/// Sends a data channel's queued messages, one at a time, until the channel goes away.
+async fn drain_channel(dc: Arc<dyn DataChannel>, mut queue: tokio::sync::mpsc::Receiver<(Bytes, bool)>) {
+    while let Some((data, binary)) = queue.recv().await {
+        let r = if binary {
+            dc.send(BytesMut::from(&data[..])).await
+        } else {
+            dc.send_text(&String::from_utf8_lossy(&data)).await
+        };
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "data channel send failed");
+        }
     }
 }
 
@@ -234,8 +252,10 @@ async fn watch_channel(dc: Arc<dyn DataChannel>, events: EventFn, io: Arc<PeerIo
     {
         let label = dc.label().await.unwrap_or_default();
         let protocol = dc.protocol().await.ok().filter(|p| !p.is_empty());
+        let (queue, pending) = tokio::sync::mpsc::channel(DATA_QUEUE);
+        tokio::spawn(drain_channel(dc.clone(), pending));
         if let Ok(mut chans) = io.channels.write() {
-            chans.push((label.clone(), dc.clone()));
+            chans.push(OutChannel { label: label.clone(), dc: dc.clone(), queue });
         }
         while let Some(ev) = dc.poll().await {
             match ev {
@@ -251,7 +271,7 @@ async fn watch_channel(dc: Arc<dyn DataChannel>, events: EventFn, io: Arc<PeerIo
             }
         }
         if let Ok(mut chans) = io.channels.write() {
-            chans.retain(|(_, c)| c.id() != dc.id());
+            chans.retain(|c| c.dc.id() != dc.id());
         }
     }
 }
