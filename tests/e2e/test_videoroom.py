@@ -288,6 +288,41 @@ async def test_subscribe_more_streams_and_moderate(server):
 
 
 @pytest.mark.asyncio
+async def test_h264_publisher_reaches_subscribers_as_h264(server):
+    from aiortc import RTCRtpSender
+    pub, sub = Publisher(), Subscriber()
+    h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/H264", "video/rtx")]
+    for t in pub.pc.getTransceivers():
+        if t.kind == "video":
+            t.setCodecPreferences(h264)
+    async with client(server) as pj, client(server) as sj:
+        await pj.attach(VR)
+        await sj.attach(VR)
+        room = await create_room(pj, videocodec="h264,vp8")
+        await pub.pc.setLocalDescription(await pub.pc.createOffer())
+        jsep = {"type": "offer", "sdp": pub.pc.localDescription.sdp, "trickle": False}
+        await pj.message({"request": "joinandconfigure", "ptype": "publisher", "room": room}, jsep)
+        ev = await pj.next_event(is_event("videoroom", "joined"))
+        assert data_of(ev)["video_codec"] == "h264"
+        await pub.pc.setRemoteDescription(RTCSessionDescription(sdp=ev["jsep"]["sdp"], type="answer"))
+        feed = data_of(ev)["id"]
+        await pj.next_event(lambda e: e.get("janus") == "webrtcup")
+
+        await sj.message({"request": "join", "ptype": "subscriber", "room": room, "streams": [{"feed": feed, "mid": "1"}]})
+        ev = await sj.next_event(is_event("videoroom", "attached"))
+        video = ev["jsep"]["sdp"].split("m=video", 1)[1]
+        # Only the publisher's codec is offered, so the subscriber cannot pick one it won't get.
+        assert "H264/90000" in video and "VP8/90000" not in video
+        await sub.pc.setRemoteDescription(RTCSessionDescription(sdp=ev["jsep"]["sdp"], type="offer"))
+        await sub.pc.setLocalDescription(await sub.pc.createAnswer())
+        await sj.message({"request": "start"}, {"type": "answer", "sdp": sub.pc.localDescription.sdp})
+        counter = await sub.frames("video", 20)
+        assert counter.sizes == {(320, 240)}
+    await pub.close()
+    await sub.close()
+
+
+@pytest.mark.asyncio
 async def test_talking_events_from_the_audio_level(server):
     pub = Publisher()
     async with client(server) as pj, client(server) as oj:

@@ -234,61 +234,53 @@ fn certificate(pem: Option<&str>) -> Result<RTCCertificate, MediaError> {
         .map_err(|e| MediaError::Engine(format!("certificate: {e}")))
 }
 
-/// The codecs and header extensions we negotiate (Janus's defaults: opus, VP8, H.264, with
-/// nack, pli, fir, goog-remb and transport-cc feedback).
-fn codecs() -> Result<EngineCodecs, MediaError> {
-    let err = |e: rtc::shared::error::Error| MediaError::Engine(e.to_string());
-    let mut m = EngineCodecs::default();
+/// The codecs we negotiate, by kind (Janus's defaults: opus, G.711, VP8, H.264, VP9, with nack,
+/// pli, fir, goog-remb and transport-cc feedback on video).
+pub(crate) fn codec_table() -> Vec<(RtpCodecKind, RTCRtpCodecParameters)> {
     let fb = |list: &[(&str, &str)]| -> Vec<RTCPFeedback> {
         list.iter().map(|(t, p)| RTCPFeedback { typ: (*t).into(), parameter: (*p).into() }).collect()
     };
     let video_fb = fb(&[("goog-remb", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli"), ("transport-cc", "")]);
-    let codec = |mime: &str, clock: u32, ch: u16, fmtp: &str, fb: Vec<RTCPFeedback>| RTCRtpCodec {
-        mime_type: mime.into(),
-        clock_rate: clock,
-        channels: ch,
-        sdp_fmtp_line: fmtp.into(),
-        rtcp_feedback: fb,
-    };
-    m.register_codec(
-        RTCRtpCodecParameters {
-            rtp_codec: codec("audio/opus", 48000, 2, "minptime=10;useinbandfec=1", fb(&[("transport-cc", "")])),
-            payload_type: 111,
-        },
-        RtpCodecKind::Audio,
-    )
-    .map_err(err)?;
-    for (pt, mime, clock) in [(0u8, "audio/PCMU", 8000u32), (8, "audio/PCMA", 8000)] {
-        m.register_codec(
-            RTCRtpCodecParameters { rtp_codec: codec(mime, clock, 1, "", vec![]), payload_type: pt },
+    let codec =
+        |mime: &str, clock: u32, ch: u16, fmtp: &str, rtcp_feedback: Vec<RTCPFeedback>, pt: u8| RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: mime.into(),
+                clock_rate: clock,
+                channels: ch,
+                sdp_fmtp_line: fmtp.into(),
+                rtcp_feedback,
+            },
+            payload_type: pt,
+        };
+    let h264 = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+    vec![
+        (
             RtpCodecKind::Audio,
-        )
-        .map_err(err)?;
+            codec("audio/opus", 48000, 2, "minptime=10;useinbandfec=1", fb(&[("transport-cc", "")]), 111),
+        ),
+        (RtpCodecKind::Audio, codec("audio/PCMU", 8000, 1, "", vec![], 0)),
+        (RtpCodecKind::Audio, codec("audio/PCMA", 8000, 1, "", vec![], 8)),
+        (RtpCodecKind::Video, codec("video/VP8", 90000, 0, "", video_fb.clone(), 96)),
+        (RtpCodecKind::Video, codec("video/H264", 90000, 0, h264, video_fb.clone(), 102)),
+        (RtpCodecKind::Video, codec("video/VP9", 90000, 0, "profile-id=0", video_fb, 98)),
+    ]
+}
+
+/// The registered parameters of codec `name` (`opus`, `vp8`, ...) of `kind`.
+pub(crate) fn registered_codec(kind: RtpCodecKind, name: &str) -> Option<RTCRtpCodecParameters> {
+    codec_table().into_iter().find_map(|(k, c)| {
+        (k == kind && c.rtp_codec.mime_type.rsplit('/').next().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            .then_some(c)
+    })
+}
+
+/// The codecs and header extensions we negotiate.
+fn codecs() -> Result<EngineCodecs, MediaError> {
+    let err = |e: rtc::shared::error::Error| MediaError::Engine(e.to_string());
+    let mut m = EngineCodecs::default();
+    for (kind, params) in codec_table() {
+        m.register_codec(params, kind).map_err(err)?;
     }
-    m.register_codec(
-        RTCRtpCodecParameters { rtp_codec: codec("video/VP8", 90000, 0, "", video_fb.clone()), payload_type: 96 },
-        RtpCodecKind::Video,
-    )
-    .map_err(err)?;
-    m.register_codec(
-        RTCRtpCodecParameters {
-            rtp_codec: codec(
-                "video/H264",
-                90000,
-                0,
-                "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-                video_fb.clone(),
-            ),
-            payload_type: 102,
-        },
-        RtpCodecKind::Video,
-    )
-    .map_err(err)?;
-    m.register_codec(
-        RTCRtpCodecParameters { rtp_codec: codec("video/VP9", 90000, 0, "profile-id=0", video_fb), payload_type: 98 },
-        RtpCodecKind::Video,
-    )
-    .map_err(err)?;
     for (uri, kind) in [
         ("urn:ietf:params:rtp-hdrext:sdes:mid", RtpCodecKind::Audio),
         ("urn:ietf:params:rtp-hdrext:ssrc-audio-level", RtpCodecKind::Audio),

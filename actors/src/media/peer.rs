@@ -525,6 +525,7 @@ impl Peer {
                         .await
                         .map_err(|e| MediaError::Engine(e.to_string()))?
                 };
+                prefer_codec(&pc, sender.id(), &send).await;
                 added.push((send, track, sender));
             }
             let has_channel = io.channels.read().map(|c| !c.is_empty()).unwrap_or(false);
@@ -708,6 +709,23 @@ impl Peer {
         }
         let pc = self.pc.clone();
         let _ = self.rt.spawn(async move { pc.close().await }).await;
+    }
+}
+
+/// Offers only the codec the plugin sends on this track: the peer must not pick another one, the
+/// plugin relays its source's payloads as they are.
+async fn prefer_codec(pc: &Arc<dyn PeerConnection>, sender_id: rtc::rtp_transceiver::RTCRtpSenderId, t: &SendTrack) {
+    let kind = if t.kind == MediaKind::Audio { RtpCodecKind::Audio } else { RtpCodecKind::Video };
+    let Some(params) = super::engine::registered_codec(kind, &t.codec.name) else { return };
+    for transceiver in pc.get_transceivers().await {
+        if let Ok(Some(s)) = transceiver.sender().await {
+            if s.id() == sender_id {
+                if let Err(e) = transceiver.set_codec_preferences(vec![params]).await {
+                    tracing::debug!(error = %e, codec = %t.codec.name, "codec preference not applied");
+                }
+                return;
+            }
+        }
     }
 }
 
