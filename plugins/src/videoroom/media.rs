@@ -7,12 +7,14 @@
 //! takes one uncontended read lock per packet and never waits for the room.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use portunus_actors::media::codec::{inspect_video, VideoFrameInfo};
+use portunus_actors::media::codec::VideoFrameInfo;
 use portunus_actors::media::{Feedback, MediaKind, MediaPort, MediaSink, RtpPacket, RtpWriter};
+
+use crate::simulcast::{Layers, Selector, Verdict};
 
 /// Keyframe requests to one publisher stream are at most this frequent (ms): a burst of joining
 /// subscribers costs the publisher one keyframe, not one each.
@@ -65,10 +67,8 @@ pub struct Feed {
     talk: Option<TalkDetector>,
     /// Codec name, to find keyframes when switching simulcast layers.
     codec: String,
-    /// Simulcast layers by rid, lowest quality first (index = Janus `substream`); empty without.
-    layers: Vec<Arc<str>>,
-    /// When each layer last sent a packet (ms), for the fallback to a lower one.
-    layer_seen: [AtomicU64; 3],
+    /// The publisher's simulcast layers, if it sends simulcast.
+    layers: Option<Layers>,
 }
 
 impl Feed {
@@ -77,8 +77,7 @@ impl Feed {
         Feed {
             talk: None,
             codec: codec.to_owned(),
-            layers: Vec::new(),
-            layer_seen: Default::default(),
+            layers: None,
             kind,
             mid,
             publisher,
@@ -97,24 +96,15 @@ impl Feed {
         self
     }
 
-    /// The publisher sends simulcast with these rids, lowest quality first (at most three).
-    pub fn with_layers(mut self, layers: Vec<Arc<str>>) -> Self {
-        self.layers = layers.into_iter().take(3).collect();
+    /// The publisher sends simulcast with these rids (`a=rid:<id> send`).
+    pub fn with_layers(mut self, rids: &[String]) -> Self {
+        self.layers = Layers::from_rids(rids);
         self
     }
 
     /// How many simulcast layers (0 without simulcast).
     pub fn layer_count(&self) -> usize {
-        self.layers.len()
-    }
-
-    fn layer_of(&self, pkt: &RtpPacket) -> Option<usize> {
-        let rid = pkt.rid.as_deref()?;
-        self.layers.iter().position(|l| &**l == rid)
-    }
-
-    fn layer_alive(&self, layer: usize, within_ms: u64) -> bool {
-        self.layer_seen.get(layer).is_some_and(|t| now_ms().saturating_sub(t.load(Ordering::Relaxed)) <= within_ms)
+        self.layers.as_ref().map_or(0, Layers::count)
     }
 
     /// Starts sending to `s`.
@@ -175,12 +165,12 @@ impl Feed {
         for f in self.forwarders.snapshot().iter() {
             f.send(&pkt);
         }
-        let layer = if self.layers.is_empty() {
-            None
-        } else {
-            let Some(layer) = self.layer_of(&pkt) else { return };
-            self.layer_seen[layer].store(now_ms(), Ordering::Relaxed);
-            Some(layer)
+        let simulcast = match &self.layers {
+            None => None,
+            Some(layers) => {
+                let Some(layer) = layers.observe(&pkt) else { return };
+                Some((layers, layer))
+            }
         };
         let subs = self.subscribers.snapshot();
         if subs.is_empty() {
@@ -190,7 +180,7 @@ impl Feed {
         let pkt = RtpPacket { extensions: Vec::new(), ..pkt };
         let mut info = None;
         for s in subs.iter() {
-            s.forward(&pkt, self, layer, &mut info).await;
+            s.forward(&pkt, self, simulcast, &mut info).await;
         }
     }
 }
@@ -261,22 +251,10 @@ pub struct SubStream {
     gate: Arc<Gate>,
     /// `configure` with `send:false` stops just this stream.
     pub send: AtomicBool,
-    /// Wanted simulcast layer (Janus `substream`, 0 lowest) and VP8 temporal layer.
-    pub substream: AtomicU8,
-    pub temporal: AtomicU8,
-    /// How long (ms) the current layer may be silent before a lower one is used.
-    pub fallback_ms: AtomicU64,
+    /// The subscriber's simulcast/temporal layer choice and sequence continuity.
+    pub selector: Selector,
     writer: OnceLock<RtpWriter>,
-    state: Mutex<StreamState>,
     notice: Option<LayerNotice>,
-}
-
-#[derive(Default)]
-struct StreamState {
-    rewrite: Rewriter,
-    /// The simulcast layer being forwarded.
-    layer: Option<usize>,
-    temporal: Option<u8>,
 }
 
 impl SubStream {
@@ -287,11 +265,8 @@ impl SubStream {
             port,
             gate,
             send: AtomicBool::new(true),
-            substream: AtomicU8::new(2),
-            temporal: AtomicU8::new(2),
-            fallback_ms: AtomicU64::new(250),
+            selector: Selector::default(),
             writer: OnceLock::new(),
-            state: Mutex::new(StreamState::default()),
             notice,
         }
     }
@@ -305,46 +280,27 @@ impl SubStream {
         Some(self.writer.get_or_init(|| w))
     }
 
-    /// Forwards `pkt` (of simulcast `layer`, if any) when this subscriber should get it.
+    /// Forwards `pkt` (of a simulcast layer, if any) when this subscriber should get it.
     /// `info` caches the payload inspection across the subscribers of one packet.
-    async fn forward(&self, pkt: &RtpPacket, feed: &Feed, layer: Option<usize>, info: &mut Option<VideoFrameInfo>) {
+    async fn forward(
+        &self,
+        pkt: &RtpPacket,
+        feed: &Feed,
+        simulcast: Option<(&Layers, usize)>,
+        info: &mut Option<VideoFrameInfo>,
+    ) {
         if !self.gate.is_open() || !self.send.load(Ordering::Relaxed) {
             return;
         }
         let Some(writer) = self.writer() else { return };
-        let mut inspect = || *info.get_or_insert_with(|| inspect_video(&feed.codec, &pkt.payload));
-        let mut notices: Vec<(&'static str, usize)> = Vec::new();
-        let (seq, ts) = {
-            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(layer) = layer {
-                if st.layer != Some(layer) {
-                    if !self.should_switch(&st, layer, feed) {
-                        return;
-                    }
-                    if !inspect().keyframe {
-                        feed.request_keyframe();
-                        return;
-                    }
-                    st.layer = Some(layer);
-                    notices.push(("substream", layer));
-                }
+        let mut notices = Vec::new();
+        let (seq, ts) = match self.selector.decide(pkt, feed.kind, &feed.codec, simulcast, info, &mut notices) {
+            Verdict::Forward(seq, ts) => (seq, ts),
+            Verdict::Drop => return,
+            Verdict::NeedKeyframe => {
+                feed.request_keyframe();
+                return;
             }
-            if feed.kind == MediaKind::Video {
-                if let Some(tid) = inspect().temporal {
-                    let wanted = self.temporal.load(Ordering::Relaxed);
-                    if tid > wanted {
-                        // Dropped: the next packet takes this one's sequence number.
-                        st.rewrite.skip(pkt);
-                        return;
-                    }
-                    let top = tid.max(st.temporal.unwrap_or(0)).min(wanted);
-                    if st.temporal != Some(top) && top == wanted {
-                        st.temporal = Some(top);
-                        notices.push(("temporal", usize::from(top)));
-                    }
-                }
-            }
-            st.rewrite.rewrite(pkt, feed.kind)
         };
         if let Some(notice) = &self.notice {
             for (what, n) in notices {
@@ -353,70 +309,6 @@ impl SubStream {
         }
         let out = RtpPacket { sequence_number: seq, timestamp: ts, ..pkt.clone() };
         let _ = writer.write(out).await;
-    }
-
-    /// Whether a packet of `layer` should replace the layer being forwarded: it is not above the
-    /// wanted one, and it is better than the current, or the current is above the wanted one or
-    /// has gone silent.
-    fn should_switch(&self, st: &StreamState, layer: usize, feed: &Feed) -> bool {
-        let wanted = usize::from(self.substream.load(Ordering::Relaxed)).min(feed.layers.len().saturating_sub(1));
-        if layer > wanted {
-            return false;
-        }
-        match st.layer {
-            None => true,
-            Some(current) => {
-                current > wanted
-                    || layer > current
-                    || !feed.layer_alive(current, self.fallback_ms.load(Ordering::Relaxed))
-            }
-        }
-    }
-}
-
-/// Keeps a subscriber's sequence numbers and timestamps continuous when its source changes
-/// (switch, re-publish): a new source SSRC is spliced on right after the last packet sent.
-#[derive(Debug, Default)]
-pub struct Rewriter {
-    source: Option<u32>,
-    seq_offset: u16,
-    ts_offset: u32,
-    last_seq: u16,
-    last_ts: u32,
-}
-
-impl Rewriter {
-    /// `pkt` is dropped on purpose (a temporal layer the subscriber does not get): close the gap
-    /// it would leave so the receiver sees no loss.
-    pub fn skip(&mut self, pkt: &RtpPacket) {
-        if self.source == Some(pkt.ssrc) {
-            let seq = pkt.sequence_number.wrapping_add(self.seq_offset);
-            if (seq.wrapping_sub(self.last_seq) as i16) > 0 {
-                self.seq_offset = self.seq_offset.wrapping_sub(1);
-            }
-        }
-    }
-
-    /// The outgoing sequence number and timestamp for `pkt`.
-    pub fn rewrite(&mut self, pkt: &RtpPacket, kind: MediaKind) -> (u16, u32) {
-        if self.source != Some(pkt.ssrc) {
-            if self.source.is_some() {
-                // One frame later than the last packet: 20 ms of audio, one 30 fps video frame.
-                let step = if kind == MediaKind::Audio { 960 } else { 3000 };
-                self.seq_offset = self.last_seq.wrapping_add(1).wrapping_sub(pkt.sequence_number);
-                self.ts_offset = self.last_ts.wrapping_add(step).wrapping_sub(pkt.timestamp);
-            }
-            self.source = Some(pkt.ssrc);
-            self.last_seq = pkt.sequence_number.wrapping_add(self.seq_offset).wrapping_sub(1);
-        }
-        let seq = pkt.sequence_number.wrapping_add(self.seq_offset);
-        let ts = pkt.timestamp.wrapping_add(self.ts_offset);
-        // Only newer packets move the splice point; retransmitted or reordered ones do not.
-        if (seq.wrapping_sub(self.last_seq) as i16) > 0 {
-            self.last_seq = seq;
-            self.last_ts = ts;
-        }
-        (seq, ts)
     }
 }
 
@@ -550,30 +442,5 @@ mod tests {
             t.observe(&with_level(level));
         }
         assert_eq!(*seen.lock().unwrap(), vec![(true, 20), (false, 127), (true, 5)]);
-    }
-
-    #[test]
-    fn first_source_passes_through() {
-        let mut r = Rewriter::default();
-        assert_eq!(r.rewrite(&pkt(1, 100, 5000), MediaKind::Video), (100, 5000));
-        assert_eq!(r.rewrite(&pkt(1, 101, 8000), MediaKind::Video), (101, 8000));
-    }
-
-    #[test]
-    fn new_source_continues_the_sequence() {
-        let mut r = Rewriter::default();
-        r.rewrite(&pkt(1, 65535, 1000), MediaKind::Video);
-        // Switch to a source with unrelated numbering: the sequence goes on from the last one.
-        assert_eq!(r.rewrite(&pkt(2, 20, 900_000), MediaKind::Video), (0, 4000));
-        assert_eq!(r.rewrite(&pkt(2, 21, 903_000), MediaKind::Video), (1, 7000));
-    }
-
-    #[test]
-    fn late_packets_do_not_move_the_splice_point() {
-        let mut r = Rewriter::default();
-        r.rewrite(&pkt(1, 10, 100), MediaKind::Audio);
-        r.rewrite(&pkt(1, 12, 1060), MediaKind::Audio);
-        assert_eq!(r.rewrite(&pkt(1, 11, 580), MediaKind::Audio), (11, 580));
-        assert_eq!(r.rewrite(&pkt(2, 500, 0), MediaKind::Audio), (13, 2020));
     }
 }

@@ -799,7 +799,7 @@ impl Room {
                     feed: Arc::new(
                         Feed::new(s.kind, mid.clone(), port.clone(), codec.as_deref().unwrap_or_default())
                             .with_talk(talk)
-                            .with_layers(simulcast_layers(&s.rids)),
+                            .with_layers(&s.rids),
                     ),
                     mid,
                     codec,
@@ -1082,22 +1082,6 @@ struct PubInfo {
     mid: String,
 }
 
-/// A publisher's simulcast rids, lowest quality first: by name for the usual `l/m/h` and `q/h/f`
-/// schemes, otherwise highest first as browsers list them.
-fn simulcast_layers(rids: &[String]) -> Vec<Arc<str>> {
-    let rank = |scheme: &[&str]| -> Option<Vec<Arc<str>>> {
-        let mut ranked: Vec<(usize, &String)> =
-            rids.iter().map(|r| Some((scheme.iter().position(|s| s == r)?, r))).collect::<Option<_>>()?;
-        ranked.sort();
-        Some(ranked.into_iter().map(|(_, r)| Arc::from(r.as_str())).collect())
-    };
-    if rids.len() < 2 {
-        return Vec::new();
-    }
-    let named = if rids.iter().any(|r| r == "q" || r == "f") { rank(&["q", "h", "f"]) } else { rank(&["l", "m", "h"]) };
-    named.unwrap_or_else(|| rids.iter().rev().map(|r| Arc::from(r.as_str())).collect())
-}
-
 /// Tells the subscriber its stream `mid` switched layers (`substream` / `temporal`).
 fn layer_notice(ctx: &PluginCtx, room: u64, mid: &str) -> LayerNotice {
     let (ctx, mid) = (ctx.clone(), mid.to_owned());
@@ -1157,13 +1141,13 @@ fn apply_send_toggles(sub: &mut Subscriber, body: &Map<String, Value>) -> Result
                 slot.stream.send.store(send, Ordering::Relaxed);
             }
             if let Some(n) = item.get("substream").and_then(Value::as_u64) {
-                slot.stream.substream.store(n.min(2) as u8, Ordering::Relaxed);
+                slot.stream.selector.substream.store(n.min(2) as u8, Ordering::Relaxed);
             }
             if let Some(n) = item.get("temporal").and_then(Value::as_u64) {
-                slot.stream.temporal.store(n.min(2) as u8, Ordering::Relaxed);
+                slot.stream.selector.temporal.store(n.min(2) as u8, Ordering::Relaxed);
             }
             if let Some(us) = item.get("fallback").and_then(Value::as_u64) {
-                slot.stream.fallback_ms.store(us / 1000, Ordering::Relaxed);
+                slot.stream.selector.fallback_ms.store(us / 1000, Ordering::Relaxed);
             }
             if let Some(f) = &slot.feed {
                 f.request_keyframe();
@@ -1328,24 +1312,5 @@ impl Handler<RoomRequest> for Room {
                 Err(VrError::new(UNKNOWN_ERROR, format!("Room {} failed and was destroyed", self.id)))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn layers(rids: &[&str]) -> Vec<String> {
-        let owned: Vec<String> = rids.iter().map(|r| r.to_string()).collect();
-        simulcast_layers(&owned).iter().map(|r| r.to_string()).collect()
-    }
-
-    #[test]
-    fn simulcast_layers_lowest_first() {
-        assert_eq!(layers(&["h", "m", "l"]), ["l", "m", "h"]);
-        assert_eq!(layers(&["q", "h", "f"]), ["q", "h", "f"]);
-        assert_eq!(layers(&["f", "h"]), ["h", "f"]);
-        assert_eq!(layers(&["hi", "lo"]), ["lo", "hi"]);
-        assert!(layers(&["only"]).is_empty());
     }
 }

@@ -1,0 +1,311 @@
+//! Forwarding one video source to one receiver, shared by the plugins that relay media
+//! (VideoRoom subscribers, VideoCall peers): which simulcast layer and VP8 temporal layer the
+//! receiver gets, switched on keyframes, with sequence numbers and timestamps kept continuous
+//! across every switch.
+//!
+//! A [`Layers`] describes a simulcast source (its rids, lowest quality first, and when each layer
+//! was last heard); a [`Selector`] is one receiver's choice over it.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use portunus_actors::media::codec::{inspect_video, VideoFrameInfo};
+use portunus_actors::media::{MediaKind, RtpPacket};
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A simulcast source: its layers by rid, lowest quality first (index = Janus `substream`).
+pub struct Layers {
+    rids: Vec<Arc<str>>,
+    seen: [AtomicU64; 3],
+}
+
+impl Layers {
+    /// The layers of a sender's rids (`a=rid:<id> send`), or `None` without simulcast. Known
+    /// schemes (`l/m/h`, `q/h/f`) are ordered by name, others highest first as browsers list them.
+    pub fn from_rids(rids: &[String]) -> Option<Layers> {
+        if rids.len() < 2 {
+            return None;
+        }
+        let rank = |scheme: &[&str]| -> Option<Vec<Arc<str>>> {
+            let mut ranked: Vec<(usize, &String)> =
+                rids.iter().map(|r| Some((scheme.iter().position(|s| s == r)?, r))).collect::<Option<_>>()?;
+            ranked.sort();
+            Some(ranked.into_iter().map(|(_, r)| Arc::from(r.as_str())).collect())
+        };
+        let named =
+            if rids.iter().any(|r| r == "q" || r == "f") { rank(&["q", "h", "f"]) } else { rank(&["l", "m", "h"]) };
+        let mut rids = named.unwrap_or_else(|| rids.iter().rev().map(|r| Arc::from(r.as_str())).collect());
+        rids.truncate(3);
+        Some(Layers { rids, seen: Default::default() })
+    }
+
+    /// How many layers.
+    pub fn count(&self) -> usize {
+        self.rids.len()
+    }
+
+    /// The layer of a packet, noting that the layer is alive.
+    pub fn observe(&self, pkt: &RtpPacket) -> Option<usize> {
+        let rid = pkt.rid.as_deref()?;
+        let layer = self.rids.iter().position(|l| &**l == rid)?;
+        self.seen[layer].store(now_ms(), Ordering::Relaxed);
+        Some(layer)
+    }
+
+    fn alive(&self, layer: usize, within_ms: u64) -> bool {
+        self.seen.get(layer).is_some_and(|t| now_ms().saturating_sub(t.load(Ordering::Relaxed)) <= within_ms)
+    }
+}
+
+/// What became of a packet.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send it with these sequence number and timestamp.
+    Forward(u16, u32),
+    /// Not for this receiver.
+    Drop,
+    /// Not yet: the receiver waits for a keyframe of a layer it should switch to (ask for one).
+    NeedKeyframe,
+}
+
+/// One receiver's choice of layers, and its sequence continuity.
+pub struct Selector {
+    /// Wanted simulcast layer (0 lowest; Janus default 2).
+    pub substream: AtomicU8,
+    /// Wanted VP8 temporal layer (Janus default 2).
+    pub temporal: AtomicU8,
+    /// How long (ms) the current layer may be silent before a lower one is used.
+    pub fallback_ms: AtomicU64,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    rewrite: Rewriter,
+    layer: Option<usize>,
+    temporal: Option<u8>,
+}
+
+impl Default for Selector {
+    fn default() -> Self {
+        Selector {
+            substream: AtomicU8::new(2),
+            temporal: AtomicU8::new(2),
+            fallback_ms: AtomicU64::new(250),
+            state: Mutex::new(State::default()),
+        }
+    }
+}
+
+impl Selector {
+    /// Decides on `pkt` of a source of `kind` in `codec`, from simulcast `layer` of `layers` if
+    /// any. `info` caches the payload inspection across receivers of one packet; `notices` gets
+    /// the layer changes to report (`("substream", n)`, `("temporal", n)`).
+    pub fn decide(
+        &self,
+        pkt: &RtpPacket,
+        kind: MediaKind,
+        codec: &str,
+        simulcast: Option<(&Layers, usize)>,
+        info: &mut Option<VideoFrameInfo>,
+        notices: &mut Vec<(&'static str, usize)>,
+    ) -> Verdict {
+        let mut inspect = || *info.get_or_insert_with(|| inspect_video(codec, &pkt.payload));
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((layers, layer)) = simulcast {
+            if st.layer != Some(layer) {
+                if !self.should_switch(&st, layers, layer) {
+                    return Verdict::Drop;
+                }
+                if !inspect().keyframe {
+                    return Verdict::NeedKeyframe;
+                }
+                st.layer = Some(layer);
+                notices.push(("substream", layer));
+            }
+        }
+        if kind == MediaKind::Video {
+            if let Some(tid) = inspect().temporal {
+                let wanted = self.temporal.load(Ordering::Relaxed);
+                if tid > wanted {
+                    // Dropped: the next packet takes this one's sequence number.
+                    st.rewrite.skip(pkt);
+                    return Verdict::Drop;
+                }
+                if st.temporal != Some(wanted) && tid == wanted {
+                    st.temporal = Some(wanted);
+                    notices.push(("temporal", usize::from(wanted)));
+                }
+            }
+        }
+        let (seq, ts) = st.rewrite.rewrite(pkt, kind);
+        Verdict::Forward(seq, ts)
+    }
+
+    /// Whether a packet of `layer` should replace the layer being forwarded: it is not above the
+    /// wanted one, and it is better than the current, or the current is above the wanted one or
+    /// has gone silent.
+    fn should_switch(&self, st: &State, layers: &Layers, layer: usize) -> bool {
+        let wanted = usize::from(self.substream.load(Ordering::Relaxed)).min(layers.count().saturating_sub(1));
+        if layer > wanted {
+            return false;
+        }
+        match st.layer {
+            None => true,
+            Some(current) => {
+                current > wanted || layer > current || !layers.alive(current, self.fallback_ms.load(Ordering::Relaxed))
+            }
+        }
+    }
+}
+
+/// Keeps a receiver's sequence numbers and timestamps continuous when its source changes
+/// (switch, re-publish, simulcast layer): a new source SSRC is spliced on right after the last
+/// packet sent.
+#[derive(Debug, Default)]
+pub struct Rewriter {
+    source: Option<u32>,
+    seq_offset: u16,
+    ts_offset: u32,
+    last_seq: u16,
+    last_ts: u32,
+}
+
+impl Rewriter {
+    /// `pkt` is dropped on purpose (a temporal layer the receiver does not get): close the gap it
+    /// would leave so the receiver sees no loss.
+    pub fn skip(&mut self, pkt: &RtpPacket) {
+        if self.source == Some(pkt.ssrc) {
+            let seq = pkt.sequence_number.wrapping_add(self.seq_offset);
+            if (seq.wrapping_sub(self.last_seq) as i16) > 0 {
+                self.seq_offset = self.seq_offset.wrapping_sub(1);
+            }
+        }
+    }
+
+    /// The outgoing sequence number and timestamp for `pkt`.
+    pub fn rewrite(&mut self, pkt: &RtpPacket, kind: MediaKind) -> (u16, u32) {
+        if self.source != Some(pkt.ssrc) {
+            if self.source.is_some() {
+                // One frame later than the last packet: 20 ms of audio, one 30 fps video frame.
+                let step = if kind == MediaKind::Audio { 960 } else { 3000 };
+                self.seq_offset = self.last_seq.wrapping_add(1).wrapping_sub(pkt.sequence_number);
+                self.ts_offset = self.last_ts.wrapping_add(step).wrapping_sub(pkt.timestamp);
+            }
+            self.source = Some(pkt.ssrc);
+            self.last_seq = pkt.sequence_number.wrapping_add(self.seq_offset).wrapping_sub(1);
+        }
+        let seq = pkt.sequence_number.wrapping_add(self.seq_offset);
+        let ts = pkt.timestamp.wrapping_add(self.ts_offset);
+        // Only newer packets move the splice point; retransmitted or reordered ones do not.
+        if (seq.wrapping_sub(self.last_seq) as i16) > 0 {
+            self.last_seq = seq;
+            self.last_ts = ts;
+        }
+        (seq, ts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn pkt(ssrc: u32, seq: u16, ts: u32) -> RtpPacket {
+        RtpPacket {
+            marker: false,
+            payload_type: 96,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc,
+            extensions: vec![],
+            rid: None,
+            payload: Bytes::new(),
+        }
+    }
+
+    fn vp8(ssrc: u32, seq: u16, rid: &str, keyframe: bool) -> RtpPacket {
+        // S=1, PID=0, then the VP8 header's inverse key-frame bit.
+        let payload = Bytes::from(vec![0x10, if keyframe { 0x00 } else { 0x01 }, 0x00, 0x9d, 0x01, 0x2a]);
+        RtpPacket { rid: Some(Arc::from(rid)), payload, ..pkt(ssrc, seq, u32::from(seq) * 3000) }
+    }
+
+    fn layers(rids: &[&str]) -> Vec<String> {
+        let owned: Vec<String> = rids.iter().map(|r| r.to_string()).collect();
+        Layers::from_rids(&owned).map(|l| l.rids.iter().map(|r| r.to_string()).collect()).unwrap_or_default()
+    }
+
+    #[test]
+    fn layers_lowest_first() {
+        assert_eq!(layers(&["h", "m", "l"]), ["l", "m", "h"]);
+        assert_eq!(layers(&["q", "h", "f"]), ["q", "h", "f"]);
+        assert_eq!(layers(&["f", "h"]), ["h", "f"]);
+        assert_eq!(layers(&["hi", "lo"]), ["lo", "hi"]);
+        assert!(layers(&["only"]).is_empty());
+    }
+
+    #[test]
+    fn switches_layers_on_keyframes_only() {
+        let l = Layers::from_rids(&["h".into(), "m".into(), "l".into()]).unwrap();
+        let s = Selector::default();
+        let mut notices = Vec::new();
+        let mut decide = |p: RtpPacket| {
+            let layer = l.observe(&p).unwrap();
+            s.decide(&p, MediaKind::Video, "vp8", Some((&l, layer)), &mut None, &mut notices)
+        };
+        // The low layer starts on its keyframe; the high one waits for its own keyframe.
+        assert_eq!(decide(vp8(1, 10, "l", false)), Verdict::NeedKeyframe);
+        assert_eq!(decide(vp8(1, 11, "l", true)), Verdict::Forward(11, 33000));
+        assert_eq!(decide(vp8(3, 500, "h", false)), Verdict::NeedKeyframe);
+        assert_eq!(decide(vp8(1, 12, "l", false)), Verdict::Forward(12, 36000));
+        assert!(matches!(decide(vp8(3, 501, "h", true)), Verdict::Forward(13, _)));
+        assert_eq!(decide(vp8(1, 13, "l", false)), Verdict::Drop);
+        assert_eq!(notices, vec![("substream", 0), ("substream", 2)]);
+        // Asking for the lowest layer: the switch down waits for its keyframe too.
+        s.substream.store(0, Ordering::Relaxed);
+        let mut notices = Vec::new();
+        let p = vp8(1, 14, "l", true);
+        assert!(matches!(
+            s.decide(&p, MediaKind::Video, "vp8", Some((&l, 0)), &mut None, &mut notices),
+            Verdict::Forward(14, _)
+        ));
+        assert_eq!(notices, vec![("substream", 0)]);
+    }
+
+    #[test]
+    fn first_source_passes_through() {
+        let mut r = Rewriter::default();
+        assert_eq!(r.rewrite(&pkt(1, 100, 5000), MediaKind::Video), (100, 5000));
+        assert_eq!(r.rewrite(&pkt(1, 101, 8000), MediaKind::Video), (101, 8000));
+    }
+
+    #[test]
+    fn new_source_continues_the_sequence() {
+        let mut r = Rewriter::default();
+        r.rewrite(&pkt(1, 65535, 1000), MediaKind::Video);
+        // Switch to a source with unrelated numbering: the sequence goes on from the last one.
+        assert_eq!(r.rewrite(&pkt(2, 20, 900_000), MediaKind::Video), (0, 4000));
+        assert_eq!(r.rewrite(&pkt(2, 21, 903_000), MediaKind::Video), (1, 7000));
+    }
+
+    #[test]
+    fn late_packets_do_not_move_the_splice_point() {
+        let mut r = Rewriter::default();
+        r.rewrite(&pkt(1, 10, 100), MediaKind::Audio);
+        r.rewrite(&pkt(1, 12, 1060), MediaKind::Audio);
+        assert_eq!(r.rewrite(&pkt(1, 11, 580), MediaKind::Audio), (11, 580));
+        assert_eq!(r.rewrite(&pkt(2, 500, 0), MediaKind::Audio), (13, 2020));
+    }
+
+    #[test]
+    fn skipped_packets_leave_no_gap() {
+        let mut r = Rewriter::default();
+        assert_eq!(r.rewrite(&pkt(1, 1, 0), MediaKind::Video), (1, 0));
+        r.skip(&pkt(1, 2, 0));
+        assert_eq!(r.rewrite(&pkt(1, 3, 0), MediaKind::Video), (2, 0));
+    }
+}
