@@ -70,8 +70,11 @@ export function binary() {
   throw new Error('build portunus first (cargo build --release), or set PORTUNUS_BIN');
 }
 
-/** A running Portunus with every listener on an ephemeral loopback port (as tests/e2e/conftest.py). */
-export async function startServer() {
+/**
+ * A running Portunus with every listener on an ephemeral loopback port (as tests/e2e/conftest.py),
+ * serving this repository's static/ on its web port. `env` and `args` add to the defaults.
+ */
+export async function startServer({ env: extraEnv = {}, args: extraArgs = [] } = {}) {
   fs.mkdirSync(LOGS, { recursive: true });
   const logPath = path.join(LOGS, `browser-server-${process.pid}-${Date.now()}.log`);
   const logFd = fs.openSync(logPath, 'w');
@@ -80,9 +83,12 @@ export async function startServer() {
     PORTUNUS__HTTP__IP: '127.0.0.1',
     PORTUNUS__WEBSOCKETS__WS_IP: '127.0.0.1',
     PORTUNUS__NAT__ICE_ENFORCE_LIST: '127.0.0.1',
+    PORTUNUS__WEB__IP: '127.0.0.1',
     PORTUNUS__GENERAL__DEBUG_LEVEL: process.env.PORTUNUS_BROWSER_LOG_LEVEL || '4',
+    ...extraEnv,
   };
-  const args = ['--http-port', '0', '--ws-port', '0', '--admin-http-port', '0', '--admin-ws-port', '0', '--web-port', '0'];
+  const args = ['--http-port', '0', '--ws-port', '0', '--admin-http-port', '0', '--admin-ws-port', '0', '--web-port', '0',
+    '--web-root', path.join(ROOT, 'static'), ...extraArgs];
   const proc = spawn(binary(), args, { env, stdio: ['ignore', 'pipe', logFd] });
   fs.closeSync(logFd);
   // Never leave the server behind, even if the test process dies early.
@@ -111,6 +117,8 @@ export async function startServer() {
     logPath,
     httpUrl: `http://${addrs.http}/janus`,
     wsUrl: `ws://${addrs.ws}/`,
+    // The demo pages (static/), served by Portunus itself; null if the web listener is off.
+    webUrl: addrs.web ? `http://${addrs.web}/` : null,
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       proc.kill('SIGTERM');
