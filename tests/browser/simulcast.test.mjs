@@ -1,6 +1,7 @@
-// VideoRoom simulcast in headless Chromium: the page publishes three layers (1280x720, 640x360,
-// 320x180) and subscribes to itself; asking for a substream changes the picture size the
-// subscriber's <video> shows. Run with `node --test tests/browser/`.
+// Simulcast in headless Chromium: the page sends three layers (1280x720, 640x360, 320x180) through
+// a VideoRoom (publisher and subscriber) or a VideoCall (alice calls bob) and receives them; asking
+// for a substream changes the picture size the receiver's <video> shows. Run with
+// `node --test tests/browser/`.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,7 @@ import { ARTIFACTS, CHROMIUM, startBrowser, startServer, startStatic, waitFor } 
 const width = (page) => page.evaluate(() => document.getElementById('remote').videoWidth);
 const simState = (page) => page.evaluate(() => window.simState);
 
-describe('VideoRoom simulcast in headless Chromium', { timeout: 180000 }, () => {
+describe('Simulcast in headless Chromium', { timeout: 180000 }, () => {
   let server;
   let statik;
 
@@ -27,19 +28,21 @@ describe('VideoRoom simulcast in headless Chromium', { timeout: 180000 }, () => 
     if (server) await server.stop();
   });
 
-  test('the subscriber switches between simulcast layers', { timeout: 150000 }, async () => {
+  for (const plugin of ['videoroom', 'videocall']) test(`the receiver switches between simulcast layers (${plugin})`, { timeout: 150000 }, async () => {
     const browser = await startBrowser();
     const { page } = browser;
     let ok = false;
     try {
-      await page.goto(`${statik.base}/simulcast.html?ws=${encodeURIComponent(server.wsUrl)}`);
+      await page.goto(`${statik.base}/simulcast.html?plugin=${plugin}&ws=${encodeURIComponent(server.wsUrl)}`);
       await waitFor('publisher and subscriber set up', async () => {
         const st = await simState(page);
         if (st.errors.length) throw new Error(st.errors.join(' | '));
         return st.ready;
       }, { timeout: 30000 });
-      const st = await simState(page);
-      assert.equal(st.publisherStreams[0].simulcast, true, JSON.stringify(st.publisherStreams));
+      if (plugin === 'videoroom') {
+        const st = await simState(page);
+        assert.equal(st.publisherStreams[0].simulcast, true, JSON.stringify(st.publisherStreams));
+      }
 
       // Default: the best layer the publisher sends. The browser starts with the low layer and
       // adds the others as its bandwidth estimate grows; the subscriber moves up with them.
@@ -47,7 +50,7 @@ describe('VideoRoom simulcast in headless Chromium', { timeout: 180000 }, () => 
 
       await page.evaluate(() => window.selectLayer(0));
       await waitFor('the lowest layer (320 wide)', async () => (await width(page)) === 320, { timeout: 20000 });
-      await page.screenshot({ path: path.join(ARTIFACTS, 'simulcast-substream-0.png') });
+      await page.screenshot({ path: path.join(ARTIFACTS, `simulcast-${plugin}-substream-0.png`) });
 
       await page.evaluate(() => window.selectLayer(2));
       const up = await waitFor('a higher layer again', async () => {
@@ -62,7 +65,7 @@ describe('VideoRoom simulcast in headless Chromium', { timeout: 180000 }, () => 
       if (!ok) {
         fs.mkdirSync(ARTIFACTS, { recursive: true });
         const st = await simState(page).catch(() => null);
-        fs.writeFileSync(path.join(ARTIFACTS, 'simulcast-failure.json'),
+        fs.writeFileSync(path.join(ARTIFACTS, `simulcast-${plugin}-failure.json`),
           JSON.stringify({ state: st, console: browser.consoleLines, serverLog: server.logPath }, null, 2));
       }
       await browser.close();

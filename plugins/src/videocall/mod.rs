@@ -60,6 +60,12 @@ impl Plugin for VideoCall {
 
     fn create_session(&self, ctx: PluginCtx) -> Result<Box<dyn PluginSession>, PluginError> {
         let leg = Arc::new(Leg::default());
+        let notify = ctx.clone();
+        leg.set_notice(Box::new(move |codec, what, n| {
+            let mut result = json!({"event": "simulcast", "videocodec": codec});
+            result[what] = json!(n);
+            let _ = notify.push_event(None, json!({"videocall": "event", "result": result}), None);
+        }));
         ctx.media().set_sink(leg.clone());
         let me = ctx.handle_id();
         {
@@ -107,8 +113,8 @@ impl Shared {
                     Effect::Link { a, b, pairs } => {
                         if let (Some(ea), Some(eb)) = (state.ends.get(a), state.ends.get(b)) {
                             let (there, back) = directions(pairs);
-                            ea.leg.link(eb.ctx.media().clone(), there);
-                            eb.leg.link(ea.ctx.media().clone(), back);
+                            ea.leg.link(eb.ctx.media().clone(), there, Arc::downgrade(&eb.leg));
+                            eb.leg.link(ea.ctx.media().clone(), back, Arc::downgrade(&ea.leg));
                         }
                     }
                     Effect::Unlink(a, b) => {
@@ -214,6 +220,16 @@ impl CallSession {
             self.leg.set_bitrate(b);
             self.ctx.media().send_remb(if b > 0 { b } else { NO_CAP });
         }
+        let receive = &self.leg.receive;
+        if let Some(n) = s.substream {
+            receive.substream.store(n.min(2) as u8, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(n) = s.temporal {
+            receive.temporal.store(n.min(2) as u8, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(us) = s.fallback {
+            receive.fallback_ms.store(us / 1000, std::sync::atomic::Ordering::Relaxed);
+        }
         let l = &mut self.layers;
         l.substream = s.substream.or(l.substream);
         l.temporal = s.temporal.or(l.temporal);
@@ -264,6 +280,11 @@ impl PluginSession for CallSession {
                 return PluginReply::Async { hint: None };
             }
         };
+        if let Some(j) = msg.jsep.as_ref().filter(|j| j.kind == SdpType::Offer) {
+            if let Ok(info) = sdp::parse(&j.sdp) {
+                self.leg.set_send_layers(&info);
+            }
+        }
         let jsep = || negotiation(msg.jsep.as_ref());
         match req {
             Request::List => self.shared.run(|d| d.list(me, tx)),

@@ -7,11 +7,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 
 use bytes::Bytes;
 use portunus_actors::media::sdp::{Direction, SdpInfo};
 use portunus_actors::media::{Feedback, MediaKind, MediaPort, MediaSink, OfferSpec, OfferTrack, RtpPacket};
+
+use crate::simulcast::{Layers, Selector, Verdict};
 
 /// Codecs we relay, in preference order (the core sends with the first one offered).
 const AUDIO_CODECS: &[&str] = &["opus", "pcmu", "pcma"];
@@ -142,7 +144,16 @@ struct Link {
     peer: MediaPort,
     /// Our mid -> the peer's.
     mids: HashMap<String, Target>,
+    /// The peer's leg, for its choice of our simulcast layers (weak: the two legs link each
+    /// other).
+    peer_leg: Weak<Leg>,
 }
+
+/// Reports a change of received layer: `(videocodec, "substream" | "temporal", n)`.
+pub type LayerNotice = Box<dyn Fn(&str, &'static str, usize) + Send + Sync>;
+
+/// Keyframe requests to our own sender while a receiver waits for a layer, at most this often.
+const PLI_INTERVAL_MS: u64 = 500;
 
 /// One side of a call: its forwarding switches and its link to the other side. Installed as the
 /// handle's media sink for the handle's whole life.
@@ -152,6 +163,13 @@ pub struct Leg {
     /// REMB cap for what this side sends (0: none).
     bitrate: AtomicU64,
     link: RwLock<Option<Link>>,
+    /// Simulcast layers of the video we send, by our mid (from our offer's rids).
+    send_layers: RwLock<HashMap<String, (Arc<Layers>, String)>>,
+    /// Which of the peer's simulcast layers we receive (`set` substream/temporal/fallback).
+    pub receive: Selector,
+    /// Tells this side its received layer changed: `(videocodec, "substream" | "temporal", n)`.
+    notice: OnceLock<LayerNotice>,
+    last_pli: AtomicU64,
 }
 
 impl Default for Leg {
@@ -161,14 +179,51 @@ impl Default for Leg {
             video: AtomicBool::new(true),
             bitrate: AtomicU64::new(0),
             link: RwLock::default(),
+            send_layers: RwLock::default(),
+            receive: Selector::default(),
+            notice: OnceLock::new(),
+            last_pli: AtomicU64::new(0),
         }
     }
 }
 
 impl Leg {
-    /// Starts forwarding to `peer`: `mids` maps our mids to the peer's.
-    pub fn link(&self, peer: MediaPort, mids: HashMap<String, Target>) {
-        *self.link.write().unwrap_or_else(|e| e.into_inner()) = Some(Link { peer, mids });
+    /// Starts forwarding to `peer` (whose leg is `peer_leg`): `mids` maps our mids to the peer's.
+    pub fn link(&self, peer: MediaPort, mids: HashMap<String, Target>, peer_leg: Weak<Leg>) {
+        *self.link.write().unwrap_or_else(|e| e.into_inner()) = Some(Link { peer, mids, peer_leg });
+    }
+
+    /// How this side learns of layer changes in what it receives (set once).
+    pub fn set_notice(&self, notice: LayerNotice) {
+        let _ = self.notice.set(notice);
+    }
+
+    /// Our offer: which of our video m-lines are simulcast, with which layers and codec.
+    pub fn set_send_layers(&self, offer: &SdpInfo) {
+        let layers = offer
+            .sections
+            .iter()
+            .filter(|s| s.kind == MediaKind::Video)
+            .filter_map(|s| {
+                let layers = Layers::from_rids(&s.rids)?;
+                let codec = s.codecs.iter().find(|c| VIDEO_CODECS.contains(&c.name.as_str()))?.name.clone();
+                Some((s.mid.clone().unwrap_or_else(|| s.mindex.to_string()), (Arc::new(layers), codec)))
+            })
+            .collect();
+        *self.send_layers.write().unwrap_or_else(|e| e.into_inner()) = layers;
+    }
+
+    fn ask_keyframe(&self, port: &MediaPort, mid: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let last = self.last_pli.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= PLI_INTERVAL_MS
+            && self.last_pli.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            port.request_keyframe(mid);
+        }
     }
 
     /// Stops forwarding (drops our reference to the peer's port).
@@ -247,6 +302,10 @@ impl Leg {
         }
     }
 
+    fn peer_leg(&self) -> Option<Arc<Leg>> {
+        self.link.read().unwrap_or_else(|e| e.into_inner()).as_ref()?.peer_leg.upgrade()
+    }
+
     /// The peer's port and mid for our `mid`.
     fn target(&self, mid: &str) -> Option<(MediaPort, String)> {
         let link = self.link.read().unwrap_or_else(|e| e.into_inner());
@@ -258,7 +317,7 @@ impl Leg {
 
 #[async_trait::async_trait]
 impl MediaSink for Leg {
-    async fn rtp(&self, _port: &MediaPort, mid: &str, kind: MediaKind, pkt: RtpPacket) {
+    async fn rtp(&self, port: &MediaPort, mid: &str, kind: MediaKind, pkt: RtpPacket) {
         let on = match kind {
             MediaKind::Audio => self.audio(),
             MediaKind::Video => self.video(),
@@ -268,8 +327,31 @@ impl MediaSink for Leg {
             return;
         }
         let Some((peer, their_mid)) = self.target(mid) else { return };
-        if let Some(writer) = peer.writer(&their_mid) {
+        let Some(writer) = peer.writer(&their_mid) else { return };
+        let simulcast = if pkt.rid.is_some() {
+            self.send_layers.read().unwrap_or_else(|e| e.into_inner()).get(mid).cloned()
+        } else {
+            None
+        };
+        let Some((layers, codec)) = simulcast else {
             let _ = writer.write(pkt).await;
+            return;
+        };
+        // Simulcast: one layer reaches the peer, the one its `set` asks for.
+        let Some(layer) = layers.observe(&pkt) else { return };
+        let Some(receiver) = self.peer_leg() else { return };
+        let mut notices = Vec::new();
+        match receiver.receive.decide(&pkt, kind, &codec, Some((&layers, layer)), &mut None, &mut notices) {
+            Verdict::Forward(seq, ts) => {
+                if let Some(notice) = receiver.notice.get() {
+                    for (what, n) in notices {
+                        notice(&codec, what, n);
+                    }
+                }
+                let _ = writer.write(RtpPacket { sequence_number: seq, timestamp: ts, ..pkt }).await;
+            }
+            Verdict::NeedKeyframe => self.ask_keyframe(port, mid),
+            Verdict::Drop => {}
         }
     }
 
@@ -386,7 +468,7 @@ m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:v4\r\na=sendrecv\r\n
         leg.set_audio(false);
         leg.set_bitrate(64000);
         let mids = HashMap::from([("1".to_string(), Target { mid: "v".into(), kind: MediaKind::Video })]);
-        leg.link(MediaPort::default(), mids);
+        leg.link(MediaPort::default(), mids, Weak::new());
         assert!(leg.is_linked());
         assert_eq!(leg.video_mids(), vec!["1".to_string()]);
         assert_eq!(leg.target("1").map(|(_, m)| m), Some("v".to_string()));
