@@ -1,0 +1,177 @@
+// The EchoTest demo page (static/echotest.html, on our static/janus.js), served by Portunus itself
+// on its web port and driven in headless Chromium like a person would: press Start, see yourself
+// echoed (video playing, time advancing, picture not black and moving), toggle, stop. Both
+// transports. Also: a dead server address gives a readable "Server unreachable" message.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+
+import { ARTIFACTS, CHROMIUM, startBrowser, startServer, waitFor } from './harness.mjs';
+
+/** Size, clock and a small luma picture of the remote <video>. */
+function sampleRemote(page) {
+  return page.evaluate(() => {
+    const v = document.getElementById('remote');
+    const out = { videoWidth: v.videoWidth, videoHeight: v.videoHeight, currentTime: v.currentTime, paused: v.paused };
+    if (!v.videoWidth) return out;
+    const w = 96;
+    const h = Math.max(1, Math.round((v.videoHeight / v.videoWidth) * w));
+    const c = document.createElement('canvas');
+    c.width = w;
+    c.height = h;
+    const ctx = c.getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(v, 0, 0, w, h);
+    const px = ctx.getImageData(0, 0, w, h).data;
+    const luma = [];
+    for (let i = 0; i < px.length; i += 4) luma.push(Math.round(0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2]));
+    const mean = luma.reduce((a, b) => a + b, 0) / luma.length;
+    out.mean = mean;
+    out.stddev = Math.sqrt(luma.reduce((a, y) => a + (y - mean) * (y - mean), 0) / luma.length);
+    out.luma = luma;
+    return out;
+  });
+}
+
+function frameDiff(a, b) {
+  if (!a.luma || !b.luma || a.luma.length !== b.luma.length) return Infinity;
+  let d = 0;
+  for (let i = 0; i < a.luma.length; i++) d += Math.abs(a.luma[i] - b.luma[i]);
+  return d / a.luma.length;
+}
+
+const demoState = (page) => page.evaluate(() => window.demoState);
+const errorBox = (page) => page.evaluate(() => {
+  const el = document.getElementById('error');
+  return el.classList.contains('shown') ? el.textContent : '';
+});
+
+async function deadPort() {
+  const s = http.createServer();
+  await new Promise((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () => {
+  let server;
+
+  before(async () => {
+    assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM} (apt-get install chromium)`);
+    server = await startServer();
+    assert.ok(server.webUrl, 'Portunus serves static/ (PORTUNUS_READY has "web")');
+  });
+
+  after(async () => {
+    if (server) await server.stop();
+  });
+
+  test('the page derives the server address from its host', async () => {
+    const browser = await startBrowser();
+    try {
+      const { page } = browser;
+      await page.goto(`${server.webUrl}echotest.html`);
+      assert.equal(await page.textContent('#server'), 'ws://127.0.0.1:8188/');
+      await page.goto(`${server.webUrl}echotest.html?transport=http`);
+      assert.equal(await page.textContent('#server'), 'http://127.0.0.1:8088/janus');
+      await page.goto(`${server.webUrl}`);
+      assert.ok(await page.locator('a[href="echotest.html"]').count(), 'the landing page links the EchoTest demo');
+    } finally {
+      await browser.close();
+    }
+  });
+
+  for (const transport of ['ws', 'http']) {
+    test(`you see yourself echoed (${transport})`, { timeout: 120000 }, async () => {
+      const url = transport === 'http' ? server.httpUrl : server.wsUrl;
+      const browser = await startBrowser();
+      const { page } = browser;
+      let ok = false;
+      try {
+        await page.goto(`${server.webUrl}echotest.html?server=${encodeURIComponent(url)}`);
+        await page.click('#start');
+        const noErrors = async () => {
+          const st = await demoState(page);
+          if (st.errors.length) throw new Error(`page shows errors: ${st.errors.join(' | ')}`);
+          return st;
+        };
+        await waitFor('webrtcup', async () => (await noErrors()).webrtcup, { timeout: 25000 });
+        assert.match(await page.textContent('#status'), /you should see yourself/);
+
+        const first = await waitFor('the echoed video to have a size', async () => {
+          await noErrors();
+          const s = await sampleRemote(page);
+          return s.videoWidth > 0 ? s : null;
+        }, { timeout: 20000 });
+        assert.equal(first.paused, false, 'the echoed video plays');
+        await waitFor('the echoed video clock to advance', async () => (await sampleRemote(page)).currentTime > first.currentTime + 0.5,
+          { timeout: 10000 });
+        const bright = await waitFor('a non-black echoed frame', async () => {
+          const s = await sampleRemote(page);
+          return s.mean > 20 && s.stddev > 5 ? s : null;
+        }, { timeout: 10000 });
+        const moved = await waitFor('the echoed picture to move', async () => {
+          const s = await sampleRemote(page);
+          return frameDiff(bright, s) > 0.5 ? s : null;
+        }, { timeout: 10000 });
+        // The local preview shows too, the data channel echoes, the bitrate label fills in.
+        assert.ok(await page.evaluate(() => document.getElementById('local').videoWidth > 0), 'local preview');
+        await waitFor('the data channel echo', async () => ((await demoState(page)).dataReceived || []).length > 0, { timeout: 10000 });
+        await waitFor('a bitrate reading', async () => /^[1-9]\d* kbits\/sec$/.test(await page.textContent('#rate')), { timeout: 10000 });
+
+        fs.mkdirSync(ARTIFACTS, { recursive: true });
+        await page.screenshot({ path: path.join(ARTIFACTS, `demo-echotest-${transport}.png`) });
+        console.log(`# ${transport}: ${moved.videoWidth}x${moved.videoHeight}, luma ${bright.mean.toFixed(1)}±${bright.stddev.toFixed(1)}, ` +
+          `rate ${await page.textContent('#rate')}`);
+
+        // Toggles and the bitrate cap reach the plugin and are accepted.
+        const before = (await demoState(page)).events.length;
+        await page.uncheck('#video');
+        await page.selectOption('#bitrate', '256');
+        await waitFor('two plugin acknowledgements', async () => {
+          const st = await noErrors();
+          return st.events.slice(before).filter((e) => e.message && e.message.result === 'ok').length >= 2;
+        }, { timeout: 10000 });
+        await page.check('#video');
+
+        // Stop: the call ends, the buttons reset, nothing is reported as an error.
+        await page.click('#stop');
+        await waitFor('the page to be stopped', async () => (await demoState(page)).phase === 'stopped', { timeout: 5000 });
+        assert.equal(await page.isEnabled('#start'), true);
+        assert.equal(await errorBox(page), '');
+        ok = true;
+      } finally {
+        if (!ok) {
+          fs.mkdirSync(ARTIFACTS, { recursive: true });
+          await page.screenshot({ path: path.join(ARTIFACTS, `demo-echotest-${transport}-failed.png`) }).catch(() => {});
+          console.log(`# console:\n${browser.consoleLines.join('\n')}\n# server log: ${server.logPath}\n${server.logTail(30)}`);
+        }
+        await browser.close();
+      }
+    });
+  }
+
+  for (const transport of ['ws', 'http']) {
+    test(`an unreachable server is reported on the page (${transport})`, { timeout: 60000 }, async () => {
+      const port = await deadPort();
+      const url = transport === 'http' ? `http://127.0.0.1:${port}/janus` : `ws://127.0.0.1:${port}/`;
+      const browser = await startBrowser();
+      const { page } = browser;
+      try {
+        await page.goto(`${server.webUrl}echotest.html?server=${encodeURIComponent(url)}`);
+        await page.click('#start');
+        const text = await waitFor('the error box', () => errorBox(page), { timeout: 15000 });
+        assert.match(text, /Server unreachable/);
+        assert.ok(text.includes(url), `the message names ${url}: ${text}`);
+        assert.equal(await page.isEnabled('#start'), true, 'Start can be pressed again');
+        fs.mkdirSync(ARTIFACTS, { recursive: true });
+        await page.screenshot({ path: path.join(ARTIFACTS, `demo-echotest-unreachable-${transport}.png`) });
+      } finally {
+        await browser.close();
+      }
+    });
+  }
+});
