@@ -871,7 +871,16 @@
     });
     if (!t) { (callbacks.error || noop)('No audio sender for DTMF'); return; }
     if (!d.tones) { (callbacks.error || noop)('Invalid DTMF tones'); return; }
-    t.sender.dtmf.insertDTMF(d.tones, d.duration || 500, d.gap || 50);
+    if (t.sender.dtmf.canInsertDTMF === false) {
+      (callbacks.error || noop)('This sender cannot send DTMF (no telephone-event negotiated)');
+      return;
+    }
+    try {
+      t.sender.dtmf.insertDTMF(d.tones, d.duration || 500, d.gap || 50);
+    } catch (e) {
+      (callbacks.error || noop)(errorText(e));
+      return;
+    }
     (callbacks.success || noop)();
   };
 

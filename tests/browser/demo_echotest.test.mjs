@@ -77,6 +77,16 @@ describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () =>
       assert.equal(await page.textContent('#server'), 'ws://127.0.0.1:8188/');
       await page.goto(`${server.webUrl}echotest.html?transport=http`);
       assert.equal(await page.textContent('#server'), 'http://127.0.0.1:8088/janus');
+      // janus.mjs is the same library as an ES module: importing it gives the page's global Janus.
+      const same = await page.evaluate(async () => {
+        const m = await import('./janus.mjs');
+        return m.default === window.Janus && m.Janus === window.Janus && typeof m.default.init === 'function';
+      });
+      assert.equal(same, true, 'janus.mjs exports the global Janus');
+      for (const file of ['janus.js', 'janus.mjs', 'demo.js']) {
+        const res = await fetch(`${server.webUrl}${file}`);
+        assert.match(res.headers.get('content-type'), /javascript/, `${file} MIME type`);
+      }
       await page.goto(`${server.webUrl}`);
       assert.ok(await page.locator('a[href="echotest.html"]').count(), 'the landing page links the EchoTest demo');
     } finally {
@@ -174,4 +184,110 @@ describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () =>
       }
     });
   }
+
+  // Not the demo but the library under it: janus.js's tracks API in the browser, on the VideoRoom
+  // plugin (which makes the client answer an offer): a simulcast publisher, a receive-only
+  // subscriber via createAnswer, mute, DTMF, replaceTracks, getBitrate, hangup/detach/destroy.
+  test('janus.js in the browser: VideoRoom publisher (simulcast) and subscriber (createAnswer)', { timeout: 90000 }, async () => {
+    const browser = await startBrowser();
+    const { page } = browser;
+    try {
+      await page.goto(`${server.webUrl}index.html`);
+      await page.addScriptTag({ url: 'janus.js' });
+      const result = await page.evaluate(async (wsUrl) => {
+        const log = [];
+        const until = (what, fn, ms = 15000) => new Promise((resolve, reject) => {
+          const t0 = Date.now();
+          const tick = () => {
+            const v = fn();
+            if (v) return resolve(v);
+            if (Date.now() - t0 > ms) return reject(new Error('timed out waiting for ' + what + '; log: ' + log.join(' | ')));
+            setTimeout(tick, 50);
+          };
+          tick();
+        });
+        await new Promise((r) => Janus.init({ debug: false, callback: r }));
+        const janus = await new Promise((resolve, reject) => {
+          const j = new Janus({ server: wsUrl, iceServers: [], success: () => resolve(j), error: reject });
+        });
+        const attach = (name) => new Promise((resolve, reject) => {
+          const st = { events: [], local: [], remote: [], up: false };
+          janus.attach({
+            plugin: 'janus.plugin.videoroom',
+            success: (h) => { st.handle = h; resolve(st); },
+            error: reject,
+            onmessage: (msg, jsep) => { log.push(name + ':' + JSON.stringify(msg).slice(0, 80)); st.events.push({ msg, jsep }); },
+            webrtcState: (up) => { st.up = up; },
+            onlocaltrack: (track, added) => st.local.push({ kind: track.kind, id: track.id, added }),
+            onremotetrack: (track, mid, added) => st.remote.push({ track, mid, added }),
+          });
+        });
+        const send = (h, message, jsep) => new Promise((resolve, reject) => h.send({ message, jsep, success: resolve, error: reject }));
+        const event = (st, pred) => until('an event', () => st.events.find((e) => pred(e.msg)));
+
+        const room = 1 + Math.floor(Math.random() * 1e9);
+        const pub = await attach('pub');
+        await send(pub.handle, { request: 'create', room, publishers: 2 });
+        const offer = await new Promise((resolve, reject) => pub.handle.createOffer({
+          tracks: [
+            { type: 'audio', capture: true, recv: false },
+            { type: 'video', capture: { width: 1280, height: 720 }, recv: false, simulcast: true },
+          ],
+          success: resolve, error: reject,
+        }));
+        await send(pub.handle, { request: 'joinandconfigure', ptype: 'publisher', room, display: 'lib' }, offer);
+        const joined = await event(pub, (m) => m.videoroom === 'joined');
+        const answered = await until('the publisher answer', () => pub.events.find((e) => e.jsep));
+        await new Promise((resolve, reject) => pub.handle.handleRemoteJsep({ jsep: answered.jsep, success: resolve, error: reject }));
+        await until('publisher webrtcup', () => pub.up);
+        const videoSender = pub.handle.getPeerConnection().getSenders().find((s) => s.track && s.track.kind === 'video');
+        const encodings = videoSender.getParameters().encodings.map((e) => e.rid);
+
+        const sub = await attach('sub');
+        await send(sub.handle, { request: 'join', ptype: 'subscriber', room, streams: [{ feed: joined.msg.id }] });
+        const offered = await until('the subscriber offer', () => sub.events.find((e) => e.jsep));
+        const answer = await new Promise((resolve, reject) => sub.handle.createAnswer({ jsep: offered.jsep, tracks: [], success: resolve, error: reject }));
+        await send(sub.handle, { request: 'start' }, answer);
+        await until('subscriber webrtcup', () => sub.up);
+        const remote = await until('a remote video track', () => sub.remote.find((r) => r.added && r.track.kind === 'video'));
+        const video = document.createElement('video');
+        video.muted = true;
+        document.body.appendChild(video);
+        Janus.attachMediaStream(video, new MediaStream([remote.track]));
+        await video.play().catch(() => {});
+        await until('subscriber video frames', () => video.videoWidth > 0, 20000);
+        await until('a subscriber bitrate', () => /^[1-9]\d* kbits\/sec$/.test(sub.handle.getBitrate()), 10000);
+
+        const muted = [pub.handle.isVideoMuted(), pub.handle.muteVideo(), pub.handle.isVideoMuted(), pub.handle.unmuteVideo(), pub.handle.isVideoMuted()];
+        const dtmf = await new Promise((resolve) => pub.handle.dtmf({ dtmf: { tones: '1#' }, success: () => resolve('ok'), error: resolve }));
+        const before = videoSender.track.id;
+        await new Promise((resolve, reject) => pub.handle.replaceTracks({ tracks: [{ type: 'video', capture: true }], success: resolve, error: reject }));
+        const replaced = videoSender.track && videoSender.track.id !== before;
+        const localTracks = pub.handle.getLocalTracks().map((t) => t.type).sort();
+
+        let cleaned = 0;
+        pub.handle.hangup(true);
+        await new Promise((resolve, reject) => sub.handle.detach({ success: resolve, error: reject }));
+        await new Promise((resolve) => janus.destroy({ success: resolve }));
+        cleaned = janus.isConnected() ? 0 : 1;
+        return {
+          encodings, muted, dtmf, replaced, localTracks, cleaned,
+          subSize: [video.videoWidth, video.videoHeight],
+          localEvents: pub.local.map((l) => `${l.kind}:${l.added}`),
+        };
+      }, server.wsUrl);
+      console.log(`# library: ${JSON.stringify(result)}`);
+      assert.deepEqual(result.encodings, ['h', 'm', 'l'], 'three simulcast encodings');
+      assert.deepEqual(result.muted, [false, true, true, true, false], 'isVideoMuted/muteVideo/unmuteVideo');
+      // Portunus's VideoRoom answer may leave telephone-event out; then dtmf() must say so, not throw.
+      assert.ok(result.dtmf === 'ok' || /cannot send DTMF/.test(result.dtmf), `dtmf: ${result.dtmf}`);
+      assert.equal(result.replaced, true, 'replaceTracks swapped the video track');
+      assert.deepEqual(result.localTracks, ['audio', 'video']);
+      assert.ok(result.subSize[0] > 0, 'the subscriber sees video');
+      assert.ok(result.localEvents.includes('video:true') && result.localEvents.includes('video:false'), 'onlocaltrack added and removed');
+      assert.equal(result.cleaned, 1);
+    } finally {
+      await browser.close();
+    }
+  });
 });

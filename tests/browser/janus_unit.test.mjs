@@ -169,8 +169,11 @@ async function startFakeHttp() {
     }
   };
   let eventDelivered = null;
+  const gets = [];
+  const posts = [];
   const server = http.createServer((req, res) => {
     if (req.method === 'GET') {
+      gets.push(req.url);
       polls.push(res);
       flush();
       return;
@@ -179,6 +182,7 @@ async function startFakeHttp() {
     req.on('data', (c) => { body += c; });
     req.on('end', () => {
       const msg = JSON.parse(body);
+      posts.push({ url: req.url, msg });
       let delivered = Promise.resolve();
       const reply = fakeJanusReply(msg, (ev) => {
         queue.push(ev);
@@ -196,6 +200,8 @@ async function startFakeHttp() {
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   return {
     url: `http://127.0.0.1:${server.address().port}/janus`,
+    gets,
+    posts,
     get eventDelivered() { return eventDelivered; },
     close: () => new Promise((r) => {
       for (const res of polls.splice(0)) res.end('[]');
@@ -208,6 +214,7 @@ async function startFakeHttp() {
 /** WebSocket fake (subprotocol janus-protocol): the event frame is written before the ack frame. */
 async function startFakeWs() {
   const sockets = new Set();
+  const received = [];
   const server = http.createServer((req, res) => { res.writeHead(404); res.end(); });
   server.on('upgrade', (req, socket, head) => {
     sockets.add(socket);
@@ -220,13 +227,16 @@ async function startFakeWs() {
     readFrames(socket, head, (opcode, payload) => {
       if (opcode === 8) { socket.end(); return; }
       if (opcode !== 1) return;
-      const reply = fakeJanusReply(JSON.parse(payload.toString('utf8')), send);
+      const msg = JSON.parse(payload.toString('utf8'));
+      received.push({ msg, protocol: req.headers['sec-websocket-protocol'] });
+      const reply = fakeJanusReply(msg, send);
       send(reply);
     });
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   return {
     url: `ws://127.0.0.1:${server.address().port}/`,
+    received,
     close: () => new Promise((r) => {
       for (const s of sockets) s.destroy();
       server.close(() => r());
@@ -317,6 +327,60 @@ describe('transaction matching: a plugin event before its ack', () => {
       assert.deepEqual(seen.order, ['event', 'ack', 'event', 'ack']);
       assert.deepEqual(seen.messages.map((m) => m.msg.echo), [{ hello: 1 }, { hello: 2 }]);
       await destroy(janus);
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
+describe('wire details', () => {
+  test('HTTP: long polls carry rid and maxev; requests carry token and apisecret; paths carry the ids', async () => {
+    const fake = await startFakeHttp();
+    try {
+      const janus = await connect({ server: fake.url, token: 'tok', apisecret: 'sec', max_poll_events: 5 });
+      const { handle } = await attach(janus, 'janus.plugin.fake');
+      await send(handle, { x: 1 });
+      await waitFor('two long polls', () => fake.gets.length >= 2, { timeout: 3000 });
+      for (const url of fake.gets) {
+        const q = new URL(url, 'http://x');
+        assert.equal(q.pathname, `/janus/${FAKE_SESSION}`);
+        assert.match(q.searchParams.get('rid'), /^\d+$/);
+        assert.equal(q.searchParams.get('maxev'), '5');
+        assert.equal(q.searchParams.get('token'), 'tok');
+        assert.equal(q.searchParams.get('apisecret'), 'sec');
+      }
+      assert.deepEqual(fake.posts.map((p) => [p.url, p.msg.janus]), [
+        ['/janus', 'create'], [`/janus/${FAKE_SESSION}`, 'attach'], [`/janus/${FAKE_SESSION}/${FAKE_HANDLE}`, 'message'],
+      ]);
+      for (const { msg } of fake.posts) {
+        assert.equal(msg.token, 'tok');
+        assert.equal(msg.apisecret, 'sec');
+        assert.match(msg.transaction, /^[A-Za-z0-9]{12}$/);
+      }
+      await destroy(janus);
+    } finally {
+      await fake.close();
+    }
+  });
+
+  test('WebSocket: subprotocol janus-protocol, ids in the body, a keepalive every keepAlivePeriod', async () => {
+    const fake = await startFakeWs();
+    try {
+      const janus = await connect({ server: fake.url, keepAlivePeriod: 100 });
+      const { handle } = await attach(janus, 'janus.plugin.fake');
+      await send(handle, { x: 1 });
+      await waitFor('three keepalives', () => fake.received.filter((r) => r.msg.janus === 'keepalive').length >= 3, { timeout: 3000 });
+      for (const { msg, protocol } of fake.received) {
+        assert.equal(protocol, 'janus-protocol');
+        if (msg.janus !== 'create') assert.equal(msg.session_id, FAKE_SESSION, JSON.stringify(msg));
+      }
+      const message = fake.received.find((r) => r.msg.janus === 'message').msg;
+      assert.equal(message.handle_id, FAKE_HANDLE);
+      assert.deepEqual(message.body, { x: 1 });
+      await destroy(janus);
+      const count = fake.received.length;
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(fake.received.length, count, 'no keepalives after destroy');
     } finally {
       await fake.close();
     }
