@@ -147,11 +147,16 @@ describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () =>
         }, { timeout: 10000 });
         await page.check('#video');
 
-        // Stop: the call ends, the buttons reset, nothing is reported as an error.
+        // A plugin error is shown, not swallowed (a body EchoTest does not understand: 413).
+        await page.evaluate(() => echo.send({ message: { foo: true } }));
+        const shown = await waitFor('the plugin error on the page', () => errorBox(page), { timeout: 10000 });
+        assert.match(shown, /EchoTest plugin error 413: /);
+
+        // Stop: the call ends, the buttons reset, nothing else is reported as an error.
         await page.click('#stop');
         await waitFor('the page to be stopped', async () => (await demoState(page)).phase === 'stopped', { timeout: 5000 });
         assert.equal(await page.isEnabled('#start'), true);
-        assert.equal(await errorBox(page), '');
+        assert.equal((await demoState(page)).errors.length, 1, 'only the provoked plugin error');
         ok = true;
       } finally {
         if (!ok) {
@@ -258,6 +263,8 @@ describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () =>
         await until('subscriber video frames', () => video.videoWidth > 0, 20000);
         await until('a subscriber bitrate', () => /^[1-9]\d* kbits\/sec$/.test(sub.handle.getBitrate()), 10000);
 
+        const devices = await new Promise((resolve) => Janus.listDevices(resolve));
+        const kinds = [...new Set(devices.map((d) => d.kind))].sort();
         const muted = [pub.handle.isVideoMuted(), pub.handle.muteVideo(), pub.handle.isVideoMuted(), pub.handle.unmuteVideo(), pub.handle.isVideoMuted()];
         const dtmf = await new Promise((resolve) => pub.handle.dtmf({ dtmf: { tones: '1#' }, success: () => resolve('ok'), error: resolve }));
         const before = videoSender.track.id;
@@ -271,13 +278,14 @@ describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () =>
         await new Promise((resolve) => janus.destroy({ success: resolve }));
         cleaned = janus.isConnected() ? 0 : 1;
         return {
-          encodings, muted, dtmf, replaced, localTracks, cleaned,
+          encodings, muted, dtmf, kinds, replaced, localTracks, cleaned,
           subSize: [video.videoWidth, video.videoHeight],
           localEvents: pub.local.map((l) => `${l.kind}:${l.added}`),
         };
       }, server.wsUrl);
       console.log(`# library: ${JSON.stringify(result)}`);
       assert.deepEqual(result.encodings, ['h', 'm', 'l'], 'three simulcast encodings');
+      assert.ok(result.kinds.includes('audioinput') && result.kinds.includes('videoinput'), `listDevices: ${result.kinds}`);
       assert.deepEqual(result.muted, [false, true, true, true, false], 'isVideoMuted/muteVideo/unmuteVideo');
       // Portunus's VideoRoom answer may leave telephone-event out; then dtmf() must say so, not throw.
       assert.ok(result.dtmf === 'ok' || /cannot send DTMF/.test(result.dtmf), `dtmf: ${result.dtmf}`);
