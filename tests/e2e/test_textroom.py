@@ -479,3 +479,41 @@ async def test_malformed_data_channel_input(tr_server):
         assert r["exists"] is True
     finally:
         await p.close()
+
+
+@pytest.mark.asyncio
+async def test_public_messages_are_posted_to_the_backend(tr_server):
+    from aiohttp import web
+
+    received = asyncio.Queue()
+
+    async def backend(request):
+        received.put_nowait((request.headers.get("Content-Type"), await request.text()))
+        return web.Response(text="{}")
+
+    app = web.Application()
+    app.router.add_post("/chat", backend)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    alice = await Participant(tr_server).start()
+    try:
+        room = 7000 + os.getpid() % 1000
+        created = await alice.api({"request": "create", "room": room, "post": f"http://127.0.0.1:{port}/chat"})
+        assert created["textroom"] == "created"
+        await alice.join(room, "alice-p")
+        await alice.request("message", room=room, text="to everyone")
+        await alice.request("message", room=room, text="just me", to="alice-p")
+        ctype, body = await asyncio.wait_for(received.get(), 10)
+        assert ctype == "application/json"
+        posted = json.loads(body)
+        assert (posted["textroom"], posted["room"], posted["from"], posted["text"]) == (
+            "message", room, "alice-p", "to everyone")
+        # Whispers stay private.
+        await asyncio.sleep(0.5)
+        assert received.empty()
+    finally:
+        await alice.close()
+        await runner.cleanup()

@@ -16,9 +16,11 @@
 //! shell: it owns the shared state behind one mutex, serializes and sends what the processor
 //! decides, and drives the handle's negotiation.
 //!
-//! Room `post` URLs are accepted and kept but messages are not POSTed anywhere.
+//! Public messages of rooms with a `post` URL are also POSTed there (as Janus does with libcurl),
+//! one at a time from a bounded queue.
 
 pub mod api;
+mod backend;
 pub mod config;
 pub mod date;
 pub mod rooms;
@@ -69,6 +71,7 @@ struct State {
     ports: HashMap<HandleId, MediaPort>,
     format: JsonFormat,
     events: bool,
+    backend: backend::Backend,
 }
 
 impl Shared {
@@ -105,6 +108,9 @@ impl State {
                     port.send_data(None, data.clone(), false);
                 }
             }
+        }
+        for (url, msg) in out.posts {
+            self.backend.post(url, Bytes::from(self.format.to_string(&msg)));
         }
         if let Some(ctx) = ctx.filter(|c| self.events && !out.notes.is_empty() && c.events_enabled()) {
             for note in out.notes {

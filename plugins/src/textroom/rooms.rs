@@ -55,6 +55,8 @@ pub struct Outcome {
     pub reply: Option<Result<Value, TrError>>,
     /// Notes for event handlers.
     pub notes: Vec<Value>,
+    /// Public messages for rooms with a `post` backend: (URL, message).
+    pub posts: Vec<(String, Value)>,
 }
 
 /// A room's settings, from the configuration or `create`.
@@ -478,6 +480,10 @@ impl Rooms {
         msg.insert("text".into(), m.text.into());
         let Some(targets) = whisper else {
             out.deliveries.push(Delivery { to: room.handles(), msg: Value::Object(msg.clone()) });
+            // Janus compat: only public messages go to the room's HTTP backend.
+            if let Some(url) = &room.settings.post {
+                out.posts.push((url.clone(), Value::Object(msg.clone())));
+            }
             if let Some(d) = display {
                 msg.insert("display".into(), d.into());
             }
