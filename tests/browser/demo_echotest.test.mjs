@@ -298,4 +298,57 @@ describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () =>
       await browser.close();
     }
   });
+
+  // trickle:false over HTTP, through custom dependencies that record every request: the offer
+  // carries its candidates, says trickle:false, and no trickle request is sent; the echo works.
+  test('janus.js in the browser: trickle:false over HTTP with custom dependencies (EchoTest)', { timeout: 60000 }, async () => {
+    const browser = await startBrowser();
+    const { page } = browser;
+    try {
+      await page.goto(`${server.webUrl}index.html`);
+      await page.addScriptTag({ url: 'janus.js' });
+      const result = await page.evaluate(async (httpUrl) => {
+        const sent = [];
+        const deps = Janus.useDefaultDependencies();
+        const plain = deps.httpAPICall;
+        deps.httpAPICall = (url, options) => { if (options.body) sent.push(options.body.janus); plain(url, options); };
+        await new Promise((r) => Janus.init({ debug: false, dependencies: deps, callback: r }));
+        const janus = await new Promise((resolve, reject) => {
+          const j = new Janus({ server: httpUrl, iceServers: [], success: () => resolve(j), error: reject });
+        });
+        const st = { up: false, video: null };
+        const handle = await new Promise((resolve, reject) => janus.attach({
+          plugin: 'janus.plugin.echotest',
+          success: resolve,
+          error: reject,
+          webrtcState: (up) => { st.up = up; },
+          onmessage: (msg, jsep) => { if (jsep) st.handle.handleRemoteJsep({ jsep }); },
+          onremotetrack: (track, mid, added) => { if (added && track.kind === 'video') st.video = track; },
+        }));
+        st.handle = handle;
+        const jsep = await new Promise((resolve, reject) => handle.createOffer({
+          tracks: [{ type: 'audio', capture: true, recv: true }, { type: 'video', capture: true, recv: true }],
+          trickle: false, success: resolve, error: reject,
+        }));
+        await new Promise((resolve, reject) => handle.send({ message: { audio: true, video: true }, jsep, success: resolve, error: reject }));
+        const t0 = Date.now();
+        while (!(st.up && st.video) && Date.now() - t0 < 20000) await new Promise((r) => setTimeout(r, 100));
+        const v = document.createElement('video');
+        v.muted = true;
+        document.body.appendChild(v);
+        Janus.attachMediaStream(v, new MediaStream([st.video]));
+        await v.play().catch(() => {});
+        while (!v.videoWidth && Date.now() - t0 < 30000) await new Promise((r) => setTimeout(r, 100));
+        await new Promise((resolve) => janus.destroy({ success: resolve }));
+        return { trickle: jsep.trickle, candidatesInSdp: (jsep.sdp.match(/a=candidate:/g) || []).length, sent, up: st.up, width: v.videoWidth };
+      }, server.httpUrl);
+      console.log(`# trickle:false: ${JSON.stringify(result)}`);
+      assert.equal(result.trickle, false);
+      assert.ok(result.candidatesInSdp > 0, 'the offer carries its candidates');
+      assert.ok(!result.sent.includes('trickle'), `no trickle requests: ${result.sent}`);
+      assert.ok(result.width > 0, 'echoed video arrives');
+    } finally {
+      await browser.close();
+    }
+  });
 });
