@@ -376,6 +376,19 @@ async def test_rtp_forward_to_udp(server):
         seqs = [int.from_bytes(p[2:4], "big") for p in packets]
         assert len(set(seqs)) == len(seqs)
 
+        # The operator sees the media plane and the rooms in /metrics.
+        import aiohttp
+        metrics_url = server.admin_url.rsplit("/", 1)[0] + "/metrics"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(metrics_url) as r:
+                text = await r.text()
+        values = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+        assert float(values["portunus_rtp_in_packets_total"]) > 20
+        assert float(values["portunus_rtp_in_bytes_total"]) > 1000
+        assert float(values["portunus_peerconnections"]) >= 1
+        assert float(values['portunus_plugin_rooms{plugin="janus.plugin.videoroom"}']) >= 2  # demo room + ours
+        assert float(values['portunus_plugin_participants{plugin="janus.plugin.videoroom"}']) >= 1
+
         listed = await sync(pj, {"request": "listforwarders", "room": room, "secret": "s3"})
         assert listed["publishers"][0]["publisher_id"] == feed
         assert listed["publishers"][0]["forwarders"][0]["stream_id"] == f["stream_id"]

@@ -188,6 +188,34 @@ impl Observability {
             "Events lost because the event bus was full.",
             self.core.state().events.dropped(),
         );
+        if let Some(media) = &self.core.state().media {
+            let m = media.counters();
+            let (pcs, _) = media.load();
+            gauge(&mut out, "portunus_peerconnections", "Open PeerConnections.", pcs);
+            for (name, help, v) in [
+                ("portunus_rtp_in_packets_total", "RTP packets received from peers.", &m.rtp_in_packets),
+                ("portunus_rtp_in_bytes_total", "RTP payload bytes received from peers.", &m.rtp_in_bytes),
+                ("portunus_rtp_out_packets_total", "RTP packets sent to peers.", &m.rtp_out_packets),
+                ("portunus_rtp_out_bytes_total", "RTP payload bytes sent to peers.", &m.rtp_out_bytes),
+                ("portunus_keyframe_requests_in_total", "PLI/FIR received from peers.", &m.keyframe_requests_in),
+                ("portunus_keyframe_requests_out_total", "PLI sent to peers.", &m.keyframe_requests_out),
+                ("portunus_remb_out_total", "REMB messages sent to peers.", &m.remb_out),
+            ] {
+                counter(&mut out, name, help, v.load(Ordering::Relaxed));
+            }
+        }
+        // Plugin gauges, one family per name, labelled by plugin.
+        let mut gauges = self.core.plugin_gauges();
+        gauges.sort_by_key(|(_, name, _)| *name);
+        let mut last = "";
+        for (plugin, name, v) in gauges {
+            if name != last {
+                let _ =
+                    writeln!(out, "# HELP portunus_plugin_{name} Plugin {name}.\n# TYPE portunus_plugin_{name} gauge");
+                last = name;
+            }
+            let _ = writeln!(out, "portunus_plugin_{name}{{plugin=\"{plugin}\"}} {v}");
+        }
         portunus_actors::metrics::render(&mut out);
         out.push_str("# HELP portunus_transport_connections Open transport connections (Unix socket peers).\n");
         out.push_str("# TYPE portunus_transport_connections gauge\n");

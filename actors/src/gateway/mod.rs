@@ -204,6 +204,18 @@ pub(crate) struct CoreInner {
 }
 
 impl Core {
+    /// Every plugin's `/metrics` gauges: (package, name, value).
+    pub fn plugin_gauges(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut out = Vec::new();
+        for p in &self.inner.plugin_list {
+            let package = p.descriptor().package;
+            if let Ok(gauges) = crate::plugin::boundary::guard(|| p.gauges()) {
+                out.extend(gauges.into_iter().map(|(name, v)| (package, name, v)));
+            }
+        }
+        out
+    }
+
     /// Shared server state (settings, runtime values, counters).
     pub fn state(&self) -> &Arc<ServerState> {
         &self.inner.state

@@ -73,6 +73,7 @@ struct Inner {
     certificate: RTCCertificate,
     next_port: AtomicU32,
     live: Arc<std::sync::atomic::AtomicU64>,
+    counters: Arc<super::types::MediaCounters>,
     /// Seconds of silence before `receiving:false`; changeable at runtime (Admin API).
     no_media: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -95,6 +96,7 @@ impl MediaEngine {
                 certificate,
                 next_port: AtomicU32::new(start),
                 live: Arc::default(),
+                counters: Arc::default(),
                 no_media: Arc::new(std::sync::atomic::AtomicU64::new(settings.no_media_timer)),
                 settings,
             }),
@@ -109,6 +111,11 @@ impl MediaEngine {
     /// The settings.
     pub fn settings(&self) -> &IceSettings {
         &self.inner.settings
+    }
+
+    /// Packet and feedback totals of every PeerConnection.
+    pub fn counters(&self) -> Arc<super::types::MediaCounters> {
+        self.inner.counters.clone()
     }
 
     pub(crate) fn live_counter(&self) -> Arc<std::sync::atomic::AtomicU64> {

@@ -108,6 +108,7 @@ pub struct PeerIo {
     writers: RwLock<HashMap<String, RtpWriter>>,
     remotes: RwLock<HashMap<String, RemoteTrack>>,
     channels: RwLock<Vec<OutChannel>>,
+    counters: Arc<super::types::MediaCounters>,
 }
 
 /// Outgoing messages of one data channel: a bounded queue drained by one task, so messages leave
@@ -139,6 +140,11 @@ impl PeerIo {
 
     pub(crate) fn send_feedback(&self, mid: &str, fb: Feedback) {
         let Some(remote) = self.remotes.read().ok().and_then(|r| r.get(mid).cloned()) else { return };
+        let counter = match fb {
+            Feedback::Remb(_) => &self.counters.remb_out,
+            _ => &self.counters.keyframe_requests_out,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.rt.spawn(async move {
             let pkts: Vec<Box<dyn rtc::rtcp::Packet>> = match fb {
                 // Every layer: a simulcast subscriber may be about to switch to any of them.
@@ -323,6 +329,8 @@ async fn read_track(
                 }
             }
             Some(TrackRemoteEvent::OnRtpPacket(pkt)) => {
+                io.counters.rtp_in_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                io.counters.rtp_in_bytes.fetch_add(pkt.payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 if !receiving {
                     receiving = true;
                     events(PeerEvent::Media { mid: mid.clone(), kind, receiving: true });
@@ -399,6 +407,7 @@ impl Peer {
             writers: RwLock::default(),
             remotes: RwLock::default(),
             channels: RwLock::default(),
+            counters: engine.counters(),
         });
         let (gathered_tx, gathered) = watch::channel(false);
         let callbacks = Arc::new(Callbacks {
@@ -587,11 +596,12 @@ async fn register_writers(
                 .unwrap_or(t.codec.pt);
             let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
             let mid = mid_of_sender(pc, sender.id()).await.unwrap_or_else(|| t.mid.clone());
-            let writer = RtpWriter { track: track.clone(), ssrc, payload_type: pt, kind: t.kind };
+            let writer =
+                RtpWriter { track: track.clone(), ssrc, payload_type: pt, kind: t.kind, counters: io.counters.clone() };
             if let Ok(mut w) = io.writers.write() {
                 w.insert(mid.clone(), writer);
             }
-            tokio::spawn(read_feedback(track, mid, port.clone()));
+            tokio::spawn(read_feedback(track, mid, port.clone(), io.counters.clone()));
         }
     }
 }
@@ -744,11 +754,19 @@ async fn mid_of_sender(
 }
 
 /// RTCP the peer sends about one of our streams: keyframe requests and REMB to the plugin.
-async fn read_feedback(track: Arc<TrackLocalStaticRTP>, mid: String, port: MediaPort) {
+async fn read_feedback(
+    track: Arc<TrackLocalStaticRTP>,
+    mid: String,
+    port: MediaPort,
+    counters: Arc<super::types::MediaCounters>,
+) {
     while let Some(TrackLocalEvent::OnRtcpPacket(pkts)) = track.poll().await {
         let Some(sink) = port.sink() else { continue };
         for p in pkts {
             let any = p.as_any();
+            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                counters.keyframe_requests_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             if any.is::<PictureLossIndication>() {
                 sink.feedback(&port, &mid, Feedback::Pli);
             } else if any.is::<FullIntraRequest>() {

@@ -112,3 +112,22 @@ pub enum PeerEvent {
     /// A data-channel message.
     Data(crate::plugin::DataMessage),
 }
+
+/// Media-plane totals since start, for `/metrics` (relaxed atomics: one add per packet).
+#[derive(Debug, Default)]
+pub struct MediaCounters {
+    /// RTP packets received from peers.
+    pub rtp_in_packets: std::sync::atomic::AtomicU64,
+    /// RTP payload bytes received from peers.
+    pub rtp_in_bytes: std::sync::atomic::AtomicU64,
+    /// RTP packets sent to peers.
+    pub rtp_out_packets: std::sync::atomic::AtomicU64,
+    /// RTP payload bytes sent to peers.
+    pub rtp_out_bytes: std::sync::atomic::AtomicU64,
+    /// Keyframe requests (PLI/FIR) received from peers.
+    pub keyframe_requests_in: std::sync::atomic::AtomicU64,
+    /// Keyframe requests (PLI) sent to peers.
+    pub keyframe_requests_out: std::sync::atomic::AtomicU64,
+    /// REMB messages sent to peers.
+    pub remb_out: std::sync::atomic::AtomicU64,
+}

@@ -16,6 +16,7 @@ pub struct RtpWriter {
     pub(crate) ssrc: u32,
     pub(crate) payload_type: u8,
     pub(crate) kind: MediaKind,
+    pub(crate) counters: Arc<super::types::MediaCounters>,
 }
 
 /// The stream can't take the packet (closed PeerConnection, not negotiated yet).
@@ -42,6 +43,8 @@ impl RtpWriter {
     /// Writes a packet; SSRC and payload type are set to this stream's. Header extensions of the
     /// source are dropped: their ids belong to the source's negotiation, not ours.
     pub async fn write(&self, pkt: RtpPacket) -> Result<(), WriteError> {
+        self.counters.rtp_out_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.counters.rtp_out_bytes.fetch_add(pkt.payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let header = rtp::Header {
             version: 2,
             marker: pkt.marker,

@@ -136,6 +136,12 @@ pub trait Plugin: Send + Sync + 'static {
         self.handle_admin_message(request).map(|v| Box::pin(futures_util::future::ready(v)) as _)
     }
 
+    /// Gauges for `/metrics`, e.g. `("rooms", 3)`, `("participants", 12)`: exported as
+    /// `portunus_plugin_<name>{plugin="<package>"}`.
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
     /// Called once at shutdown.
     fn destroy(&self) {}
 }

@@ -126,6 +126,11 @@ impl Plugin for TextRoom {
         &DESCRIPTOR
     }
 
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        let state = self.shared.lock();
+        vec![("rooms", state.rooms.count() as u64), ("participants", state.rooms.participant_count() as u64)]
+    }
+
     fn init(&self, env: &PluginEnv) -> Result<(), PluginError> {
         let cfg = Config::parse(&env.config);
         let mut st = self.shared.lock();

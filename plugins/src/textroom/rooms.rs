@@ -158,6 +158,11 @@ impl Rooms {
         self.rooms.len()
     }
 
+    /// Number of participants over every room.
+    pub fn participant_count(&self) -> usize {
+        self.rooms.values().map(|r| r.participants.len()).sum()
+    }
+
     /// The rooms `handle` is in: `[{room, username, display?}]`.
     pub fn memberships(&self, handle: HandleId) -> Vec<Value> {
         self.rooms

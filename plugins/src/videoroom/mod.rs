@@ -96,6 +96,11 @@ impl Plugin for VideoRoom {
         Ok(())
     }
 
+    fn gauges(&self) -> Vec<(&'static str, u64)> {
+        let (rooms, participants) = self.shared.registry.totals();
+        vec![("rooms", rooms as u64), ("participants", participants as u64)]
+    }
+
     fn create_session(&self, ctx: PluginCtx) -> Result<Box<dyn PluginSession>, PluginError> {
         let (jobs, rx) = mpsc::channel(JOB_QUEUE);
         let info = Arc::new(Mutex::new(json!({"type": "none"})));

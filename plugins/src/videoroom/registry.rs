@@ -148,4 +148,10 @@ impl Registry {
             })
             .collect()
     }
+
+    /// How many rooms, and participants in them (publishers and attendees).
+    pub fn totals(&self) -> (usize, usize) {
+        let rooms = self.rooms();
+        (rooms.len(), rooms.values().map(|e| e.participants).sum())
+    }
 }
