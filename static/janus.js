@@ -917,6 +917,29 @@
     return b.value;
   };
 
+  /** Calls `callback(level)` with the audio level (0..1) of a received (`remote`) or sent track. */
+  PluginHandle.prototype._volume = function (remote, mid, callback) {
+    callback = typeof mid === 'function' ? mid : (callback || noop);
+    if (typeof mid === 'function') mid = undefined;
+    const pc = this._pc;
+    if (!pc) { callback(0); return; }
+    const t = pc.getTransceivers().find(function (x) {
+      const track = remote ? x.receiver && x.receiver.track : x.sender && x.sender.track;
+      return track && track.kind === 'audio' && (mid === undefined || x.mid === mid);
+    });
+    if (!t) { callback(0); return; }
+    (remote ? t.receiver : t.sender).getStats().then(function (report) {
+      let level = 0;
+      report.forEach(function (s) {
+        if ((s.type === 'inbound-rtp' || s.type === 'media-source') && s.kind === 'audio' && typeof s.audioLevel === 'number') level = s.audioLevel;
+      });
+      callback(level);
+    }, function () { callback(0); });
+  };
+  PluginHandle.prototype.getRemoteVolume = function (mid, callback) { this._volume(true, mid, callback); };
+  PluginHandle.prototype.getVolume = PluginHandle.prototype.getRemoteVolume;
+  PluginHandle.prototype.getLocalVolume = function (mid, callback) { this._volume(false, mid, callback); };
+
   PluginHandle.prototype._senders = function (kind, mid) {
     if (!this._pc) return [];
     return this._pc.getTransceivers().filter(function (t) {

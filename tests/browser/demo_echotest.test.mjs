@@ -323,7 +323,7 @@ describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () =>
           error: reject,
           webrtcState: (up) => { st.up = up; },
           onmessage: (msg, jsep) => { if (jsep) st.handle.handleRemoteJsep({ jsep }); },
-          onremotetrack: (track, mid, added) => { if (added && track.kind === 'video') st.video = track; },
+          onremotetrack: (track, mid, added) => { if (added) st[track.kind] = track; },
         }));
         st.handle = handle;
         const jsep = await new Promise((resolve, reject) => handle.createOffer({
@@ -336,17 +336,30 @@ describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () =>
         const v = document.createElement('video');
         v.muted = true;
         document.body.appendChild(v);
-        Janus.attachMediaStream(v, new MediaStream([st.video]));
+        Janus.attachMediaStream(v, new MediaStream([st.video, st.audio].filter(Boolean)));
         await v.play().catch(() => {});
         while (!v.videoWidth && Date.now() - t0 < 30000) await new Promise((r) => setTimeout(r, 100));
+        // Chromium's fake microphone beeps, so the local level rises above silence. Headless
+        // Chromium reports audioLevel 0 for every received track (no playout device; the same
+        // with two PeerConnections in one page and no server), so remote is only checked for shape.
+        const levels = { local: 0, remote: 0 };
+        const until = Date.now() + 10000;
+        while (!levels.local && Date.now() < until) {
+          levels.local = Math.max(levels.local, await new Promise((r) => handle.getLocalVolume(r)));
+          levels.remote = Math.max(levels.remote, await new Promise((r) => handle.getRemoteVolume(r)));
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const info = await new Promise((resolve, reject) => janus.getInfo({ success: resolve, error: reject }));
         await new Promise((resolve) => janus.destroy({ success: resolve }));
-        return { trickle: jsep.trickle, candidatesInSdp: (jsep.sdp.match(/a=candidate:/g) || []).length, sent, up: st.up, width: v.videoWidth };
+        return { trickle: jsep.trickle, candidatesInSdp: (jsep.sdp.match(/a=candidate:/g) || []).length, sent, up: st.up, width: v.videoWidth, levels, info: info.janus };
       }, server.httpUrl);
       console.log(`# trickle:false: ${JSON.stringify(result)}`);
       assert.equal(result.trickle, false);
       assert.ok(result.candidatesInSdp > 0, 'the offer carries its candidates');
       assert.ok(!result.sent.includes('trickle'), `no trickle requests: ${result.sent}`);
       assert.ok(result.width > 0, 'echoed video arrives');
+      assert.ok(result.levels.local > 0 && typeof result.levels.remote === 'number', `audio levels ${JSON.stringify(result.levels)}`);
+      assert.equal(result.info, 'server_info', 'getInfo');
     } finally {
       await browser.close();
     }
