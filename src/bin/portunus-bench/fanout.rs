@@ -372,7 +372,7 @@ async fn start_publisher(
             while !stop.load(Ordering::Relaxed) {
                 let next = start + period.mul_f64(n as f64);
                 tokio::time::sleep_until(next).await;
-                let keyframe = want_keyframe.swap(false, Ordering::Relaxed) || (every > 0 && n % every == 0);
+                let keyframe = want_keyframe.swap(false, Ordering::Relaxed) || (every > 0 && n.is_multiple_of(every));
                 let mut pkt = if keyframe { key.clone() } else { delta.clone() };
                 pkt.sequence_number = seq;
                 // The real send time, so jitter measures the path, not
