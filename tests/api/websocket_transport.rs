@@ -136,3 +136,29 @@ async fn sessions_of_other_sockets_are_unaffected_by_a_close() {
     let ack = b.request(json!({"janus": "keepalive", "transaction": "k2", "session_id": sb})).await;
     assert_eq!(ack["janus"], "ack");
 }
+
+/// `portunus_transport_connections{transport="janus.transport.websockets"}` in `/metrics`.
+async fn open_websockets(server: &TestServer) -> u64 {
+    let (_, text) = server.admin().get("/metrics").await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("portunus_transport_connections{transport=\"janus.transport.websockets\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the WebSocket connection gauge")
+}
+
+#[tokio::test]
+async fn open_connections_are_counted_in_metrics() {
+    let server = TestServer::start();
+    let before = open_websockets(&server).await;
+    let a = server.ws().await;
+    let mut b = server.ws().await;
+    b.create().await;
+    assert_eq!(open_websockets(&server).await, before + 2);
+    a.close().await;
+    b.close().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while open_websockets(&server).await != before {
+        assert!(std::time::Instant::now() < deadline, "closed WebSockets still counted");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -217,14 +217,20 @@ impl Observability {
             let _ = writeln!(out, "portunus_plugin_{name}{{plugin=\"{plugin}\"}} {v}");
         }
         portunus_actors::metrics::render(&mut out);
-        out.push_str("# HELP portunus_transport_connections Open transport connections (Unix socket peers).\n");
-        out.push_str("# TYPE portunus_transport_connections gauge\n");
-        let _ = writeln!(
-            out,
-            "portunus_transport_connections{{transport=\"{}\"}} {}",
-            crate::unix::PACKAGE,
-            crate::unix::CONNECTIONS.load(Ordering::Relaxed)
+        out.push_str(
+            "# HELP portunus_transport_connections Open transport connections (Unix socket peers, WebSockets).\n",
         );
+        out.push_str("# TYPE portunus_transport_connections gauge\n");
+        for (transport, open) in [
+            (crate::unix::PACKAGE, &crate::unix::CONNECTIONS),
+            (crate::websocket::PACKAGE, &crate::websocket::CONNECTIONS),
+        ] {
+            let _ = writeln!(
+                out,
+                "portunus_transport_connections{{transport=\"{transport}\"}} {}",
+                open.load(Ordering::Relaxed)
+            );
+        }
 
         let links = self.links();
         if !links.is_empty() {

@@ -29,6 +29,9 @@ use crate::sink::QueueSink;
 /// Package name of this transport.
 pub const PACKAGE: &str = "janus.transport.websockets";
 
+/// Open WebSocket connections, Janus API and Admin API together (for `/metrics`).
+pub static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// `server_info` entry.
 pub const DESCRIPTOR: TransportDescriptor = TransportDescriptor {
     package: PACKAGE,
@@ -169,6 +172,7 @@ impl Actor for WsConnection {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let trigger = self.state.settings.pingpong_trigger;
         let timeout = self.state.settings.pingpong_timeout;
         if trigger > 0 && timeout > 0 {
@@ -188,6 +192,7 @@ impl Actor for WsConnection {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        CONNECTIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         // Closing the request queue ends the request task; the writer ends with it.
         self.requests = None;
         if self.state.api == Api::Janus {
