@@ -365,3 +365,57 @@ describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () =>
     }
   });
 });
+
+// The VideoRoom demo page (static/videoroom.html), kept in this file for now (it belongs in its own
+// demo_videoroom.test.mjs): two participants in room 1234, one over WebSocket and one over HTTP,
+// each sees the other's moving video with the other's name; when one leaves, the other's tile goes.
+describe('VideoRoom demo page (static/videoroom.html)', { timeout: 180000 }, () => {
+  let server;
+
+  before(async () => {
+    server = await startServer();
+  });
+
+  after(async () => {
+    if (server) await server.stop();
+  });
+
+  /** The first remote tile: its caption and video state. */
+  const remoteTile = (page) => page.evaluate(() => {
+    const fig = document.querySelector('figure[data-feed]');
+    if (!fig) return null;
+    const v = fig.querySelector('video');
+    return { name: fig.querySelector('figcaption span').textContent, w: v.videoWidth, t: v.currentTime };
+  });
+
+  test('two participants see each other (ws and http)', { timeout: 120000 }, async () => {
+    const browser = await startBrowser();
+    const alice = browser.page;
+    const bob = await alice.context().newPage();
+    try {
+      await alice.goto(`${server.webUrl}videoroom.html?server=${encodeURIComponent(server.wsUrl)}&name=alice`);
+      await bob.goto(`${server.webUrl}videoroom.html?server=${encodeURIComponent(server.httpUrl)}&name=bob`);
+      await alice.click('#join');
+      await waitFor('alice publishing', async () => /publishing/.test(await alice.textContent('#mystate')), { timeout: 20000 });
+      await bob.click('#join');
+      for (const [page, other] of [[alice, 'bob'], [bob, 'alice']]) {
+        const first = await waitFor(`${other}'s video`, async () => {
+          const st = await page.evaluate(() => window.demoState);
+          if (st.errors.length) throw new Error(`page errors: ${st.errors.join(' | ')}`);
+          const tile = await remoteTile(page);
+          return tile && tile.w > 0 ? tile : null;
+        }, { timeout: 30000 });
+        assert.equal(first.name, other);
+        await waitFor(`${other}'s video to play`, async () => (await remoteTile(page)).t > first.t + 0.5, { timeout: 10000 });
+      }
+      fs.mkdirSync(ARTIFACTS, { recursive: true });
+      await alice.screenshot({ path: path.join(ARTIFACTS, 'demo-videoroom-alice.png') });
+      await bob.click('#leave');
+      await waitFor('bob\'s tile to leave alice\'s page', async () => (await remoteTile(alice)) === null, { timeout: 10000 });
+      assert.deepEqual((await alice.evaluate(() => window.demoState)).errors, []);
+      await alice.click('#leave');
+    } finally {
+      await browser.close();
+    }
+  });
+});
