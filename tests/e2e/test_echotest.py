@@ -272,3 +272,40 @@ async def test_handle_info_reports_webrtc(server):
         assert video["stats-in"]["packets"] > 0 and video["stats-out"]["packets"] > 0, video
         assert info["webrtc"]["ice"]["state"] == "ready"
         await peer.close()
+
+
+@pytest.mark.asyncio
+async def test_dtls_certificate_from_standard_pem_files(tmp_path):
+    """Janus's `cert_pem`/`cert_key`: the answer carries that certificate's fingerprint and media flows."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from conftest import Server
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "portunus-test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    expected = ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
+
+    server = Server(extra_env={"PORTUNUS__CERTIFICATES__CERT_PEM": str(cert_file),
+                               "PORTUNUS__CERTIFICATES__CERT_KEY": str(key_file)})
+    peer = Peer(data=False)
+    try:
+        async with client(server, "ws") as j:
+            ev = await negotiate(j, peer)
+            assert f"a=fingerprint:sha-256 {expected}" in ev["jsep"]["sdp"]
+            await peer.wait_frames("video", 10)
+    finally:
+        await peer.close()
+        server.stop()

@@ -229,16 +229,44 @@ impl Drop for Inner {
 fn certificate(pem: Option<&str>) -> Result<RTCCertificate, MediaError> {
     let provider = rtc::crypto::default_provider().map_err(|e| MediaError::Engine(e.to_string()))?;
     if let Some(pem) = pem {
-        match RTCCertificate::from_pem(pem, provider.crypto()) {
+        match standard_pem(pem, provider.crypto())
+            .or_else(|first| RTCCertificate::from_pem(pem, provider.crypto()).map_err(|_| first))
+        {
             Ok(cert) => return Ok(cert),
-            // Standard cert/key PEM files (Janus's cert_pem/cert_key) need a PKCS#8 loader that is
-            // not wired yet; keep WebRTC working with a generated certificate meanwhile.
             Err(e) => tracing::error!(error = %e, "cannot load the DTLS certificate; using a generated one"),
         }
     }
     let params = CertificateParams::new(vec!["portunus".to_owned()]).map_err(|e| MediaError::Engine(e.to_string()))?;
     RTCCertificate::generate(provider.crypto(), SignatureScheme::EcdsaP256Sha256, params)
         .map_err(|e| MediaError::Engine(format!("certificate: {e}")))
+}
+
+/// A certificate chain and its unencrypted PKCS#8 private key from standard PEM text (the
+/// contents of Janus's `cert_pem` and `cert_key` files, one after the other).
+fn standard_pem(pem: &str, crypto: &dyn rtc::crypto::RTCCrypto) -> Result<RTCCertificate, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    if chain.is_empty() {
+        return Err("no CERTIFICATE block".into());
+    }
+    let key = match PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| format!("private key: {e}"))? {
+        PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+        _ => return Err("the private key must be unencrypted PKCS#8 (BEGIN PRIVATE KEY)".into()),
+    };
+    // Validity is the file's business; the engine only needs a date for its statistics.
+    let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 24 * 3600);
+    let schemes = [
+        SignatureScheme::EcdsaP256Sha256,
+        SignatureScheme::EcdsaP384Sha384,
+        SignatureScheme::Ed25519,
+        SignatureScheme::RsaPkcs1Sha256,
+    ];
+    schemes
+        .into_iter()
+        .find_map(|scheme| RTCCertificate::from_pkcs8(crypto, scheme, chain.clone(), &key, expires).ok())
+        .ok_or_else(|| "unsupported private key type".into())
 }
 
 /// The codecs we negotiate, by kind (Janus's defaults: opus, G.711, VP8, H.264, VP9, with nack,
