@@ -638,7 +638,16 @@
       track.onmute = function () { self._callbacks.onremotetrack(track, mid, false, { reason: 'mute' }); };
       track.onunmute = function () { self._callbacks.onremotetrack(track, mid, true, { reason: 'unmute' }); };
     };
-    pc.ondatachannel = function (ev) { self._setupChannel(ev.channel); };
+    pc.ondatachannel = function (ev) {
+      const existing = self._channels[ev.channel.label];
+      if (existing && existing !== ev.channel) {
+        // The peer opened a channel with a label we already have: deliver its messages, but the
+        // label stays ours and ondataopen is not fired twice for it.
+        ev.channel.onmessage = function (m) { self._callbacks.ondata(m.data, ev.channel.label); };
+        return;
+      }
+      self._setupChannel(ev.channel);
+    };
     return pc;
   };
 

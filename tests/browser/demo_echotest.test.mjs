@@ -419,3 +419,52 @@ describe('VideoRoom demo page (static/videoroom.html)', { timeout: 180000 }, () 
     }
   });
 });
+
+// The TextRoom demo page (static/textroom.html), kept here for now too: a message typed in one
+// page (WebSocket) appears in the other (HTTP long-poll), with the sender's name.
+describe('TextRoom demo page (static/textroom.html)', { timeout: 120000 }, () => {
+  let server;
+
+  before(async () => {
+    server = await startServer();
+  });
+
+  after(async () => {
+    if (server) await server.stop();
+  });
+
+  test('a chat message appears in the other page (ws and http)', { timeout: 90000 }, async () => {
+    const browser = await startBrowser();
+    const carol = browser.page;
+    const dave = await carol.context().newPage();
+    const joined = (page) => waitFor('the page to join', async () => {
+      const st = await page.evaluate(() => window.demoState);
+      if (st.errors.length) throw new Error(`page errors: ${st.errors.join(' | ')}`);
+      return st.phase === 'joined';
+    }, { timeout: 20000 });
+    try {
+      await carol.goto(`${server.webUrl}textroom.html?server=${encodeURIComponent(server.wsUrl)}&name=carol`);
+      await dave.goto(`${server.webUrl}textroom.html?server=${encodeURIComponent(server.httpUrl)}&name=dave`);
+      await carol.click('#join');
+      await joined(carol);
+      await dave.click('#join');
+      await joined(dave);
+      await waitFor('carol to see dave join', async () => (await carol.textContent('#chat')).includes('dave joined.'), { timeout: 10000 });
+      await carol.fill('#say', 'hello from carol');
+      await carol.press('#say', 'Enter');
+      await waitFor('the message in dave\'s page', async () => (await dave.textContent('#chat')).includes('carol:hello from carol'), { timeout: 10000 });
+      await dave.fill('#say', 'hi carol');
+      await dave.click('#send');
+      await waitFor('the reply in carol\'s page', async () => (await carol.textContent('#chat')).includes('dave:hi carol'), { timeout: 10000 });
+      fs.mkdirSync(ARTIFACTS, { recursive: true });
+      await carol.screenshot({ path: path.join(ARTIFACTS, 'demo-textroom-carol.png') });
+      await dave.click('#leave');
+      await waitFor('carol to see dave leave', async () => (await carol.textContent('#chat')).includes('dave left.'), { timeout: 10000 });
+      assert.deepEqual((await carol.evaluate(() => window.demoState)).errors, []);
+      const daveLines = (await dave.evaluate(() => window.demoState)).lines;
+      assert.equal(daveLines.filter((l) => l === 'carol: hello from carol').length, 1, `each message once: ${daveLines}`);
+    } finally {
+      await browser.close();
+    }
+  });
+});
