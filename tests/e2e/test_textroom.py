@@ -517,3 +517,32 @@ async def test_public_messages_are_posted_to_the_backend(tr_server):
     finally:
         await alice.close()
         await runner.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_permanent_rooms_survive_a_restart(tmp_path):
+    rooms_file = tmp_path / "textroom-rooms.json"
+    env = {"PORTUNUS__TEXTROOM__ROOMS_FILE": str(rooms_file)}
+    room = 8000 + os.getpid() % 1000
+    first = Server(extra_env=env)
+    try:
+        async with WsJanus(first.ws_url) as j:
+            await j.attach(TR)
+            r = await j.message({"request": "create", "room": room, "description": "kept", "secret": "s",
+                                 "history": 3, "permanent": True})
+            assert data(r) == {"textroom": "created", "room": room, "permanent": True}
+        saved = json.loads(rooms_file.read_text())
+        assert saved[f"room-{room}"]["description"] == "kept" and saved[f"room-{room}"]["history"] == 3
+    finally:
+        first.stop()
+    second = Server(extra_env=env)
+    try:
+        async with WsJanus(second.ws_url) as j:
+            await j.attach(TR)
+            listed = data(await j.message({"request": "list"}))["list"]
+            assert [r["description"] for r in listed if r["room"] == room] == ["kept"]
+            r = await j.message({"request": "destroy", "room": room, "secret": "s", "permanent": True})
+            assert data(r) == {"textroom": "destroyed", "room": room, "permanent": True}
+        assert f"room-{room}" not in json.loads(rooms_file.read_text())
+    finally:
+        second.stop()

@@ -182,7 +182,7 @@ pub struct Create {
     pub history: u16,
     /// Token ACL (enables token checks).
     pub allowed: Option<Strings>,
-    /// `permanent` (we never save: always answered `false`).
+    /// `permanent`: kept in the rooms file (answered `false` when there is none).
     pub permanent: bool,
 }
 

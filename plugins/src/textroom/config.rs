@@ -79,6 +79,8 @@ pub struct Settings {
     pub format: JsonFormat,
     /// Notify event handlers.
     pub events: bool,
+    /// Where `permanent` rooms are kept (JSON `{"room-<id>": {...}}`).
+    pub rooms_file: Option<String>,
 }
 
 /// Everything the section holds.
@@ -109,6 +111,7 @@ impl Config {
             string_ids: get("string_ids").is_some_and(flag),
             format,
             events: get("events").is_none_or(flag),
+            rooms_file: get("rooms_file").and_then(text),
         };
         let mut rooms: Vec<(RoomId, RoomSettings)> = Vec::new();
         for (name, block) in section {
@@ -128,6 +131,25 @@ impl Config {
         }
         Config { settings, rooms }
     }
+
+    /// The rooms kept in a rooms file (same blocks as the configuration).
+    pub fn saved_rooms(blocks: &Map<String, Value>, string_ids: bool) -> Vec<(RoomId, RoomSettings)> {
+        blocks
+            .iter()
+            .filter_map(|(name, block)| Some((room_id(name, string_ids)?, room_settings(name, block.as_object()?))))
+            .collect()
+    }
+}
+
+/// A room as a configuration block (what [`Config::saved_rooms`] reads back).
+pub fn room_block(s: &RoomSettings) -> Value {
+    let mut block = serde_json::json!({"description": s.description, "is_private": s.is_private, "history": s.history});
+    for (key, value) in [("secret", &s.secret), ("pin", &s.pin), ("post", &s.post)] {
+        if let Some(v) = value {
+            block[key] = Value::from(v.clone());
+        }
+    }
+    block
 }
 
 /// `room-1234` (or `1234`) -> the id; numeric ids must be canonical and non-zero.

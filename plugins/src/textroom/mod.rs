@@ -72,6 +72,8 @@ struct State {
     format: JsonFormat,
     events: bool,
     backend: backend::Backend,
+    /// Where `permanent` rooms are kept.
+    rooms_file: Option<std::path::PathBuf>,
 }
 
 impl Shared {
@@ -100,7 +102,33 @@ impl State {
     }
 
     /// Sends the deliveries, tells the event handlers, hands the reply back.
-    fn carry_out(&self, out: Outcome, ctx: Option<&PluginCtx>) -> Option<Result<Value, TrError>> {
+    /// Rewrites the rooms file (write then rename); `false` when there is none or it failed.
+    fn save_permanent(&self) -> bool {
+        let Some(file) = &self.rooms_file else {
+            tracing::warn!("TextRoom: permanent room requested but no rooms_file is configured");
+            return false;
+        };
+        let text = match serde_json::to_vec_pretty(&self.rooms.permanent_blocks()) {
+            Ok(t) => t,
+            Err(_) => return false,
+        };
+        let tmp = file.with_extension("tmp");
+        match std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, file)) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "TextRoom: rooms file not written");
+                false
+            }
+        }
+    }
+
+    fn carry_out(&self, mut out: Outcome, ctx: Option<&PluginCtx>) -> Option<Result<Value, TrError>> {
+        if out.persist && !self.save_permanent() {
+            // Janus compat: a room that could not be saved is answered `permanent: false`.
+            if let Some(Ok(reply)) = out.reply.as_mut() {
+                reply["permanent"] = false.into();
+            }
+        }
         for Delivery { to, msg } in out.deliveries {
             let data = Bytes::from(self.format.to_string(&msg));
             for h in to {
@@ -140,6 +168,19 @@ impl Plugin for TextRoom {
         for (id, settings) in cfg.rooms {
             tracing::debug!(room = %id, description = %settings.description, "TextRoom: room from the configuration");
             st.rooms.add(id, settings);
+        }
+        st.rooms_file = cfg.settings.rooms_file.map(std::path::PathBuf::from);
+        if let Some(file) = &st.rooms_file {
+            let saved: Map<String, Value> = match std::fs::read(file) {
+                Ok(bytes) => serde_json::from_slice(&bytes)
+                    .map_err(|e| PluginError { code: 499, reason: format!("{}: {e}", file.display()) })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
+                Err(e) => return Err(PluginError { code: 499, reason: format!("{}: {e}", file.display()) }),
+            };
+            let string_ids = st.rooms.string_ids;
+            for (id, settings) in Config::saved_rooms(&saved, string_ids) {
+                st.rooms.add_permanent(id, settings);
+            }
         }
         tracing::info!(rooms = st.rooms.count(), "TextRoom plugin initialized");
         Ok(())

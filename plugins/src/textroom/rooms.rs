@@ -57,6 +57,8 @@ pub struct Outcome {
     pub notes: Vec<Value>,
     /// Public messages for rooms with a `post` backend: (URL, message).
     pub posts: Vec<(String, Value)>,
+    /// The set of permanent rooms changed: rewrite the rooms file.
+    pub persist: bool,
 }
 
 /// A room's settings, from the configuration or `create`.
@@ -136,12 +138,14 @@ pub struct Rooms {
     pub admin_key: Option<String>,
     /// Room ids are strings.
     pub string_ids: bool,
+    /// Rooms saved to the rooms file.
+    permanent: BTreeSet<RoomId>,
 }
 
 impl Rooms {
     /// No rooms yet.
     pub fn new(admin_key: Option<String>, string_ids: bool) -> Self {
-        Rooms { rooms: BTreeMap::new(), admin_key, string_ids }
+        Rooms { rooms: BTreeMap::new(), admin_key, string_ids, permanent: BTreeSet::new() }
     }
 
     /// Adds a room (from the configuration); `false` if the id is taken.
@@ -151,6 +155,23 @@ impl Rooms {
         }
         self.rooms.insert(id, Room::new(settings));
         true
+    }
+
+    /// Adds a room kept in the rooms file; `false` if the id is taken.
+    pub fn add_permanent(&mut self, id: RoomId, settings: RoomSettings) -> bool {
+        let added = self.add(id.clone(), settings);
+        if added {
+            self.permanent.insert(id);
+        }
+        added
+    }
+
+    /// The permanent rooms as configuration blocks, `{"room-<id>": {...}}`.
+    pub fn permanent_blocks(&self) -> Map<String, Value> {
+        self.permanent
+            .iter()
+            .filter_map(|id| Some((format!("room-{id}"), super::config::room_block(&self.rooms.get(id)?.settings))))
+            .collect()
     }
 
     /// Number of rooms.
@@ -188,7 +209,16 @@ impl Rooms {
             })),
             Request::Create(c) => self.create(c, from, &mut out),
             Request::Edit(e) => self.edit(e, from, &mut out),
-            Request::Destroy { room, secret, .. } => self.destroy(&room, &secret, from, &mut out),
+            Request::Destroy { room, secret, permanent } => {
+                let r = self.destroy(&room, &secret, from, &mut out);
+                if permanent && r.is_ok() {
+                    out.persist = self.permanent.remove(&room);
+                }
+                r.map(|mut v| {
+                    v["permanent"] = permanent.into();
+                    v
+                })
+            }
             Request::Allowed { room, secret, action, allowed } => self.allowed(&room, secret, action, allowed),
             Request::Kick { room, secret, username } => self.kick(&room, secret, &username, &mut out),
             Request::Announcement { room, secret, text } => self.announce(&room, secret, text, date, &mut out),
@@ -299,9 +329,12 @@ impl Rooms {
         };
         self.rooms.insert(id.clone(), Room::new(settings));
         out.notes.push(json!({"event": "created", "room": id.to_json()}));
-        // Janus compat: `permanent` would rewrite the .jcfg; we never do, and answer as Janus
-        // does when saving fails.
-        Ok(json!({"textroom": api_kind(from, "created"), "room": id.to_json(), "permanent": false}))
+        // `permanent` is confirmed by the plugin once the rooms file is written.
+        if c.permanent {
+            self.permanent.insert(id.clone());
+            out.persist = true;
+        }
+        Ok(json!({"textroom": api_kind(from, "created"), "room": id.to_json(), "permanent": c.permanent}))
     }
 
     fn edit(&mut self, e: Edit, from: Origin, out: &mut Outcome) -> Result<Value, TrError> {
@@ -325,7 +358,11 @@ impl Rooms {
             s.pin = Some(v);
         }
         out.notes.push(json!({"event": "edited", "room": e.room.to_json()}));
-        Ok(json!({"textroom": api_kind(from, "edited"), "room": e.room.to_json(), "permanent": false}))
+        if e.permanent {
+            self.permanent.insert(e.room.clone());
+            out.persist = true;
+        }
+        Ok(json!({"textroom": api_kind(from, "edited"), "room": e.room.to_json(), "permanent": e.permanent}))
     }
 
     fn destroy(&mut self, id: &RoomId, secret: &Late, from: Origin, out: &mut Outcome) -> Result<Value, TrError> {
