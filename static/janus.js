@@ -443,7 +443,10 @@
           Janus.error('janus: error', json.error);
           return;
         case 'timeout':
+          // The session is gone on the server: stop polling and keepalives, report it once.
           st.connected = false;
+          st.destroyed = true;
+          stopKeepAlive();
           if (st.websockets && st.ws) {
             const ws = st.ws;
             closeWebSocket();

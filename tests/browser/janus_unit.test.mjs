@@ -487,3 +487,44 @@ describe('against the real Portunus', { timeout: 120000 }, () => {
     );
   });
 });
+
+describe('session lifetime against the real Portunus', { timeout: 60000 }, () => {
+  let server;
+
+  before(async () => {
+    server = await startServer({ env: { PORTUNUS__GENERAL__SESSION_TIMEOUT: '2' } });
+  });
+
+  after(async () => {
+    if (server) await server.stop();
+  });
+
+  test('WebSocket keepalives keep a session alive past the server timeout', async () => {
+    const janus = await connect({ server: server.wsUrl, keepAlivePeriod: 500 });
+    await new Promise((r) => setTimeout(r, 4500));
+    assert.ok(janus.isConnected());
+    await attach(janus, 'janus.plugin.echotest');
+    await destroy(janus);
+  });
+
+  // Over HTTP a held long poll refreshes the session only when it starts (as in Janus), so with a
+  // 2 s timeout the session expires during the first 30 s poll, and the poll delivers `timeout`.
+  for (const transport of ['ws', 'http']) {
+    test(`the server's session timeout reaches the error callback (${transport})`, async () => {
+      const errors = [];
+      const janus = await new Promise((resolve, reject) => {
+        const j = new Janus({
+          server: transport === 'ws' ? server.wsUrl : server.httpUrl,
+          keepAlivePeriod: 600000,
+          success: () => resolve(j),
+          error: (e) => { errors.push(String(e)); reject(e); },
+        });
+      });
+      await waitFor('the timeout notification', () => errors.length > 0, { timeout: 8000 });
+      assert.match(errors[0], /timed out/);
+      assert.equal(janus.isConnected(), false);
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.deepEqual(errors.length, 1, `reported once, then quiet: ${errors}`);
+    });
+  }
+});
