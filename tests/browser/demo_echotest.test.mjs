@@ -468,3 +468,61 @@ describe('TextRoom demo page (static/textroom.html)', { timeout: 120000 }, () =>
     }
   });
 });
+
+// The Admin page (static/admin.html), kept here for now as well: while the EchoTest demo runs in
+// one page, the Admin page lists its handle with the EchoTest plugin and a PeerConnection up,
+// and shows its live handle_info.
+describe('Admin page (static/admin.html)', { timeout: 120000 }, () => {
+  let server;
+
+  before(async () => {
+    server = await startServer();
+  });
+
+  after(async () => {
+    if (server) await server.stop();
+  });
+
+  test('the running EchoTest shows up with its handle_info', { timeout: 90000 }, async () => {
+    const browser = await startBrowser();
+    const echo = browser.page;
+    const adminPage = await echo.context().newPage();
+    try {
+      await echo.goto(`${server.webUrl}echotest.html?server=${encodeURIComponent(server.wsUrl)}`);
+      await echo.click('#start');
+      await waitFor('the echo to be up', async () => (await echo.evaluate(() => window.demoState)).webrtcup, { timeout: 25000 });
+      await adminPage.goto(`${server.webUrl}admin.html?admin=${encodeURIComponent(server.adminUrl)}`);
+      const row = await waitFor('an EchoTest handle that is up', async () => {
+        const st = await adminPage.evaluate(() => window.demoState);
+        if (st.errors.length) throw new Error(`page errors: ${st.errors.join(' | ')}`);
+        return st.rows.find((r) => r.plugin === 'janus.plugin.echotest' && r.ready);
+      }, { timeout: 15000 });
+      await adminPage.click(`tr[data-handle="${row.handle}"]`);
+      const info = JSON.parse(await adminPage.textContent('#info'));
+      assert.equal(info.plugin, 'janus.plugin.echotest');
+      assert.equal(info.flags.ready, true);
+      fs.mkdirSync(ARTIFACTS, { recursive: true });
+      await adminPage.screenshot({ path: path.join(ARTIFACTS, 'demo-admin.png') });
+      await echo.click('#stop');
+      await waitFor('the handle to disappear', async () => {
+        const st = await adminPage.evaluate(() => window.demoState);
+        return !st.rows.some((r) => r.handle === row.handle);
+      }, { timeout: 10000 });
+    } finally {
+      await browser.close();
+    }
+  });
+
+  test('an unreachable Admin API is reported on the page', async () => {
+    const browser = await startBrowser();
+    try {
+      const port = await deadPort();
+      await browser.page.goto(`${server.webUrl}admin.html?admin=${encodeURIComponent(`http://127.0.0.1:${port}/admin`)}`);
+      const text = await waitFor('the error box', () => errorBox(browser.page), { timeout: 10000 });
+      assert.match(text, /Admin API unreachable at http:\/\/127\.0\.0\.1:/);
+    } finally {
+      await browser.close();
+    }
+  });
+});
+

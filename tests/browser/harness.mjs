@@ -119,6 +119,7 @@ export async function startServer({ env: extraEnv = {}, args: extraArgs = [] } =
     wsUrl: `ws://${addrs.ws}/`,
     // The demo pages (static/), served by Portunus itself; null if the web listener is off.
     webUrl: addrs.web ? `http://${addrs.web}/` : null,
+    adminUrl: addrs.admin_http ? `http://${addrs.admin_http}/admin` : null,
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       proc.kill('SIGTERM');
