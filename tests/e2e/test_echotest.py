@@ -309,3 +309,40 @@ async def test_dtls_certificate_from_standard_pem_files(tmp_path):
     finally:
         await peer.close()
         server.stop()
+
+
+@pytest.mark.asyncio
+async def test_slowlink_when_the_peer_loses_packets():
+    """With `slowlink_threshold` set, media lost on the way in is reported as `slowlink` (uplink false)."""
+    from conftest import Server
+
+    server = Server(extra_env={"PORTUNUS__MEDIA__SLOWLINK_THRESHOLD": "2"})
+    peer = Peer(data=False)
+    try:
+        async with client(server, "ws") as j:
+            await negotiate(j, peer)
+            await j.next_event(lambda e: e.get("janus") == "webrtcup")
+            # A lossy path from the peer: every fourth RTP packet (audio and video share the bundled
+            # transport) never leaves; RTCP goes through.
+            sender = next(t.sender for t in peer.pc.getTransceivers() if t.kind == "video")
+            transport = sender.transport
+            real_send = transport._send_rtp
+            count = {"n": 0}
+
+            async def lossy(data):
+                is_rtcp = len(data) > 1 and 192 <= data[1] <= 223
+                count["n"] += 1
+                if is_rtcp or count["n"] % 4:
+                    await real_send(data)
+
+            transport._send_rtp = lossy
+            for media, mid in (("audio", "0"), ("video", "1")):
+                ev = await j.next_event(lambda e: e.get("janus") == "slowlink" and e.get("media") == media, timeout=20)
+                assert ev["uplink"] is False and ev["lost"] >= 2, ev
+                assert ev["mid"] == mid and ev["sender"] == j.handle_id
+            # The plugin hears it too (EchoTest tells the client, as Janus's does).
+            ev = await j.next_event(lambda e: e.get("plugindata", {}).get("data", {}).get("event") == "slow_link")
+            assert ev["plugindata"]["data"]["media"] in ("audio", "video")
+    finally:
+        await peer.close()
+        server.stop()

@@ -251,7 +251,7 @@ impl Handle {
             self.state.media.clone().ok_or_else(|| {
                 ApiError::new(ErrorCode::Unknown, "Error setting ICE locally (media engine unavailable)")
             })?;
-        let pc = PeerConnection::new(engine, self.port.clone(), ctx.address().downgrade()).start();
+        let pc = PeerConnection::new(engine, self.port.clone(), ctx.address().downgrade(), self.state.clone()).start();
         if !self.queued_candidates.is_empty() {
             let _ = pc.try_send(AddCandidates(std::mem::take(&mut self.queued_candidates)));
         }
@@ -514,6 +514,17 @@ impl Handler<PeerNotice> for Handle {
                     n = n.with("seconds", timer);
                 }
                 self.notify(n);
+            }
+            PeerEvent::SlowLink { mid, kind, uplink, lost } => {
+                let n = self
+                    .notification("slowlink")
+                    .with("mid", mid.clone())
+                    .with("media", kind.as_str())
+                    .with("uplink", uplink)
+                    .with("lost", lost);
+                self.notify(n);
+                let video = kind == crate::media::MediaKind::Video;
+                self.call_plugin(ctx, "slow_link", move |ps| ps.slow_link(&mid, video, uplink));
             }
             PeerEvent::DataOpen { .. } => self.call_plugin(ctx, "data_ready", |ps| ps.data_ready()),
             PeerEvent::Data(m) => self.call_plugin(ctx, "incoming_data", move |ps| ps.incoming_data(m)),

@@ -15,7 +15,9 @@ mod writer;
 pub use engine::{IceSettings, MediaEngine};
 pub use peer::{AnswerSpec, EventFn, OfferSpec, OfferTrack, Peer, SendTrack};
 pub use port::{MediaPort, MediaSink};
-pub use types::{Feedback, HangupReason, LocalCandidate, MediaCounters, MediaKind, PeerEvent, RtpExtension, RtpPacket};
+pub use types::{
+    Feedback, HangupReason, LocalCandidate, LossSample, MediaCounters, MediaKind, PeerEvent, RtpExtension, RtpPacket,
+};
 pub use writer::{RtpWriter, WriteError};
 
 /// A media-engine failure.

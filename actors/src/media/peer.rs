@@ -701,6 +701,53 @@ impl Peer {
         json!({"media": Value::Object(media), "selected-pair": selected})
     }
 
+    /// Cumulative loss per stream and direction (for `slowlink`).
+    pub async fn loss(&self) -> Vec<super::types::LossSample> {
+        use rtc::statistics::report::RTCStatsReportEntry as E;
+        let pc = self.pc.clone();
+        let Ok(report) = self
+            .rt
+            .spawn(async move { pc.get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None).await })
+            .await
+        else {
+            return Vec::new();
+        };
+        let kind = |k: RtpCodecKind| if k == RtpCodecKind::Audio { MediaKind::Audio } else { MediaKind::Video };
+        let mut outbound: HashMap<String, (String, MediaKind)> = HashMap::new();
+        let mut out = Vec::new();
+        for entry in report.iter() {
+            match entry {
+                E::InboundRtp(s) => {
+                    let r = &s.received_rtp_stream_stats;
+                    out.push(super::types::LossSample {
+                        mid: s.mid.clone(),
+                        kind: kind(r.rtp_stream_stats.kind),
+                        uplink: false,
+                        lost: r.packets_lost.max(0) as u64,
+                    });
+                }
+                E::OutboundRtp(s) => {
+                    let o = &s.sent_rtp_stream_stats.rtp_stream_stats;
+                    outbound.insert(o.stats.id.to_string(), (s.mid.clone(), kind(o.kind)));
+                }
+                _ => {}
+            }
+        }
+        for entry in report.iter() {
+            if let E::RemoteInboundRtp(s) = entry {
+                if let Some((mid, k)) = outbound.get(&s.local_id.to_string()) {
+                    out.push(super::types::LossSample {
+                        mid: mid.clone(),
+                        kind: *k,
+                        uplink: true,
+                        lost: s.received_rtp_stream_stats.packets_lost.max(0) as u64,
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// Closes the PeerConnection and releases its sockets and tasks.
     pub async fn close(&self) {
         if self.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {

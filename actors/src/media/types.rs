@@ -111,6 +111,30 @@ pub enum PeerEvent {
     },
     /// A data-channel message.
     Data(crate::plugin::DataMessage),
+    /// Packet loss on a stream crossed `slowlink_threshold` (lost packets in the last second).
+    SlowLink {
+        /// Media id.
+        mid: String,
+        /// Kind.
+        kind: MediaKind,
+        /// Media we send is being lost (reported by the peer); else media the peer sends.
+        uplink: bool,
+        /// Packets lost since the previous check.
+        lost: u64,
+    },
+}
+
+/// Cumulative packet loss of one stream direction, as the engine's statistics report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LossSample {
+    /// Media id.
+    pub mid: String,
+    /// Kind.
+    pub kind: MediaKind,
+    /// Loss of what we send (from the peer's receiver reports); else of what we receive.
+    pub uplink: bool,
+    /// Packets lost since the stream started.
+    pub lost: u64,
 }
 
 /// Media-plane totals since start, for `/metrics` (relaxed atomics: one add per packet).

@@ -5,6 +5,7 @@
 //! the plugin's media sink.
 
 pub mod negotiation;
+pub mod slowlink;
 
 use std::sync::Arc;
 
@@ -81,11 +82,18 @@ pub struct PeerConnection {
     trickle: bool,
     connected: bool,
     closed: bool,
+    state: Arc<crate::state::ServerState>,
+    slowlink: slowlink::SlowLinkDetector,
 }
 
 impl PeerConnection {
     /// A PeerConnection for the handle at `handle`, whose plugin uses `port`.
-    pub fn new(engine: MediaEngine, port: MediaPort, handle: WeakAddr<Handle>) -> Self {
+    pub fn new(
+        engine: MediaEngine,
+        port: MediaPort,
+        handle: WeakAddr<Handle>,
+        state: Arc<crate::state::ServerState>,
+    ) -> Self {
         PeerConnection {
             engine,
             port,
@@ -97,7 +105,22 @@ impl PeerConnection {
             trickle: true,
             connected: false,
             closed: false,
+            state,
+            slowlink: slowlink::SlowLinkDetector::default(),
         }
+    }
+
+    /// Once a second while connected: loss against `slowlink_threshold` (skipped when it is 0).
+    fn watch_loss(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(std::time::Duration::from_secs(1), |act, ctx| {
+            let threshold = act.state.runtime.slowlink_threshold.load(std::sync::atomic::Ordering::Relaxed);
+            let Some(peer) = act.peer.clone().filter(|_| threshold > 0 && !act.closed) else { return };
+            ctx.spawn(async move { peer.loss().await }.into_actor(act).map(move |samples, act, _| {
+                for ev in act.slowlink.check(samples, threshold, std::time::Instant::now()) {
+                    act.notify(ev);
+                }
+            }));
+        });
     }
 
     fn notify(&self, ev: PeerEvent) {
@@ -302,6 +325,7 @@ impl Handler<EngineEvent> for PeerConnection {
             PeerEvent::Connected => {
                 self.connected = true;
                 self.notify(PeerEvent::Connected);
+                self.watch_loss(ctx);
             }
             PeerEvent::Failed(reason) => {
                 // The handle hangs up (event to the client, plugin told) and closes us.

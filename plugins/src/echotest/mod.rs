@@ -155,6 +155,15 @@ impl EchoSession {
 }
 
 impl PluginSession for EchoSession {
+    fn slow_link(&mut self, _mid: &str, video: bool, _uplink: bool) {
+        let media = if video { "video" } else { "audio" };
+        let mut event = json!({"echotest": "event", "event": "slow_link", "media": media});
+        if self.state.bitrate > 0 {
+            event["current-bitrate"] = json!(self.state.bitrate);
+        }
+        let _ = self.ctx.push_event(None, event, None);
+    }
+
     fn handle_message(&mut self, msg: PluginMessage) -> PluginReply {
         let event = self.apply(&msg);
         let ok = event.get("error_code").is_none();
