@@ -513,6 +513,27 @@ describe('Admin page (static/admin.html)', { timeout: 120000 }, () => {
     }
   });
 
+  test('janus.js destroys its sessions when the page goes away (destroyOnUnload, http and ws)', async () => {
+    const sessions = async () => (await (await fetch(server.adminUrl, {
+      method: 'POST', body: JSON.stringify({ janus: 'list_sessions', transaction: 'unload' }),
+    })).json()).sessions;
+    const browser = await startBrowser();
+    try {
+      const { page } = browser;
+      for (const url of [server.httpUrl, server.wsUrl]) {
+        await page.goto(`${server.webUrl}index.html`);
+        await page.addScriptTag({ url: 'janus.js' });
+        await page.evaluate((u) => new Promise((resolve) => Janus.init({ callback: () => { window.j = new Janus({ server: u, success: resolve }); } })), url);
+        const id = await page.evaluate(() => window.j.getSessionId());
+        assert.ok((await sessions()).includes(id), `session ${id} exists`);
+        await page.goto(`${server.webUrl}index.html?next`);
+        await waitFor(`session ${id} to be destroyed after unload (${url})`, async () => !(await sessions()).includes(id), { timeout: 5000 });
+      }
+    } finally {
+      await browser.close();
+    }
+  });
+
   test('an unreachable Admin API is reported on the page', async () => {
     const browser = await startBrowser();
     try {
