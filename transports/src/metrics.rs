@@ -197,6 +197,11 @@ impl Observability {
                 ("portunus_rtp_in_bytes_total", "RTP payload bytes received from peers.", &m.rtp_in_bytes),
                 ("portunus_rtp_out_packets_total", "RTP packets sent to peers.", &m.rtp_out_packets),
                 ("portunus_rtp_out_bytes_total", "RTP payload bytes sent to peers.", &m.rtp_out_bytes),
+                (
+                    "portunus_rtp_out_dropped_total",
+                    "RTP packets dropped for a receiver whose queue was full.",
+                    &m.rtp_out_dropped,
+                ),
                 ("portunus_keyframe_requests_in_total", "PLI/FIR received from peers.", &m.keyframe_requests_in),
                 ("portunus_keyframe_requests_out_total", "PLI sent to peers.", &m.keyframe_requests_out),
                 ("portunus_remb_out_total", "REMB messages sent to peers.", &m.remb_out),

@@ -148,6 +148,8 @@ pub struct MediaCounters {
     pub rtp_out_packets: std::sync::atomic::AtomicU64,
     /// RTP payload bytes sent to peers.
     pub rtp_out_bytes: std::sync::atomic::AtomicU64,
+    /// RTP packets a fan-out dropped because the receiver's queue was full.
+    pub rtp_out_dropped: std::sync::atomic::AtomicU64,
     /// Keyframe requests (PLI/FIR) received from peers.
     pub keyframe_requests_in: std::sync::atomic::AtomicU64,
     /// Keyframe requests (PLI) sent to peers.

@@ -43,8 +43,6 @@ impl RtpWriter {
     /// Writes a packet; SSRC and payload type are set to this stream's. Header extensions of the
     /// source are dropped: their ids belong to the source's negotiation, not ours.
     pub async fn write(&self, pkt: RtpPacket) -> Result<(), WriteError> {
-        self.counters.rtp_out_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.counters.rtp_out_bytes.fetch_add(pkt.payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let header = rtp::Header {
             version: 2,
             marker: pkt.marker,
@@ -54,7 +52,27 @@ impl RtpWriter {
             ssrc: self.ssrc,
             ..Default::default()
         };
-        self.track.write_rtp(rtp::Packet { header, payload: pkt.payload }).await.map_err(|e| WriteError(e.to_string()))
+        let bytes = pkt.payload.len() as u64;
+        self.track
+            .write_rtp(rtp::Packet { header, payload: pkt.payload })
+            .await
+            .map_err(|e| WriteError(e.to_string()))?;
+        self.counters.rtp_out_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.counters.rtp_out_bytes.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes a packet if the stream can take it right now, else drops it: for fan-out, where
+    /// one slow receiver must not hold the packet back from every other one.
+    pub fn try_write(&self, pkt: RtpPacket) -> Result<(), WriteError> {
+        use futures_util::FutureExt;
+        match self.write(pkt).now_or_never() {
+            Some(r) => r,
+            None => {
+                self.counters.rtp_out_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(WriteError("the stream's queue is full; packet dropped".into()))
+            }
+        }
     }
 }
 

@@ -180,7 +180,7 @@ impl Feed {
         let pkt = RtpPacket { extensions: Vec::new(), ..pkt };
         let mut info = None;
         for s in subs.iter() {
-            s.forward(&pkt, self, simulcast, &mut info).await;
+            s.forward(&pkt, self, simulcast, &mut info);
         }
     }
 }
@@ -282,7 +282,7 @@ impl SubStream {
 
     /// Forwards `pkt` (of a simulcast layer, if any) when this subscriber should get it.
     /// `info` caches the payload inspection across the subscribers of one packet.
-    async fn forward(
+    fn forward(
         &self,
         pkt: &RtpPacket,
         feed: &Feed,
@@ -308,7 +308,8 @@ impl SubStream {
             }
         }
         let out = RtpPacket { sequence_number: seq, timestamp: ts, ..pkt.clone() };
-        let _ = writer.write(out).await;
+        // Never wait for one subscriber: a full queue costs that subscriber this packet only.
+        let _ = writer.try_write(out);
     }
 }
 
