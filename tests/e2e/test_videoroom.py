@@ -323,6 +323,31 @@ async def test_h264_publisher_reaches_subscribers_as_h264(server):
 
 
 @pytest.mark.asyncio
+async def test_join_then_configure_with_an_offer_publishes(server):
+    pub, sub = Publisher(), Subscriber()
+    async with client(server) as pj, client(server) as oj, client(server) as sj:
+        for j in (pj, oj, sj):
+            await j.attach(VR)
+        room = await create_room(pj)
+        await oj.message({"request": "join", "ptype": "publisher", "room": room})
+        await oj.next_event(is_event("videoroom", "joined"))
+        await pj.message({"request": "join", "ptype": "publisher", "room": room, "display": "late"})
+        feed = data_of(await pj.next_event(is_event("videoroom", "joined")))["id"]
+        await pub.pc.setLocalDescription(await pub.pc.createOffer())
+        jsep = {"type": "offer", "sdp": pub.pc.localDescription.sdp, "trickle": False}
+        await pj.message({"request": "configure", "audio": True, "video": True}, jsep)
+        ev = await pj.next_event(is_event("configured", "ok"))
+        assert ev["jsep"]["type"] == "answer"
+        await pub.pc.setRemoteDescription(RTCSessionDescription(sdp=ev["jsep"]["sdp"], type="answer"))
+        announced = data_of(await oj.next_event(is_event("publishers")))["publishers"]
+        assert [p["id"] for p in announced] == [feed]
+        await sub.subscribe(sj, room, feed)
+        await sub.frames("video", 10)
+    await pub.close()
+    await sub.close()
+
+
+@pytest.mark.asyncio
 async def test_talking_events_from_the_audio_level(server):
     pub = Publisher()
     async with client(server) as pj, client(server) as oj:

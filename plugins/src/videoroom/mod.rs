@@ -460,13 +460,14 @@ async fn run_request(
             let reply = match (name.as_str(), offer) {
                 ("publish", Some(offer)) => ask(role, RoomRequest::Publish { handle, offer, body }).await?,
                 ("publish", None) => return Err(VrError::new(INVALID_SDP, "Missing SDP offer")),
-                (_, Some(_)) => {
-                    // Renegotiation: same streams, answered again (receive-only).
-                    let mut r = ask(role, RoomRequest::ConfigurePublisher { handle, body }).await?;
+                (_, Some(offer)) => {
+                    // Publishing for the first time, or a renegotiation of the same streams:
+                    // answered receive-only either way.
+                    let mut r = ask(role, RoomRequest::ConfigurePublisher { handle, body, offer: Some(offer) }).await?;
                     r.answer = true;
                     r
                 }
-                (_, None) => ask(role, RoomRequest::ConfigurePublisher { handle, body }).await?,
+                (_, None) => ask(role, RoomRequest::ConfigurePublisher { handle, body, offer: None }).await?,
             };
             deliver(ctx, tx, reply);
         }

@@ -65,6 +65,8 @@ pub enum RoomRequest {
     ConfigurePublisher {
         handle: u64,
         body: Map<String, Value>,
+        /// An offer from a participant not publishing yet publishes (Janus compat).
+        offer: Option<SdpInfo>,
     },
     Unpublish {
         handle: u64,
@@ -567,7 +569,13 @@ impl Room {
                 self.notify_participants(Some(handle), &ev);
                 Ok(RoomReply::default())
             }
-            RoomRequest::ConfigurePublisher { handle, body } => self.configure_publisher(handle, &body),
+            RoomRequest::ConfigurePublisher { handle, body, offer } => {
+                let publishing = self.participant(handle)?.publication.is_some();
+                match offer {
+                    Some(offer) if !publishing => self.publish(handle, &offer, &body, ctx.address()),
+                    _ => self.configure_publisher(handle, &body),
+                }
+            }
             RoomRequest::Unpublish { handle } => {
                 self.participant(handle)?;
                 if !self.unpublish(handle) {
