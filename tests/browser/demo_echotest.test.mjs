@@ -6,55 +6,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 
 import { ARTIFACTS, CHROMIUM, startBrowser, startServer, waitFor } from './harness.mjs';
-
-/** Size, clock and a small luma picture of the remote <video>. */
-function sampleRemote(page) {
-  return page.evaluate(() => {
-    const v = document.getElementById('remote');
-    const out = { videoWidth: v.videoWidth, videoHeight: v.videoHeight, currentTime: v.currentTime, paused: v.paused };
-    if (!v.videoWidth) return out;
-    const w = 96;
-    const h = Math.max(1, Math.round((v.videoHeight / v.videoWidth) * w));
-    const c = document.createElement('canvas');
-    c.width = w;
-    c.height = h;
-    const ctx = c.getContext('2d', { willReadFrequently: true });
-    ctx.drawImage(v, 0, 0, w, h);
-    const px = ctx.getImageData(0, 0, w, h).data;
-    const luma = [];
-    for (let i = 0; i < px.length; i += 4) luma.push(Math.round(0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2]));
-    const mean = luma.reduce((a, b) => a + b, 0) / luma.length;
-    out.mean = mean;
-    out.stddev = Math.sqrt(luma.reduce((a, y) => a + (y - mean) * (y - mean), 0) / luma.length);
-    out.luma = luma;
-    return out;
-  });
-}
-
-function frameDiff(a, b) {
-  if (!a.luma || !b.luma || a.luma.length !== b.luma.length) return Infinity;
-  let d = 0;
-  for (let i = 0; i < a.luma.length; i++) d += Math.abs(a.luma[i] - b.luma[i]);
-  return d / a.luma.length;
-}
-
-const demoState = (page) => page.evaluate(() => window.demoState);
-const errorBox = (page) => page.evaluate(() => {
-  const el = document.getElementById('error');
-  return el.classList.contains('shown') ? el.textContent : '';
-});
-
-async function deadPort() {
-  const s = http.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
+import { deadPort, demoState, errorBox, frameDiff, sampleRemote } from './demo_helpers.mjs';
 
 describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () => {
   let server;
@@ -369,106 +324,6 @@ describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () =>
 // The VideoRoom demo page (static/videoroom.html), kept in this file for now (it belongs in its own
 // demo_videoroom.test.mjs): two participants in room 1234, one over WebSocket and one over HTTP,
 // each sees the other's moving video with the other's name; when one leaves, the other's tile goes.
-describe('VideoRoom demo page (static/videoroom.html)', { timeout: 180000 }, () => {
-  let server;
-
-  before(async () => {
-    server = await startServer();
-  });
-
-  after(async () => {
-    if (server) await server.stop();
-  });
-
-  /** The first remote tile: its caption and video state. */
-  const remoteTile = (page) => page.evaluate(() => {
-    const fig = document.querySelector('figure[data-feed]');
-    if (!fig) return null;
-    const v = fig.querySelector('video');
-    return { name: fig.querySelector('figcaption span').textContent, w: v.videoWidth, t: v.currentTime };
-  });
-
-  test('two participants see each other (ws and http)', { timeout: 120000 }, async () => {
-    const browser = await startBrowser();
-    const alice = browser.page;
-    const bob = await alice.context().newPage();
-    try {
-      await alice.goto(`${server.webUrl}videoroom.html?server=${encodeURIComponent(server.wsUrl)}&name=alice`);
-      await bob.goto(`${server.webUrl}videoroom.html?server=${encodeURIComponent(server.httpUrl)}&name=bob`);
-      await alice.click('#join');
-      await waitFor('alice publishing', async () => /publishing/.test(await alice.textContent('#mystate')), { timeout: 20000 });
-      await bob.click('#join');
-      for (const [page, other] of [[alice, 'bob'], [bob, 'alice']]) {
-        const first = await waitFor(`${other}'s video`, async () => {
-          const st = await page.evaluate(() => window.demoState);
-          if (st.errors.length) throw new Error(`page errors: ${st.errors.join(' | ')}`);
-          const tile = await remoteTile(page);
-          return tile && tile.w > 0 ? tile : null;
-        }, { timeout: 30000 });
-        assert.equal(first.name, other);
-        await waitFor(`${other}'s video to play`, async () => (await remoteTile(page)).t > first.t + 0.5, { timeout: 10000 });
-      }
-      fs.mkdirSync(ARTIFACTS, { recursive: true });
-      await alice.screenshot({ path: path.join(ARTIFACTS, 'demo-videoroom-alice.png') });
-      await bob.click('#leave');
-      await waitFor('bob\'s tile to leave alice\'s page', async () => (await remoteTile(alice)) === null, { timeout: 10000 });
-      assert.deepEqual((await alice.evaluate(() => window.demoState)).errors, []);
-      await alice.click('#leave');
-    } finally {
-      await browser.close();
-    }
-  });
-});
-
-// The TextRoom demo page (static/textroom.html), kept here for now too: a message typed in one
-// page (WebSocket) appears in the other (HTTP long-poll), with the sender's name.
-describe('TextRoom demo page (static/textroom.html)', { timeout: 120000 }, () => {
-  let server;
-
-  before(async () => {
-    server = await startServer();
-  });
-
-  after(async () => {
-    if (server) await server.stop();
-  });
-
-  test('a chat message appears in the other page (ws and http)', { timeout: 90000 }, async () => {
-    const browser = await startBrowser();
-    const carol = browser.page;
-    const dave = await carol.context().newPage();
-    const joined = (page) => waitFor('the page to join', async () => {
-      const st = await page.evaluate(() => window.demoState);
-      if (st.errors.length) throw new Error(`page errors: ${st.errors.join(' | ')}`);
-      return st.phase === 'joined';
-    }, { timeout: 20000 });
-    try {
-      await carol.goto(`${server.webUrl}textroom.html?server=${encodeURIComponent(server.wsUrl)}&name=carol`);
-      await dave.goto(`${server.webUrl}textroom.html?server=${encodeURIComponent(server.httpUrl)}&name=dave`);
-      await carol.click('#join');
-      await joined(carol);
-      await dave.click('#join');
-      await joined(dave);
-      await waitFor('carol to see dave join', async () => (await carol.textContent('#chat')).includes('dave joined.'), { timeout: 10000 });
-      await carol.fill('#say', 'hello from carol');
-      await carol.press('#say', 'Enter');
-      await waitFor('the message in dave\'s page', async () => (await dave.textContent('#chat')).includes('carol:hello from carol'), { timeout: 10000 });
-      await dave.fill('#say', 'hi carol');
-      await dave.click('#send');
-      await waitFor('the reply in carol\'s page', async () => (await carol.textContent('#chat')).includes('dave:hi carol'), { timeout: 10000 });
-      fs.mkdirSync(ARTIFACTS, { recursive: true });
-      await carol.screenshot({ path: path.join(ARTIFACTS, 'demo-textroom-carol.png') });
-      await dave.click('#leave');
-      await waitFor('carol to see dave leave', async () => (await carol.textContent('#chat')).includes('dave left.'), { timeout: 10000 });
-      assert.deepEqual((await carol.evaluate(() => window.demoState)).errors, []);
-      const daveLines = (await dave.evaluate(() => window.demoState)).lines;
-      assert.equal(daveLines.filter((l) => l === 'carol: hello from carol').length, 1, `each message once: ${daveLines}`);
-    } finally {
-      await browser.close();
-    }
-  });
-});
-
 // The Admin page (static/admin.html), kept here for now as well: while the EchoTest demo runs in
 // one page, the Admin page lists its handle with the EchoTest plugin and a PeerConnection up,
 // and shows its live handle_info.
@@ -549,53 +404,3 @@ describe('Admin page (static/admin.html)', { timeout: 120000 }, () => {
 
 // The VideoCall demo page (static/videocall.html), kept here for now as well: erin (WebSocket)
 // calls frank (HTTP long-poll); he answers; each sees the other's moving video; he hangs up.
-describe('VideoCall demo page (static/videocall.html)', { timeout: 120000 }, () => {
-  let server;
-
-  before(async () => {
-    server = await startServer();
-  });
-
-  after(async () => {
-    if (server) await server.stop();
-  });
-
-  const phase = async (page) => {
-    const st = await page.evaluate(() => window.demoState);
-    if (st.errors.length) throw new Error(`page errors: ${st.errors.join(' | ')}`);
-    return st.phase;
-  };
-  const remote = (page) => page.evaluate(() => {
-    const v = document.getElementById('remote');
-    return { w: v.videoWidth, t: v.currentTime };
-  });
-
-  test('a call connected both ways (ws calls http)', { timeout: 90000 }, async () => {
-    const browser = await startBrowser();
-    const erin = browser.page;
-    const frank = await erin.context().newPage();
-    try {
-      await erin.goto(`${server.webUrl}videocall.html?server=${encodeURIComponent(server.wsUrl)}&name=erin&peer=frank`);
-      await frank.goto(`${server.webUrl}videocall.html?server=${encodeURIComponent(server.httpUrl)}&name=frank`);
-      await erin.click('#register');
-      await frank.click('#register');
-      for (const p of [erin, frank]) await waitFor('registration', async () => (await phase(p)) === 'registered', { timeout: 15000 });
-      await erin.click('#call');
-      await waitFor('frank\'s phone to ring', async () => (await phase(frank)) === 'ringing', { timeout: 15000 });
-      assert.equal(await frank.textContent('#peername'), 'erin');
-      await frank.click('#answer');
-      for (const [p, who] of [[erin, 'erin'], [frank, 'frank']]) {
-        await waitFor(`${who} in the call`, async () => (await phase(p)) === 'incall', { timeout: 15000 });
-        const first = await waitFor(`${who} sees video`, async () => { const r = await remote(p); return r.w > 0 ? r : null; }, { timeout: 20000 });
-        await waitFor(`${who}'s video to play`, async () => (await remote(p)).t > first.t + 0.5, { timeout: 10000 });
-      }
-      fs.mkdirSync(ARTIFACTS, { recursive: true });
-      await erin.screenshot({ path: path.join(ARTIFACTS, 'demo-videocall-erin.png') });
-      await frank.click('#hangup');
-      for (const p of [erin, frank]) await waitFor('the call to end', async () => (await phase(p)) === 'registered', { timeout: 10000 });
-    } finally {
-      await browser.close();
-    }
-  });
-});
-
