@@ -295,6 +295,10 @@ pub(crate) fn codec_table() -> Vec<(RtpCodecKind, RTCRtpCodecParameters)> {
         ),
         (RtpCodecKind::Audio, codec("audio/PCMU", 8000, 1, "", vec![], 0)),
         (RtpCodecKind::Audio, codec("audio/PCMA", 8000, 1, "", vec![], 8)),
+        // DTMF (RFC 4733) next to the audio codec, so browsers can `insertDTMF`; the events are
+        // taken off the audio stream before plugins see it.
+        (RtpCodecKind::Audio, codec("audio/telephone-event", 48000, 1, "0-16", vec![], 110)),
+        (RtpCodecKind::Audio, codec("audio/telephone-event", 8000, 1, "0-16", vec![], 126)),
         (RtpCodecKind::Video, codec("video/VP8", 90000, 0, "", video_fb.clone(), 96)),
         (RtpCodecKind::Video, codec("video/H264", 90000, 0, h264, video_fb.clone(), 102)),
         (RtpCodecKind::Video, codec("video/VP9", 90000, 0, "profile-id=0", video_fb, 98)),

@@ -296,6 +296,7 @@ async fn read_track(
     };
     let mut mid = String::new();
     let mut rids: Vec<(u32, Arc<str>)> = Vec::new();
+    let mut audio_pt: Option<u8> = None;
     let mut receiving = false;
     loop {
         let no_media = Duration::from_secs(no_media_secs.load(std::sync::atomic::Ordering::Relaxed));
@@ -329,6 +330,14 @@ async fn read_track(
                 }
             }
             Some(TrackRemoteEvent::OnRtpPacket(pkt)) => {
+                // Audio carries one codec plus, now and then, DTMF events (RFC 4733) with their own
+                // payload type: plugins relay the codec, so the events stop here.
+                if kind == MediaKind::Audio {
+                    let pt = pkt.header.payload_type;
+                    if *audio_pt.get_or_insert(pt) != pt {
+                        continue;
+                    }
+                }
                 io.counters.rtp_in_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 io.counters.rtp_in_bytes.fetch_add(pkt.payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 if !receiving {
