@@ -1,7 +1,7 @@
 // Simulcast in headless Chromium: the page sends three layers (1280x720, 640x360, 320x180) through
-// a VideoRoom (publisher and subscriber) or a VideoCall (alice calls bob) and receives them; asking
-// for a substream changes the picture size the receiver's <video> shows. Run with
-// `node --test tests/browser/`.
+// a VideoRoom (publisher and subscriber), a VideoCall (alice calls bob) or the EchoTest, and
+// receives them; asking for a substream changes the picture size the receiver's <video> shows.
+// Run with `node --test tests/browser/`.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,7 +28,7 @@ describe('Simulcast in headless Chromium', { timeout: 180000 }, () => {
     if (server) await server.stop();
   });
 
-  for (const plugin of ['videoroom', 'videocall']) test(`the receiver switches between simulcast layers (${plugin})`, { timeout: 150000 }, async () => {
+  for (const plugin of ['videoroom', 'videocall', 'echotest']) test(`the receiver switches between simulcast layers (${plugin})`, { timeout: 150000 }, async () => {
     const browser = await startBrowser();
     const { page } = browser;
     let ok = false;

@@ -10,17 +10,20 @@
 
 pub mod api;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use portunus_actors::api::{Jsep, SdpType};
-use portunus_actors::media::{Feedback, MediaKind, MediaPort, MediaSink, RtpPacket};
+use portunus_actors::media::{sdp, Feedback, MediaKind, MediaPort, MediaSink, RtpPacket};
 use portunus_actors::plugin::{
     DataMessage, Plugin, PluginCtx, PluginDescriptor, PluginError, PluginMessage, PluginReply, PluginSession,
 };
 use serde_json::{json, Value};
 
 use api::{Configure, ERROR_INVALID_ELEMENT};
+
+use crate::simulcast::{Layers, Selector, Verdict};
 
 const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     package: "janus.plugin.echotest",
@@ -44,7 +47,7 @@ impl Plugin for EchoTest {
     }
 
     fn create_session(&self, ctx: PluginCtx) -> Result<Box<dyn PluginSession>, PluginError> {
-        let echo = Arc::new(Echo::default());
+        let echo = Arc::new(Echo::new(ctx.clone()));
         ctx.media().set_sink(echo.clone());
         Ok(Box::new(EchoSession { ctx, state: EchoState::default(), echo }))
     }
@@ -77,11 +80,39 @@ struct EchoSession {
 struct Echo {
     audio: AtomicBool,
     video: AtomicBool,
+    /// The sender's simulcast video by mid (from its offer's rids), with the codec.
+    simulcast: RwLock<HashMap<String, (Arc<Layers>, String)>>,
+    /// Which layer is echoed back (`substream`/`temporal`/`fallback`).
+    selector: Selector,
+    /// Tells the client the echoed layer changed.
+    ctx: PluginCtx,
+    last_pli: AtomicU64,
 }
 
-impl Default for Echo {
-    fn default() -> Self {
-        Echo { audio: AtomicBool::new(true), video: AtomicBool::new(true) }
+impl Echo {
+    fn new(ctx: PluginCtx) -> Self {
+        Echo {
+            audio: AtomicBool::new(true),
+            video: AtomicBool::new(true),
+            simulcast: RwLock::default(),
+            selector: Selector::default(),
+            ctx,
+            last_pli: AtomicU64::new(0),
+        }
+    }
+
+    /// Keyframe requests while waiting for a layer: at most two a second.
+    fn ask_keyframe(&self, port: &MediaPort, mid: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let last = self.last_pli.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 500
+            && self.last_pli.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            port.request_keyframe(mid);
+        }
     }
 }
 
@@ -96,8 +127,30 @@ impl MediaSink for Echo {
         if !on {
             return;
         }
-        if let Some(writer) = port.writer(mid) {
+        let Some(writer) = port.writer(mid) else { return };
+        let simulcast = if pkt.rid.is_some() {
+            self.simulcast.read().unwrap_or_else(|e| e.into_inner()).get(mid).cloned()
+        } else {
+            None
+        };
+        let Some((layers, codec)) = simulcast else {
             let _ = writer.write(pkt).await;
+            return;
+        };
+        // Simulcast: one layer is echoed, the one `substream` asks for.
+        let Some(layer) = layers.observe(&pkt) else { return };
+        let mut notices = Vec::new();
+        match self.selector.decide(&pkt, kind, &codec, Some((&layers, layer)), &mut None, &mut notices) {
+            Verdict::Forward(seq, ts) => {
+                for (what, n) in notices {
+                    let mut ev = json!({"echotest": "event", "videocodec": codec});
+                    ev[what] = json!(n);
+                    let _ = self.ctx.push_event(None, ev, None);
+                }
+                let _ = writer.write(RtpPacket { sequence_number: seq, timestamp: ts, ..pkt }).await;
+            }
+            Verdict::NeedKeyframe => self.ask_keyframe(port, mid),
+            Verdict::Drop => {}
         }
     }
 
@@ -144,11 +197,31 @@ impl EchoSession {
                 self.ctx.media().send_remb(v);
             }
         }
-        if req.substream.is_some() {
-            s.substream = req.substream;
+        if let Some(n) = req.substream {
+            s.substream = Some(n);
+            self.echo.selector.substream.store(n.min(2) as u8, Ordering::Relaxed);
         }
-        if req.temporal.is_some() {
-            s.temporal = req.temporal;
+        if let Some(n) = req.temporal {
+            s.temporal = Some(n);
+            self.echo.selector.temporal.store(n.min(2) as u8, Ordering::Relaxed);
+        }
+        if let Some(us) = req.fallback {
+            self.echo.selector.fallback_ms.store(us / 1000, Ordering::Relaxed);
+        }
+        // The sender's simulcast layers, from its offer.
+        if let Some(info) = msg.jsep.as_ref().filter(|j| j.kind == SdpType::Offer).and_then(|j| sdp::parse(&j.sdp).ok())
+        {
+            let layers = info
+                .sections
+                .iter()
+                .filter(|sec| sec.kind == MediaKind::Video)
+                .filter_map(|sec| {
+                    let layers = Layers::from_rids(&sec.rids)?;
+                    let codec = sec.codecs.first()?.name.clone();
+                    Some((sec.mid.clone().unwrap_or_else(|| sec.mindex.to_string()), (Arc::new(layers), codec)))
+                })
+                .collect();
+            *self.echo.simulcast.write().unwrap_or_else(|e| e.into_inner()) = layers;
         }
         json!({"echotest": "event", "result": "ok"})
     }
