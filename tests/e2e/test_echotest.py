@@ -322,17 +322,16 @@ async def test_slowlink_when_the_peer_loses_packets():
         async with client(server, "ws") as j:
             await negotiate(j, peer)
             await j.next_event(lambda e: e.get("janus") == "webrtcup")
-            # A lossy path from the peer: every fourth RTP packet (audio and video share the bundled
-            # transport) never leaves; RTCP goes through.
+            # A lossy path from the peer: every RTP packet (audio and video share the bundled
+            # transport) whose sequence number is a multiple of 4 never leaves, retransmissions
+            # included, so the loss is not repaired by NACKs; RTCP goes through.
             sender = next(t.sender for t in peer.pc.getTransceivers() if t.kind == "video")
             transport = sender.transport
             real_send = transport._send_rtp
-            count = {"n": 0}
 
             async def lossy(data):
                 is_rtcp = len(data) > 1 and 192 <= data[1] <= 223
-                count["n"] += 1
-                if is_rtcp or count["n"] % 4:
+                if is_rtcp or int.from_bytes(data[2:4], "big") % 4:
                     await real_send(data)
 
             transport._send_rtp = lossy
