@@ -17,6 +17,26 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// Keyframe requests to one sender are at most this frequent (ms): a burst of receivers joining
+/// or switching layers costs the sender one keyframe, not one each.
+const KEYFRAME_INTERVAL_MS: u64 = 500;
+
+/// Rate limit for keyframe requests (PLI) to one sender, safe to share across threads.
+#[derive(Debug, Default)]
+pub struct KeyframeThrottle {
+    last: AtomicU64,
+}
+
+impl KeyframeThrottle {
+    /// Whether a request may go now (and, if so, it counts as sent).
+    pub fn allow(&self) -> bool {
+        let now = now_ms();
+        let last = self.last.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= KEYFRAME_INTERVAL_MS
+            && self.last.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+}
+
 /// A simulcast source: its layers by rid, lowest quality first (index = Janus `substream`).
 pub struct Layers {
     rids: Vec<Arc<str>>,
@@ -274,6 +294,13 @@ mod tests {
             Verdict::Forward(14, _)
         ));
         assert_eq!(notices, vec![("substream", 0)]);
+    }
+
+    #[test]
+    fn keyframe_requests_are_throttled() {
+        let t = KeyframeThrottle::default();
+        assert!(t.allow());
+        assert!(!t.allow(), "a second request right away is held back");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 pub mod api;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use portunus_actors::api::{Jsep, SdpType};
@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use api::{Configure, ERROR_INVALID_ELEMENT};
 
-use crate::simulcast::{Layers, Selector, Verdict};
+use crate::simulcast::{KeyframeThrottle, Layers, Selector, Verdict};
 
 const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     package: "janus.plugin.echotest",
@@ -86,7 +86,7 @@ struct Echo {
     selector: Selector,
     /// Tells the client the echoed layer changed.
     ctx: PluginCtx,
-    last_pli: AtomicU64,
+    keyframes: KeyframeThrottle,
 }
 
 impl Echo {
@@ -97,20 +97,13 @@ impl Echo {
             simulcast: RwLock::default(),
             selector: Selector::default(),
             ctx,
-            last_pli: AtomicU64::new(0),
+            keyframes: KeyframeThrottle::default(),
         }
     }
 
     /// Keyframe requests while waiting for a layer: at most two a second.
     fn ask_keyframe(&self, port: &MediaPort, mid: &str) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let last = self.last_pli.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= 500
-            && self.last_pli.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-        {
+        if self.keyframes.allow() {
             port.request_keyframe(mid);
         }
     }

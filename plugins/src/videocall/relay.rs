@@ -13,7 +13,7 @@ use bytes::Bytes;
 use portunus_actors::media::sdp::{Direction, SdpInfo};
 use portunus_actors::media::{Feedback, MediaKind, MediaPort, MediaSink, OfferSpec, OfferTrack, RtpPacket};
 
-use crate::simulcast::{Layers, Selector, Verdict};
+use crate::simulcast::{KeyframeThrottle, Layers, Selector, Verdict};
 
 /// Codecs we relay, in preference order (the core sends with the first one offered).
 const AUDIO_CODECS: &[&str] = &["opus", "pcmu", "pcma"];
@@ -152,9 +152,6 @@ struct Link {
 /// Reports a change of received layer: `(videocodec, "substream" | "temporal", n)`.
 pub type LayerNotice = Box<dyn Fn(&str, &'static str, usize) + Send + Sync>;
 
-/// Keyframe requests to our own sender while a receiver waits for a layer, at most this often.
-const PLI_INTERVAL_MS: u64 = 500;
-
 /// One side of a call: its forwarding switches and its link to the other side. Installed as the
 /// handle's media sink for the handle's whole life.
 pub struct Leg {
@@ -169,7 +166,7 @@ pub struct Leg {
     pub receive: Selector,
     /// Tells this side its received layer changed: `(videocodec, "substream" | "temporal", n)`.
     notice: OnceLock<LayerNotice>,
-    last_pli: AtomicU64,
+    keyframes: KeyframeThrottle,
 }
 
 impl Default for Leg {
@@ -182,7 +179,7 @@ impl Default for Leg {
             send_layers: RwLock::default(),
             receive: Selector::default(),
             notice: OnceLock::new(),
-            last_pli: AtomicU64::new(0),
+            keyframes: KeyframeThrottle::default(),
         }
     }
 }
@@ -214,14 +211,7 @@ impl Leg {
     }
 
     fn ask_keyframe(&self, port: &MediaPort, mid: &str) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let last = self.last_pli.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= PLI_INTERVAL_MS
-            && self.last_pli.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-        {
+        if self.keyframes.allow() {
             port.request_keyframe(mid);
         }
     }

@@ -9,20 +9,11 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use portunus_actors::media::codec::VideoFrameInfo;
 use portunus_actors::media::{Feedback, MediaKind, MediaPort, MediaSink, RtpPacket, RtpWriter};
 
-use crate::simulcast::{Layers, Selector, Verdict};
-
-/// Keyframe requests to one publisher stream are at most this frequent (ms): a burst of joining
-/// subscribers costs the publisher one keyframe, not one each.
-const PLI_INTERVAL_MS: u64 = 500;
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+use crate::simulcast::{KeyframeThrottle, Layers, Selector, Verdict};
 
 /// A copy-on-write list: readers clone the `Arc`, writers swap in an edited copy.
 struct SwapList<T> {
@@ -61,7 +52,7 @@ pub struct Feed {
     pub moderated: AtomicBool,
     /// The publisher asked not to send this stream (`configure` with `send:false`).
     pub paused: AtomicBool,
-    last_pli: AtomicU64,
+    keyframes: KeyframeThrottle,
     /// Packets received from the publisher.
     pub packets: AtomicU64,
     talk: Option<TalkDetector>,
@@ -85,7 +76,7 @@ impl Feed {
             forwarders: SwapList::default(),
             moderated: AtomicBool::new(false),
             paused: AtomicBool::new(false),
-            last_pli: AtomicU64::new(0),
+            keyframes: KeyframeThrottle::default(),
             packets: AtomicU64::new(0),
         }
     }
@@ -138,17 +129,9 @@ impl Feed {
         self.forwarders.snapshot()
     }
 
-    /// Asks the publisher for a keyframe, at most once per [`PLI_INTERVAL_MS`].
+    /// Asks the publisher for a keyframe (throttled: see [`KeyframeThrottle`]).
     pub fn request_keyframe(&self) {
-        if self.kind != MediaKind::Video {
-            return;
-        }
-        let now = now_ms();
-        let last = self.last_pli.load(Ordering::Relaxed);
-        if now.saturating_sub(last) < PLI_INTERVAL_MS {
-            return;
-        }
-        if self.last_pli.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        if self.kind == MediaKind::Video && self.keyframes.allow() {
             self.publisher.request_keyframe(&self.mid);
         }
     }
