@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::collections::HashMap;
+
 use portunus_actors::media::codec::{inspect_video, VideoFrameInfo};
+use portunus_actors::media::sdp::SdpInfo;
 use portunus_actors::media::{MediaKind, RtpPacket};
 
 fn now_ms() -> u64 {
@@ -79,6 +82,26 @@ impl Layers {
     fn alive(&self, layer: usize, within_ms: u64) -> bool {
         self.seen.get(layer).is_some_and(|t| now_ms().saturating_sub(t.load(Ordering::Relaxed)) <= within_ms)
     }
+}
+
+/// Video codecs whose keyframes we can find, in the engine's preference order.
+const VIDEO_CODECS: &[&str] = &["vp8", "h264", "vp9"];
+
+/// A sender's simulcast video m-line: its layers and the codec they carry.
+pub type SimulcastStream = (Arc<Layers>, String);
+
+/// The simulcast video m-lines of a sender's offer, by mid.
+pub fn simulcast_streams(offer: &SdpInfo) -> HashMap<String, SimulcastStream> {
+    offer
+        .sections
+        .iter()
+        .filter(|s| s.kind == MediaKind::Video)
+        .filter_map(|s| {
+            let layers = Layers::from_rids(&s.rids)?;
+            let codec = s.codecs.iter().find(|c| VIDEO_CODECS.contains(&c.name.as_str()))?.name.clone();
+            Some((s.mid.clone().unwrap_or_else(|| s.mindex.to_string()), (Arc::new(layers), codec)))
+        })
+        .collect()
 }
 
 /// What became of a packet.

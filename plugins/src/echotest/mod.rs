@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use api::{Configure, ERROR_INVALID_ELEMENT};
 
-use crate::simulcast::{KeyframeThrottle, Layers, Selector, Verdict};
+use crate::simulcast::{simulcast_streams, KeyframeThrottle, Selector, SimulcastStream, Verdict};
 
 const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     package: "janus.plugin.echotest",
@@ -81,7 +81,7 @@ struct Echo {
     audio: AtomicBool,
     video: AtomicBool,
     /// The sender's simulcast video by mid (from its offer's rids), with the codec.
-    simulcast: RwLock<HashMap<String, (Arc<Layers>, String)>>,
+    simulcast: RwLock<HashMap<String, SimulcastStream>>,
     /// Which layer is echoed back (`substream`/`temporal`/`fallback`).
     selector: Selector,
     /// Tells the client the echoed layer changed.
@@ -204,17 +204,7 @@ impl EchoSession {
         // The sender's simulcast layers, from its offer.
         if let Some(info) = msg.jsep.as_ref().filter(|j| j.kind == SdpType::Offer).and_then(|j| sdp::parse(&j.sdp).ok())
         {
-            let layers = info
-                .sections
-                .iter()
-                .filter(|sec| sec.kind == MediaKind::Video)
-                .filter_map(|sec| {
-                    let layers = Layers::from_rids(&sec.rids)?;
-                    let codec = sec.codecs.first()?.name.clone();
-                    Some((sec.mid.clone().unwrap_or_else(|| sec.mindex.to_string()), (Arc::new(layers), codec)))
-                })
-                .collect();
-            *self.echo.simulcast.write().unwrap_or_else(|e| e.into_inner()) = layers;
+            *self.echo.simulcast.write().unwrap_or_else(|e| e.into_inner()) = simulcast_streams(&info);
         }
         json!({"echotest": "event", "result": "ok"})
     }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use portunus_actors::media::sdp::{Direction, SdpInfo};
 use portunus_actors::media::{Feedback, MediaKind, MediaPort, MediaSink, OfferSpec, OfferTrack, RtpPacket};
 
-use crate::simulcast::{KeyframeThrottle, Layers, Selector, Verdict};
+use crate::simulcast::{simulcast_streams, KeyframeThrottle, Selector, SimulcastStream, Verdict};
 
 /// Codecs we relay, in preference order (the core sends with the first one offered).
 const AUDIO_CODECS: &[&str] = &["opus", "pcmu", "pcma"];
@@ -161,7 +161,7 @@ pub struct Leg {
     bitrate: AtomicU64,
     link: RwLock<Option<Link>>,
     /// Simulcast layers of the video we send, by our mid (from our offer's rids).
-    send_layers: RwLock<HashMap<String, (Arc<Layers>, String)>>,
+    send_layers: RwLock<HashMap<String, SimulcastStream>>,
     /// Which of the peer's simulcast layers we receive (`set` substream/temporal/fallback).
     pub receive: Selector,
     /// Tells this side its received layer changed: `(videocodec, "substream" | "temporal", n)`.
@@ -197,17 +197,7 @@ impl Leg {
 
     /// Our offer: which of our video m-lines are simulcast, with which layers and codec.
     pub fn set_send_layers(&self, offer: &SdpInfo) {
-        let layers = offer
-            .sections
-            .iter()
-            .filter(|s| s.kind == MediaKind::Video)
-            .filter_map(|s| {
-                let layers = Layers::from_rids(&s.rids)?;
-                let codec = s.codecs.iter().find(|c| VIDEO_CODECS.contains(&c.name.as_str()))?.name.clone();
-                Some((s.mid.clone().unwrap_or_else(|| s.mindex.to_string()), (Arc::new(layers), codec)))
-            })
-            .collect();
-        *self.send_layers.write().unwrap_or_else(|e| e.into_inner()) = layers;
+        *self.send_layers.write().unwrap_or_else(|e| e.into_inner()) = simulcast_streams(offer);
     }
 
     fn ask_keyframe(&self, port: &MediaPort, mid: &str) {
