@@ -4,6 +4,7 @@
 pub mod echotest;
 #[cfg(feature = "fault-injection")]
 pub mod faulty;
+pub mod rooms_file;
 pub mod simulcast;
 pub mod textroom;
 pub mod videocall;

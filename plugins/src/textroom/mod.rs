@@ -108,15 +108,10 @@ impl State {
             tracing::warn!("TextRoom: permanent room requested but no rooms_file is configured");
             return false;
         };
-        let text = match serde_json::to_vec_pretty(&self.rooms.permanent_blocks()) {
-            Ok(t) => t,
-            Err(_) => return false,
-        };
-        let tmp = file.with_extension("tmp");
-        match std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, file)) {
+        match crate::rooms_file::save(file, &self.rooms.permanent_blocks()) {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!(file = %file.display(), error = %e, "TextRoom: rooms file not written");
+                tracing::warn!(error = %e, "TextRoom: rooms file not written");
                 false
             }
         }
@@ -171,12 +166,7 @@ impl Plugin for TextRoom {
         }
         st.rooms_file = cfg.settings.rooms_file.map(std::path::PathBuf::from);
         if let Some(file) = &st.rooms_file {
-            let saved: Map<String, Value> = match std::fs::read(file) {
-                Ok(bytes) => serde_json::from_slice(&bytes)
-                    .map_err(|e| PluginError { code: 499, reason: format!("{}: {e}", file.display()) })?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
-                Err(e) => return Err(PluginError { code: 499, reason: format!("{}: {e}", file.display()) }),
-            };
+            let saved = crate::rooms_file::load(file).map_err(|reason| PluginError { code: 499, reason })?;
             let string_ids = st.rooms.string_ids;
             for (id, settings) in Config::saved_rooms(&saved, string_ids) {
                 st.rooms.add_permanent(id, settings);

@@ -61,11 +61,7 @@ impl Registry {
         let Some(file) = self.rooms_file.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
             return Ok(Map::new());
         };
-        match std::fs::read(&file) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| SaveError(format!("{}: {e}", file.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Map::new()),
-            Err(e) => Err(SaveError(format!("{}: {e}", file.display()))),
-        }
+        crate::rooms_file::load(&file).map_err(SaveError)
     }
 
     /// Marks room `id` permanent or not and rewrites the rooms file (Janus's `permanent`).
@@ -87,12 +83,7 @@ impl Registry {
                 })
                 .collect()
         };
-        let text = serde_json::to_vec_pretty(&blocks).map_err(|e| SaveError(e.to_string()))?;
-        // Write then rename: a crash never leaves half a file.
-        let tmp = file.with_extension("tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, &file))
-            .map_err(|e| SaveError(format!("{}: {e}", file.display())))
+        crate::rooms_file::save(&file, &blocks).map_err(SaveError)
     }
 
     /// A free random room id.
