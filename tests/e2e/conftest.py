@@ -33,7 +33,7 @@ def _binary():
 class Server:
     """A running Portunus with every listener on an ephemeral loopback port."""
 
-    def __init__(self, extra_env=None, extra_args=None):
+    def __init__(self, extra_env=None, extra_args=None, binary=None):
         env = dict(os.environ)
         env.update({
             "PORTUNUS__HTTP__IP": "127.0.0.1",
@@ -42,7 +42,7 @@ class Server:
             "PORTUNUS__GENERAL__DEBUG_LEVEL": os.environ.get("PORTUNUS_E2E_LOG_LEVEL", "3"),
         })
         env.update(extra_env or {})
-        args = [_binary(), "--http-port", "0", "--ws-port", "0", "--admin-http-port", "0", "--admin-ws-port", "0",
+        args = [binary or _binary(), "--http-port", "0", "--ws-port", "0", "--admin-http-port", "0", "--admin-ws-port", "0",
                 "--web-port", "0"]
         args += extra_args or []
         self.log_path = os.path.join(ROOT, "target", "test-logs", f"e2e-server-{os.getpid()}-{time.time_ns()}.log")
@@ -93,5 +93,17 @@ class Server:
 @pytest.fixture(scope="module")
 def server():
     s = Server()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def fault_server():
+    """A server built with the `fault-injection` feature (test plugin, room faults), given by
+    PORTUNUS_TEST_PLUGIN_BIN (tests/run.sh points it at the debug build); skipped without one."""
+    binary = os.environ.get("PORTUNUS_TEST_PLUGIN_BIN")
+    if not binary or not os.path.exists(binary):
+        pytest.skip("PORTUNUS_TEST_PLUGIN_BIN not set (needs a build with --features fault-injection)")
+    s = Server(binary=binary)
     yield s
     s.stop()

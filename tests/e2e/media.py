@@ -96,3 +96,15 @@ class Counter:
 
     def stop(self):
         self.task.cancel()
+
+
+async def wait_frames(counters, kind, n, timeout=20.0):
+    """Waits until the remote track of `kind` shows up in `counters` (kind -> Counter, filled by a
+    PeerConnection's track handler) and `n` of its frames were decoded; returns its Counter."""
+    deadline = time.time() + timeout
+    while kind not in counters:
+        if time.time() > deadline:
+            raise TimeoutError(f"no remote {kind} track after {timeout}s")
+        await asyncio.sleep(0.1)
+    await counters[kind].wait_for(n, timeout)
+    return counters[kind]

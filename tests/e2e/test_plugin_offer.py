@@ -3,39 +3,18 @@ back. Uses the test plugin (built with the `fault-injection` feature), so it run
 binary given by PORTUNUS_TEST_PLUGIN_BIN (tests/run.sh points it at the debug build)."""
 
 import asyncio
-import os
 import time
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from conftest import Server
 from janus_client import WsJanus
 from media import Counter, Pattern, Tone
 
-BIN = os.environ.get("PORTUNUS_TEST_PLUGIN_BIN")
-
-
-@pytest.fixture(scope="module")
-def test_server():
-    if not BIN or not os.path.exists(BIN):
-        pytest.skip("PORTUNUS_TEST_PLUGIN_BIN not set (needs a build with --features fault-injection)")
-    old = os.environ.get("PORTUNUS_BIN")
-    os.environ["PORTUNUS_BIN"] = BIN
-    try:
-        s = Server()
-    finally:
-        if old is None:
-            os.environ.pop("PORTUNUS_BIN", None)
-        else:
-            os.environ["PORTUNUS_BIN"] = old
-    yield s
-    s.stop()
-
 
 @pytest.mark.asyncio
-async def test_plugin_offer_answered_by_peer(test_server):
-    async with WsJanus(test_server.ws_url) as j:
+async def test_plugin_offer_answered_by_peer(fault_server):
+    async with WsJanus(fault_server.ws_url) as j:
         await j.attach("portunus.plugin.faulty")
         r = await j.message({"offer": {"audio": True, "video": True, "data": True}})
         assert r["janus"] == "ack", r
@@ -88,8 +67,8 @@ async def test_plugin_offer_answered_by_peer(test_server):
 
 
 @pytest.mark.asyncio
-async def test_answer_without_offer_is_refused(test_server):
-    async with WsJanus(test_server.ws_url) as j:
+async def test_answer_without_offer_is_refused(fault_server):
+    async with WsJanus(fault_server.ws_url) as j:
         await j.attach("portunus.plugin.faulty")
         r = await j.message({}, {"type": "answer", "sdp": "v=0\r\n"})
         assert r["janus"] == "error"

@@ -13,7 +13,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from janus_client import HttpJanus, WsJanus
-from media import Counter, Pattern, Tone
+from media import Counter, Pattern, Tone, wait_frames
 
 VC = "janus.plugin.videocall"
 
@@ -122,13 +122,7 @@ class CallPeer:
         return self.channel
 
     async def wait_frames(self, kind, n, timeout=20.0):
-        deadline = time.time() + timeout
-        while kind not in self.counters:
-            if time.time() > deadline:
-                raise TimeoutError(f"no remote {kind} track after {timeout}s")
-            await asyncio.sleep(0.1)
-        await self.counters[kind].wait_for(n, timeout)
-        return self.counters[kind]
+        return await wait_frames(self.counters, kind, n, timeout)
 
     async def close(self):
         for c in self.counters.values():

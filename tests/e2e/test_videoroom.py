@@ -3,7 +3,6 @@ video, unpublish/leave notifications, RTP forwarding to a UDP socket, room manag
 and a panicking room that takes no other room down."""
 
 import asyncio
-import os
 import random
 import socket
 import time
@@ -15,7 +14,7 @@ from conftest import Server
 from janus_client import HttpJanus, WsJanus
 from av import VideoFrame
 
-from media import Counter, Pattern, Tone
+from media import Counter, Pattern, Tone, wait_frames
 
 VR = "janus.plugin.videoroom"
 
@@ -123,13 +122,7 @@ class Subscriber:
         return d
 
     async def frames(self, kind, n, timeout=20.0):
-        deadline = time.time() + timeout
-        while kind not in self.counters:
-            if time.time() > deadline:
-                raise TimeoutError(f"no {kind} track")
-            await asyncio.sleep(0.1)
-        await self.counters[kind].wait_for(n, timeout)
-        return self.counters[kind]
+        return await wait_frames(self.counters, kind, n, timeout)
 
     async def close(self):
         for c in self.counters.values():
@@ -546,26 +539,6 @@ async def test_permanent_rooms_survive_a_restart(tmp_path):
         assert f"room-{room}" not in _json.loads(rooms_file.read_text())
     finally:
         second.stop()
-
-
-FAULTY_BIN = os.environ.get("PORTUNUS_TEST_PLUGIN_BIN")
-
-
-@pytest.fixture(scope="module")
-def fault_server():
-    if not FAULTY_BIN or not os.path.exists(FAULTY_BIN):
-        pytest.skip("PORTUNUS_TEST_PLUGIN_BIN not set (needs a build with --features fault-injection)")
-    old = os.environ.get("PORTUNUS_BIN")
-    os.environ["PORTUNUS_BIN"] = FAULTY_BIN
-    try:
-        s = Server()
-    finally:
-        if old is None:
-            os.environ.pop("PORTUNUS_BIN", None)
-        else:
-            os.environ["PORTUNUS_BIN"] = old
-    yield s
-    s.stop()
 
 
 @pytest.mark.asyncio
