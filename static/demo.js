@@ -42,6 +42,32 @@
     if (el) { el.textContent = ''; el.classList.remove('shown'); }
   }
 
+  /**
+   * Opens a Janus session on `server` with our janus.js. `created(janus)` gets the session object
+   * at once, `success()` runs once connected; a failure is shown readably (an unreachable server
+   * says so, with the address) and then `failed()` runs.
+   */
+  function connect({ server, created, success, failed, destroyed }) {
+    root.Janus.init({ debug: params.has('debug') ? 'all' : ['warn', 'error'], callback: () => {
+      created(new root.Janus({
+        server,
+        iceServers: [],
+        success,
+        destroyed,
+        error: (cause) => {
+          const text = String(cause);
+          const shown = $('server') ? $('server').textContent : String(server);
+          error(/^Server unreachable: /.test(text)
+            ? 'Server unreachable: is Portunus running, and listening on ' + shown + '?\n(' +
+              text.replace(/^Server unreachable: /, '') + ')'
+            : text);
+          status('Not connected.');
+          failed();
+        },
+      }));
+    } });
+  }
+
   root.demoState = { errors: [], phase: 'idle', events: [] };
-  root.Demo = { params, serverFromPage, status, error, clearError, $ };
+  root.Demo = { params, serverFromPage, status, error, clearError, connect, $ };
 })(window);
