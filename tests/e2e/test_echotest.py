@@ -6,7 +6,6 @@ import time
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.sdp import candidate_from_sdp
 
 from janus_client import HttpJanus, WsJanus
 from media import Counter, Pattern, Tone
@@ -249,20 +248,16 @@ async def test_media_stops_then_resumes_events(server):
 
 @pytest.mark.asyncio
 async def test_handle_info_reports_webrtc(server):
-    """Admin handle_info carries the SDPs, the selected pair and per-mid packet counts."""
-    import json as _json
-
-    import aiohttp
-
+    """Admin handle_info carries the SDPs, the selected pair, per-mid packet counts and the NACK buffer."""
     peer = Peer(data=False)
+    # The retransmission buffer of PeerConnections created from now on.
+    assert (await server.admin({"janus": "set_min_nack_queue", "min_nack_queue": 500}))["min_nack_queue"] == 500
     async with client(server, "ws") as j:
         await negotiate(j, peer)
         await j.next_event(lambda e: e.get("janus") == "webrtcup")
         await peer.wait_frames("video", 10)
-        body = {"janus": "handle_info", "transaction": "hi", "session_id": j.session_id, "handle_id": j.handle_id}
-        async with aiohttp.ClientSession() as http:
-            async with http.post(server.admin_url, data=_json.dumps(body)) as r:
-                reply = _json.loads(await r.text())
+        reply = await server.admin({"janus": "handle_info", "session_id": j.session_id, "handle_id": j.handle_id})
+        await server.admin({"janus": "set_min_nack_queue", "min_nack_queue": 200})
         info = reply["info"]
         assert info["plugin"] == ECHO
         assert info["sdps"]["remote"].startswith("v=0") and info["sdps"]["local"].startswith("v=0")
@@ -270,6 +265,7 @@ async def test_handle_info_reports_webrtc(server):
         media = info["webrtc"]["media"]
         video = media["1"]
         assert video["stats-in"]["packets"] > 0 and video["stats-out"]["packets"] > 0, video
+        assert video["nack-queue-ms"] == 500, video
         assert info["webrtc"]["ice"]["state"] == "ready"
         await peer.close()
 
@@ -342,6 +338,9 @@ async def test_slowlink_when_the_peer_loses_packets():
             # The plugin hears it too (EchoTest tells the client, as Janus's does).
             ev = await j.next_event(lambda e: e.get("plugindata", {}).get("data", {}).get("event") == "slow_link")
             assert ev["plugindata"]["data"]["media"] in ("audio", "video")
+            # Lost video is NACKed; the operator sees that in /metrics.
+            values = await server.metrics()
+            assert values["portunus_nacks_out_total"] >= 2, values
     finally:
         await peer.close()
         server.stop()

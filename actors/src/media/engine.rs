@@ -8,19 +8,19 @@ use std::sync::Arc;
 use rtc::crypto::SignatureScheme;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
-use rtc::interceptor::Slot;
+use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
 use rtc::peer_connection::certificate::CertificateParams;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use tokio::runtime::{Handle as RtHandle, Runtime};
 use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine as EngineCodecs, PeerConnection, PeerConnectionBuilder,
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only, MediaEngine as EngineCodecs, PeerConnection, PeerConnectionBuilder,
     PeerConnectionEventHandler, RTCCertificate, RTCConfigurationBuilder, RTCIceServer, Registry, SettingEngineBuilder,
 };
 use webrtc::runtime::{Runtime as EngineRuntime, TokioRuntime};
 
-use super::rtcp_tap::RtcpTap;
+use super::rtcp_tap::{NackCounter, RtcpTap};
 use super::MediaError;
 
 /// Network and ICE settings for every PeerConnection.
@@ -40,6 +40,8 @@ pub struct IceSettings {
     pub no_media_timer: u64,
     /// Send candidates as trickle events instead of in the SDP.
     pub full_trickle: bool,
+    /// ms of sent packets kept for retransmission (Janus's `min_nack_queue`, at most 1000).
+    pub nack_queue_ms: u64,
     /// Engine worker threads.
     pub threads: usize,
 }
@@ -54,6 +56,7 @@ impl Default for IceSettings {
             ice_servers: Vec::new(),
             no_media_timer: 1,
             full_trickle: false,
+            nack_queue_ms: 200,
             threads: 2,
         }
     }
@@ -76,6 +79,8 @@ struct Inner {
     counters: Arc<super::types::MediaCounters>,
     /// Seconds of silence before `receiving:false`; changeable at runtime (Admin API).
     no_media: Arc<std::sync::atomic::AtomicU64>,
+    /// The retransmission buffer of new PeerConnections in ms; changeable at runtime (Admin API).
+    nack_queue_ms: std::sync::atomic::AtomicU64,
 }
 
 impl MediaEngine {
@@ -98,6 +103,7 @@ impl MediaEngine {
                 live: Arc::default(),
                 counters: Arc::default(),
                 no_media: Arc::new(std::sync::atomic::AtomicU64::new(settings.no_media_timer)),
+                nack_queue_ms: std::sync::atomic::AtomicU64::new(settings.nack_queue_ms),
                 settings,
             }),
         })
@@ -136,6 +142,16 @@ impl MediaEngine {
         self.inner.no_media.store(seconds, Ordering::Relaxed);
     }
 
+    /// Admin `set_min_nack_queue`: the retransmission buffer of PeerConnections created from now on.
+    pub fn set_nack_queue_ms(&self, ms: u64) {
+        self.inner.nack_queue_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The retransmission buffer new PeerConnections get, in ms.
+    pub fn nack_queue_ms(&self) -> u64 {
+        self.inner.nack_queue_ms.load(Ordering::Relaxed)
+    }
+
     /// SHA-256 fingerprint of the DTLS certificate.
     pub fn fingerprint(&self) -> Option<String> {
         let provider = rtc::crypto::default_provider().ok()?;
@@ -148,10 +164,12 @@ impl MediaEngine {
             .map(|f| f.value)
     }
 
-    /// Builds a PeerConnection (must run on the media runtime).
+    /// Builds a PeerConnection keeping `nack_queue_ms` of sent packets for retransmission (must
+    /// run on the media runtime).
     pub(crate) async fn build(
         &self,
         handler: Arc<dyn PeerConnectionEventHandler>,
+        nack_queue_ms: u64,
     ) -> Result<Arc<dyn PeerConnection>, MediaError> {
         let s = &self.inner.settings;
         let attempts = match s.port_range {
@@ -163,9 +181,7 @@ impl MediaEngine {
             let port = self.pick_port();
             let addrs: Vec<SocketAddr> = s.ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
             let mut codecs = codecs()?;
-            let registry = register_default_interceptors(Registry::new(), &mut codecs)
-                .map_err(|e| MediaError::Engine(e.to_string()))?
-                .with(Slot::from(14_000), RtcpTap::default());
+            let registry = self.interceptors(&mut codecs, nack_queue_ms)?;
             let mut setting = SettingEngineBuilder::new()
                 .with_multicast_dns_mode(MulticastDnsMode::Disabled)
                 .with_network_types(vec![NetworkType::Udp4, NetworkType::Udp6])
@@ -203,6 +219,20 @@ impl MediaEngine {
             }
         }
         Err(MediaError::Engine(format!("could not bind a media socket: {last}")))
+    }
+
+    /// The engine's default interceptors (NACK, TWCC feedback, RTCP reports) with the NACK
+    /// responder's buffer sized from `min_nack_queue`, plus our RTCP observers.
+    fn interceptors(&self, codecs: &mut EngineCodecs, nack_queue_ms: u64) -> Result<Registry, MediaError> {
+        let err = |e: rtc::shared::error::Error| MediaError::Engine(e.to_string());
+        configure_simulcast_extension_headers(codecs).map_err(err)?;
+        let registry = Registry::new()
+            .with(Slot::NackResponder, NackResponderBuilder::new().with_size(nack_buffer_packets(nack_queue_ms)).build())
+            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
+        let registry = configure_twcc_receiver_only(registry, codecs).map_err(err)?;
+        Ok(configure_rtcp_reports(registry)
+            .with(Slot::from(3_500), NackCounter::new(self.inner.counters.clone()))
+            .with(Slot::from(14_000), RtcpTap::default()))
     }
 
     fn pick_port(&self) -> u16 {
@@ -269,6 +299,13 @@ fn standard_pem(pem: &str, crypto: &dyn rtc::crypto::RTCCrypto) -> Result<RTCCer
         .ok_or_else(|| "unsupported private key type".into())
 }
 
+/// Packets of retransmission buffer per sent stream for `ms` of history: sized for a 1000
+/// packets/s stream (about 10 Mbit/s of video), as a power of two (the responder's ring), between
+/// 64 and 1024 packets. The ring holds packets, not time, so slower streams keep more history.
+pub(crate) fn nack_buffer_packets(ms: u64) -> u16 {
+    (ms.min(1000) as u16).next_power_of_two().clamp(64, 1024)
+}
+
 /// The codecs we negotiate, by kind (Janus's defaults: opus, G.711, VP8, H.264, VP9, with nack,
 /// pli, fir, goog-remb and transport-cc feedback on video).
 pub(crate) fn codec_table() -> Vec<(RtpCodecKind, RTCRtpCodecParameters)> {
@@ -332,4 +369,18 @@ fn codecs() -> Result<EngineCodecs, MediaError> {
         m.register_header_extension(RTCRtpHeaderExtensionCapability { uri: uri.into() }, kind, None).map_err(err)?;
     }
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nack_buffer_packets;
+
+    #[test]
+    fn nack_buffer_is_a_bounded_power_of_two() {
+        assert_eq!(nack_buffer_packets(200), 256, "Janus's default 200 ms");
+        assert_eq!(nack_buffer_packets(1000), 1024);
+        assert_eq!(nack_buffer_packets(5000), 1024, "capped like min_nack_queue");
+        assert_eq!(nack_buffer_packets(0), 64, "never without a buffer");
+        assert_eq!(nack_buffer_packets(300), 512);
+    }
 }

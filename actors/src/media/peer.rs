@@ -402,6 +402,7 @@ pub struct Peer {
     rt: RtHandle,
     created: Instant,
     nat_1_1: Option<String>,
+    nack_queue_ms: u64,
     live: Arc<std::sync::atomic::AtomicU64>,
     closed: std::sync::atomic::AtomicBool,
 }
@@ -427,8 +428,9 @@ impl Peer {
             no_media: engine.no_media_timer(),
         });
         let build_engine = engine.clone();
+        let nack_queue_ms = engine.nack_queue_ms();
         let pc = rt
-            .spawn(async move { build_engine.build(callbacks).await })
+            .spawn(async move { build_engine.build(callbacks, nack_queue_ms).await })
             .await
             .map_err(|e| MediaError::Engine(e.to_string()))??;
         let _ = io.pc.set(Arc::downgrade(&pc));
@@ -444,6 +446,7 @@ impl Peer {
             rt,
             created: Instant::now(),
             nat_1_1: engine.settings().nat_1_1.first().cloned(),
+            nack_queue_ms,
             live,
             closed: std::sync::atomic::AtomicBool::new(false),
         })
@@ -703,6 +706,9 @@ impl Peer {
                 }
                 _ => {}
             }
+        }
+        for m in media.values_mut() {
+            m["nack-queue-ms"] = json!(self.nack_queue_ms);
         }
         // Reported only when both candidates of the nominated pair are in the report.
         let selected =
