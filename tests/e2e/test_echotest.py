@@ -246,6 +246,43 @@ async def test_media_stops_then_resumes_events(server):
         await peer.close()
 
 
+def answered_codecs(sdp, kind):
+    """The codec names of the first `kind` m-line of an SDP, in order."""
+    section = sdp.split(f"m={kind} ")[1].split("\r\nm=")[0]
+    pts = section.split("\r\n")[0].split()[2:]
+    names = dict(line[len("a=rtpmap:"):].split(" ", 1) for line in section.split("\r\n")
+                 if line.startswith("a=rtpmap:"))
+    return [names[pt].split("/")[0].lower() for pt in pts if pt in names]
+
+
+@pytest.mark.asyncio
+async def test_codec_preferences_choose_the_answered_codecs(server):
+    """`videocodec`/`audiocodec` with the offer: the answer lists only those codecs, so both
+    directions use them, and frames still decode (aiortc offers VP8 before H.264, opus before PCMU)."""
+    peer = Peer(data=False)
+    async with client(server, "ws") as j:
+        ev = await negotiate(j, peer, {"audio": True, "video": True, "videocodec": "h264", "audiocodec": "pcmu"})
+        assert answered_codecs(ev["jsep"]["sdp"], "video") == ["h264"], ev["jsep"]["sdp"]
+        assert answered_codecs(ev["jsep"]["sdp"], "audio") == ["pcmu"], ev["jsep"]["sdp"]
+        await peer.wait_frames("video", 10)
+        await peer.wait_frames("audio", 10)
+    await peer.close()
+    # `videoprofile` picks among the offered H.264 variants (aiortc: 42001f first, then 42e01f).
+    peer = Peer(data=False)
+    async with client(server, "ws") as j:
+        ev = await negotiate(j, peer, {"audio": True, "video": True, "videocodec": "h264", "videoprofile": "42e01f"})
+        assert "profile-level-id=42e01f" in ev["jsep"]["sdp"] and "42001f" not in ev["jsep"]["sdp"], ev["jsep"]["sdp"]
+        await peer.wait_frames("video", 10)
+    await peer.close()
+    # A codec the offer lacks falls back to the first offered one we can send.
+    peer = Peer(data=False)
+    async with client(server, "ws") as j:
+        ev = await negotiate(j, peer, {"audio": True, "video": True, "videocodec": "vp9"})
+        assert answered_codecs(ev["jsep"]["sdp"], "video")[0] == "vp8", ev["jsep"]["sdp"]
+        await peer.wait_frames("video", 10)
+    await peer.close()
+
+
 @pytest.mark.asyncio
 async def test_handle_info_reports_webrtc(server):
     """Admin handle_info carries the SDPs, the selected pair, per-mid packet counts and the NACK buffer."""

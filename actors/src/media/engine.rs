@@ -15,8 +15,9 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use tokio::runtime::{Handle as RtHandle, Runtime};
 use webrtc::peer_connection::{
-    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only, MediaEngine as EngineCodecs, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCCertificate, RTCConfigurationBuilder, RTCIceServer, Registry, SettingEngineBuilder,
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    MediaEngine as EngineCodecs, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCCertificate,
+    RTCConfigurationBuilder, RTCIceServer, Registry, SettingEngineBuilder,
 };
 use webrtc::runtime::{Runtime as EngineRuntime, TokioRuntime};
 
@@ -227,7 +228,10 @@ impl MediaEngine {
         let err = |e: rtc::shared::error::Error| MediaError::Engine(e.to_string());
         configure_simulcast_extension_headers(codecs).map_err(err)?;
         let registry = Registry::new()
-            .with(Slot::NackResponder, NackResponderBuilder::new().with_size(nack_buffer_packets(nack_queue_ms)).build())
+            .with(
+                Slot::NackResponder,
+                NackResponderBuilder::new().with_size(nack_buffer_packets(nack_queue_ms)).build(),
+            )
             .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
         let registry = configure_twcc_receiver_only(registry, codecs).map_err(err)?;
         Ok(configure_rtcp_reports(registry)
@@ -325,6 +329,7 @@ pub(crate) fn codec_table() -> Vec<(RtpCodecKind, RTCRtpCodecParameters)> {
             payload_type: pt,
         };
     let h264 = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+    let h264_baseline = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f";
     vec![
         (
             RtpCodecKind::Audio,
@@ -338,16 +343,55 @@ pub(crate) fn codec_table() -> Vec<(RtpCodecKind, RTCRtpCodecParameters)> {
         (RtpCodecKind::Audio, codec("audio/telephone-event", 8000, 1, "0-16", vec![], 126)),
         (RtpCodecKind::Video, codec("video/VP8", 90000, 0, "", video_fb.clone(), 96)),
         (RtpCodecKind::Video, codec("video/H264", 90000, 0, h264, video_fb.clone(), 102)),
-        (RtpCodecKind::Video, codec("video/VP9", 90000, 0, "profile-id=0", video_fb, 98)),
+        // Constrained Baseline is first; Baseline and VP9 profile 2 are what peers and
+        // `videoprofile` may ask for next.
+        (RtpCodecKind::Video, codec("video/H264", 90000, 0, h264_baseline, video_fb.clone(), 104)),
+        (RtpCodecKind::Video, codec("video/VP9", 90000, 0, "profile-id=0", video_fb.clone(), 98)),
+        (RtpCodecKind::Video, codec("video/VP9", 90000, 0, "profile-id=2", video_fb, 100)),
     ]
 }
 
-/// The registered parameters of codec `name` (`opus`, `vp8`, ...) of `kind`.
-pub(crate) fn registered_codec(kind: RtpCodecKind, name: &str) -> Option<RTCRtpCodecParameters> {
-    codec_table().into_iter().find_map(|(k, c)| {
+/// The registered parameters of codec `name` (`opus`, `vp8`, ...) of `kind`, the variant with the
+/// same profile as `fmtp` when it names one.
+pub(crate) fn registered_codec(kind: RtpCodecKind, name: &str, fmtp: &str) -> Option<RTCRtpCodecParameters> {
+    let mut variants = codec_table().into_iter().filter_map(|(k, c)| {
         (k == kind && c.rtp_codec.mime_type.rsplit('/').next().is_some_and(|n| n.eq_ignore_ascii_case(name)))
             .then_some(c)
-    })
+    });
+    if profile(fmtp).is_none() {
+        return variants.next();
+    }
+    variants.find(|c| same_profile(&c.rtp_codec.sdp_fmtp_line, fmtp))
+}
+
+/// Whether an offered codec (name and `a=fmtp`) is one the engine negotiates: H.264 needs the
+/// same profile and packetization mode as a registered variant, VP9 the same profile.
+pub fn negotiable(kind: super::MediaKind, name: &str, fmtp: &str) -> bool {
+    let kind = if kind == super::MediaKind::Audio { RtpCodecKind::Audio } else { RtpCodecKind::Video };
+    registered_codec(kind, name, fmtp).is_some_and(|c| same_profile(&c.rtp_codec.sdp_fmtp_line, fmtp))
+}
+
+/// The profile an `a=fmtp` line names: H.264's `profile-level-id` without the level (profile_idc
+/// and constraint flags, lower case) plus the packetization mode, or VP9's `profile-id`.
+fn profile(fmtp: &str) -> Option<String> {
+    let param = |key: &str| {
+        fmtp.split(';')
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    };
+    if let Some(id) = param("profile-level-id") {
+        let mode = param("packetization-mode").unwrap_or("0");
+        return Some(format!("h264:{}:{mode}", id.get(..4).unwrap_or(id).to_ascii_lowercase()));
+    }
+    param("profile-id").map(|p| format!("vp9:{p}"))
+}
+
+/// Whether two `a=fmtp` lines name the same profile (both none counts as the same; a VP9 line
+/// without `profile-id` is profile 0).
+fn same_profile(a: &str, b: &str) -> bool {
+    let norm = |f: &str| profile(f).filter(|p| p != "vp9:0");
+    norm(a) == norm(b)
 }
 
 /// The codecs and header extensions we negotiate.
@@ -374,6 +418,23 @@ fn codecs() -> Result<EngineCodecs, MediaError> {
 #[cfg(test)]
 mod tests {
     use super::nack_buffer_packets;
+
+    #[test]
+    fn offered_codecs_match_registered_profiles() {
+        use super::negotiable;
+        use crate::media::MediaKind::{Audio, Video};
+        let h264 =
+            |id: &str, mode: &str| format!("level-asymmetry-allowed=1;packetization-mode={mode};profile-level-id={id}");
+        assert!(negotiable(Video, "h264", &h264("42e01f", "1")));
+        assert!(negotiable(Video, "h264", &h264("42E034", "1")), "the level does not matter");
+        assert!(negotiable(Video, "h264", &h264("42001f", "1")));
+        assert!(!negotiable(Video, "h264", &h264("42e01f", "0")), "packetization mode 0 is not registered");
+        assert!(!negotiable(Video, "h264", &h264("640c1f", "1")), "High profile is not registered");
+        assert!(negotiable(Video, "vp9", "profile-id=0") && negotiable(Video, "vp9", ""));
+        assert!(negotiable(Video, "vp9", "profile-id=2") && !negotiable(Video, "vp9", "profile-id=1"));
+        assert!(negotiable(Video, "vp8", "") && negotiable(Audio, "opus", "minptime=10;useinbandfec=1"));
+        assert!(!negotiable(Audio, "vp8", "") && !negotiable(Video, "av1", ""));
+    }
 
     #[test]
     fn nack_buffer_is_a_bounded_power_of_two() {

@@ -73,6 +73,22 @@ pub struct OfferSpec {
 pub struct AnswerSpec {
     /// Send nothing back (SFU publishers): every m-line is answered `recvonly`.
     pub recv_only: bool,
+    /// Audio codecs to answer with, in preference order (`opus`, `pcmu`, ...); empty = the first
+    /// offered one we can send.
+    pub audio_codecs: Vec<String>,
+    /// Video codecs to answer with, in preference order (`vp8`, `h264`, `vp9`).
+    pub video_codecs: Vec<String>,
+    /// Video profile to pick among the offered variants of the codec: H.264 `profile-level-id`
+    /// (e.g. `42e01f`) or VP9 `profile-id` (e.g. `2`).
+    pub video_profile: Option<String>,
+}
+
+impl AnswerSpec {
+    /// Whether the plugin chose codecs (the answer then lists only the chosen one per m-line,
+    /// so the peer sends exactly that).
+    pub fn has_codec_preferences(&self) -> bool {
+        !self.audio_codecs.is_empty() || !self.video_codecs.is_empty() || self.video_profile.is_some()
+    }
 }
 
 /// The codec we send for a kind when the plugin names one (or the default).
@@ -479,7 +495,14 @@ impl Peer {
     }
 
     /// Answers the applied offer, sending on `send`; waits for gathering unless `trickle`.
-    pub async fn answer(&self, send: Vec<SendTrack>, trickle: bool) -> Result<String, MediaError> {
+    /// Answers the applied offer, sending `send`; with `only_these_codecs` each sent m-line lists
+    /// only its track's codec.
+    pub async fn answer(
+        &self,
+        send: Vec<SendTrack>,
+        only_these_codecs: bool,
+        trickle: bool,
+    ) -> Result<String, MediaError> {
         let pc = self.pc.clone();
         let io = self.io.clone();
         let port = self.port.clone();
@@ -496,6 +519,9 @@ impl Peer {
                     .add_track(track.clone() as Arc<dyn TrackLocal>)
                     .await
                     .map_err(|e| MediaError::Engine(e.to_string()))?;
+                if only_these_codecs {
+                    prefer_codec(&pc, sender.id(), t).await;
+                }
                 added.push((t.clone(), track, sender));
             }
             let answer = pc.create_answer(None).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
@@ -784,11 +810,16 @@ impl Peer {
     }
 }
 
-/// Offers only the codec the plugin sends on this track: the peer must not pick another one, the
-/// plugin relays its source's payloads as they are.
+/// Lists only the codec the plugin sends on this track: the peer must not pick another one (the
+/// plugin relays its source's payloads as they are, or asked for this codec).
 async fn prefer_codec(pc: &Arc<dyn PeerConnection>, sender_id: rtc::rtp_transceiver::RTCRtpSenderId, t: &SendTrack) {
     let kind = if t.kind == MediaKind::Audio { RtpCodecKind::Audio } else { RtpCodecKind::Video };
-    let Some(params) = super::engine::registered_codec(kind, &t.codec.name) else { return };
+    let Some(mut params) = super::engine::registered_codec(kind, &t.codec.name, &t.codec.fmtp) else { return };
+    // The exact variant: an offered codec keeps the peer's payload type and profile.
+    params.payload_type = t.codec.pt;
+    if !t.codec.fmtp.is_empty() {
+        params.rtp_codec.sdp_fmtp_line = t.codec.fmtp.clone();
+    }
     for transceiver in pc.get_transceivers().await {
         if let Ok(Some(s)) = transceiver.sender().await {
             if s.id() == sender_id {
