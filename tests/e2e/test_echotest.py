@@ -381,3 +381,44 @@ async def test_slowlink_when_the_peer_loses_packets():
     finally:
         await peer.close()
         server.stop()
+
+
+@pytest.mark.asyncio
+async def test_full_trickle_sends_candidates_as_events_with_nat_mapping():
+    """`full_trickle`: the answer carries no candidates, they come as `trickle` events (then
+    `completed`), with host addresses replaced by `nat_1_1_mapping` as in the SDP."""
+    from aiortc.sdp import candidate_from_sdp
+
+    from conftest import Server
+
+    # 127.0.0.2 reaches the loopback interface, but not the socket bound to 127.0.0.1: the peer's
+    # checks to it go nowhere, and ICE succeeds through our checks (peer-reflexive on its side).
+    server = Server(extra_env={"PORTUNUS__NAT__FULL_TRICKLE": "true", "PORTUNUS__NAT__NAT_1_1_MAPPING": "127.0.0.2"})
+    peer = Peer(data=False)
+    try:
+        async with client(server, "ws") as j:
+            await j.attach(ECHO)
+            jsep = await peer.offer()
+            await j.message({"audio": True, "video": True}, jsep)
+            ev = await j.next_event(lambda e: e.get("janus") == "event" and "jsep" in e)
+            assert "a=candidate:" not in ev["jsep"]["sdp"], "full trickle: no candidates in the answer"
+            await peer.answer(ev["jsep"])
+            candidates = []
+            while True:
+                t = await j.next_event(lambda e: e.get("janus") == "trickle")
+                assert t["sender"] == j.handle_id
+                if t["candidate"].get("completed"):
+                    break
+                candidates.append(t["candidate"])
+            assert candidates, "no trickled candidates"
+            for c in candidates:
+                assert c["candidate"].startswith("candidate:") and " 127.0.0.2 " in c["candidate"], c
+                assert "sdpMid" in c and "sdpMLineIndex" in c, c
+                parsed = candidate_from_sdp(c["candidate"].split(":", 1)[1])
+                parsed.sdpMid, parsed.sdpMLineIndex = c["sdpMid"], c["sdpMLineIndex"]
+                await peer.pc.addIceCandidate(parsed)
+            await j.next_event(lambda e: e.get("janus") == "webrtcup", timeout=20)
+            await peer.wait_frames("video", 10)
+    finally:
+        await peer.close()
+        server.stop()

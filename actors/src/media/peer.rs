@@ -224,14 +224,21 @@ struct Callbacks {
     port: MediaPort,
     gathered: watch::Sender<bool>,
     no_media: Arc<std::sync::atomic::AtomicU64>,
+    /// The public address host candidates are advertised with (1:1 NAT).
+    nat_1_1: Option<String>,
 }
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Callbacks {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         if let Ok(init) = event.candidate.to_json() {
+            // Trickled candidates get the same 1:1 NAT rewrite as the ones in the SDP.
+            let candidate = match &self.nat_1_1 {
+                Some(public) => super::sdp::public_host_candidate(&init.candidate, public),
+                None => init.candidate,
+            };
             (self.events)(PeerEvent::LocalCandidate(LocalCandidate {
-                candidate: init.candidate,
+                candidate,
                 sdp_mid: init.sdp_mid,
                 sdp_mline_index: init.sdp_mline_index,
             }));
@@ -442,6 +449,7 @@ impl Peer {
             port: port.clone(),
             gathered: gathered_tx,
             no_media: engine.no_media_timer(),
+            nat_1_1: engine.settings().nat_1_1.first().cloned(),
         });
         let build_engine = engine.clone();
         let nack_queue_ms = engine.nack_queue_ms();
