@@ -308,8 +308,10 @@ async def test_handle_info_reports_webrtc(server):
 
 
 @pytest.mark.asyncio
-async def test_dtls_certificate_from_standard_pem_files(tmp_path):
-    """Janus's `cert_pem`/`cert_key`: the answer carries that certificate's fingerprint and media flows."""
+@pytest.mark.parametrize("password", [None, "s3cret"])
+async def test_dtls_certificate_from_standard_pem_files(tmp_path, password):
+    """Janus's `cert_pem`/`cert_key` (and `cert_pwd` for an encrypted PKCS#8 key): the answer
+    carries that certificate's fingerprint and media flows."""
     import datetime
 
     from cryptography import x509
@@ -327,12 +329,16 @@ async def test_dtls_certificate_from_standard_pem_files(tmp_path):
             .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    encryption = serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    assert (b"ENCRYPTED PRIVATE KEY" in key_pem) == bool(password)
+    key_file.write_bytes(key_pem)
     expected = ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
 
-    server = Server(extra_env={"PORTUNUS__CERTIFICATES__CERT_PEM": str(cert_file),
-                               "PORTUNUS__CERTIFICATES__CERT_KEY": str(key_file)})
+    env = {"PORTUNUS__CERTIFICATES__CERT_PEM": str(cert_file), "PORTUNUS__CERTIFICATES__CERT_KEY": str(key_file)}
+    if password:
+        env["PORTUNUS__CERTIFICATES__CERT_PWD"] = password
+    server = Server(extra_env=env)
     peer = Peer(data=False)
     try:
         async with client(server, "ws") as j:

@@ -86,14 +86,14 @@ struct Inner {
 
 impl MediaEngine {
     /// Starts the media runtime and makes (or loads) the DTLS certificate.
-    pub fn start(settings: IceSettings, cert_pem: Option<&str>) -> Result<MediaEngine, MediaError> {
+    pub fn start(settings: IceSettings, cert: Option<PemCertificate<'_>>) -> Result<MediaEngine, MediaError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(settings.threads.max(1))
             .thread_name("portunus-media")
             .enable_all()
             .build()
             .map_err(|e| MediaError::Engine(format!("media runtime: {e}")))?;
-        let certificate = certificate(cert_pem)?;
+        let certificate = certificate(cert)?;
         let start = settings.port_range.map(|(lo, _)| lo as u32).unwrap_or(0);
         Ok(MediaEngine {
             inner: Arc::new(Inner {
@@ -260,10 +260,20 @@ impl Drop for Inner {
     }
 }
 
-fn certificate(pem: Option<&str>) -> Result<RTCCertificate, MediaError> {
+/// A DTLS certificate from PEM text.
+#[derive(Clone, Copy, Debug)]
+pub struct PemCertificate<'a> {
+    /// The certificate chain and the private key, one after the other (Janus's `cert_pem` and
+    /// `cert_key` files).
+    pub pem: &'a str,
+    /// The password of an encrypted key (`cert_pwd`).
+    pub password: Option<&'a str>,
+}
+
+fn certificate(cert: Option<PemCertificate<'_>>) -> Result<RTCCertificate, MediaError> {
     let provider = rtc::crypto::default_provider().map_err(|e| MediaError::Engine(e.to_string()))?;
-    if let Some(pem) = pem {
-        match standard_pem(pem, provider.crypto())
+    if let Some(PemCertificate { pem, password }) = cert {
+        match standard_pem(pem, password, provider.crypto())
             .or_else(|first| RTCCertificate::from_pem(pem, provider.crypto()).map_err(|_| first))
         {
             Ok(cert) => return Ok(cert),
@@ -277,7 +287,11 @@ fn certificate(pem: Option<&str>) -> Result<RTCCertificate, MediaError> {
 
 /// A certificate chain and its unencrypted PKCS#8 private key from standard PEM text (the
 /// contents of Janus's `cert_pem` and `cert_key` files, one after the other).
-fn standard_pem(pem: &str, crypto: &dyn rtc::crypto::RTCCrypto) -> Result<RTCCertificate, String> {
+fn standard_pem(
+    pem: &str,
+    password: Option<&str>,
+    crypto: &dyn rtc::crypto::RTCCrypto,
+) -> Result<RTCCertificate, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let chain: Vec<CertificateDer<'static>> =
@@ -285,9 +299,12 @@ fn standard_pem(pem: &str, crypto: &dyn rtc::crypto::RTCCrypto) -> Result<RTCCer
     if chain.is_empty() {
         return Err("no CERTIFICATE block".into());
     }
-    let key = match PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| format!("private key: {e}"))? {
-        PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
-        _ => return Err("the private key must be unencrypted PKCS#8 (BEGIN PRIVATE KEY)".into()),
+    let key = match encrypted_pkcs8(pem, password)? {
+        Some(key) => key,
+        None => match PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| format!("private key: {e}"))? {
+            PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+            _ => return Err("the private key must be PKCS#8 (BEGIN PRIVATE KEY or BEGIN ENCRYPTED PRIVATE KEY)".into()),
+        },
     };
     // Validity is the file's business; the engine only needs a date for its statistics.
     let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 24 * 3600);
@@ -308,6 +325,20 @@ fn standard_pem(pem: &str, crypto: &dyn rtc::crypto::RTCCrypto) -> Result<RTCCer
 /// 64 and 1024 packets. The ring holds packets, not time, so slower streams keep more history.
 pub(crate) fn nack_buffer_packets(ms: u64) -> u16 {
     (ms.min(1000) as u16).next_power_of_two().clamp(64, 1024)
+}
+
+/// The PKCS#8 key of an `ENCRYPTED PRIVATE KEY` block, decrypted with `password`; `None` when
+/// the text has no such block.
+fn encrypted_pkcs8(pem: &str, password: Option<&str>) -> Result<Option<Vec<u8>>, String> {
+    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+    let Some(start) = pem.find(BEGIN) else { return Ok(None) };
+    let end = pem[start..].find(END).map(|e| start + e + END.len()).ok_or("unterminated ENCRYPTED PRIVATE KEY")?;
+    let password = password.ok_or("the private key is encrypted: set certificates.cert_pwd")?;
+    let (_, der) = pkcs8::Document::from_pem(&pem[start..end]).map_err(|e| format!("encrypted key: {e}"))?;
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_bytes()).map_err(|e| format!("encrypted key: {e}"))?;
+    let key = info.decrypt(password).map_err(|_| "cannot decrypt the private key (wrong cert_pwd?)".to_owned())?;
+    Ok(Some(key.as_bytes().to_vec()))
 }
 
 /// The codecs we negotiate, by kind (Janus's defaults: opus, G.711, VP8, H.264, VP9, with nack,
@@ -434,6 +465,16 @@ mod tests {
         assert!(negotiable(Video, "vp9", "profile-id=2") && !negotiable(Video, "vp9", "profile-id=1"));
         assert!(negotiable(Video, "vp8", "") && negotiable(Audio, "opus", "minptime=10;useinbandfec=1"));
         assert!(!negotiable(Audio, "vp8", "") && !negotiable(Video, "av1", ""));
+    }
+
+    #[test]
+    fn encrypted_keys_need_the_password() {
+        use super::encrypted_pkcs8;
+        assert_eq!(encrypted_pkcs8("-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n", None), Ok(None));
+        let block = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAA=\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        assert!(encrypted_pkcs8(block, None).unwrap_err().contains("cert_pwd"));
+        assert!(encrypted_pkcs8(block, Some("x")).unwrap_err().starts_with("encrypted key"), "garbage is an error");
+        assert!(encrypted_pkcs8(&block[..50], Some("x")).unwrap_err().contains("unterminated"));
     }
 
     #[test]

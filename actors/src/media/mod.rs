@@ -12,7 +12,7 @@ pub mod sdp;
 mod types;
 mod writer;
 
-pub use engine::{negotiable, IceSettings, MediaEngine};
+pub use engine::{negotiable, IceSettings, MediaEngine, PemCertificate};
 pub use peer::{AnswerSpec, EventFn, OfferSpec, OfferTrack, Peer, SendTrack};
 pub use port::{MediaPort, MediaSink};
 pub use types::{
