@@ -301,8 +301,13 @@ async def test_handle_info_reports_webrtc(server):
         assert info["flags"]["ready"] is True
         media = info["webrtc"]["media"]
         video = media["1"]
-        assert video["stats-in"]["packets"] > 0 and video["stats-out"]["packets"] > 0, video
-        assert video["nack-queue-ms"] == 500, video
+        # Janus's layout of webrtc.media.<mid>.
+        assert video["type"] == "video" and video["do_nacks"] is True and video["nack-queue-ms"] == 500, video
+        assert video["ssrc"]["ssrc"] and video["ssrc"]["ssrc-peer"], video
+        for way in ("in", "out"):
+            st = video["stats"][way]
+            assert st["packets"] > 0 and st["bytes"] > 0 and st["bytes_lastsec"] > 0, (way, video)
+        assert media["0"]["type"] == "audio" and media["0"]["stats"]["in"]["bytes_lastsec"] > 0, media["0"]
         assert info["webrtc"]["ice"]["state"] == "ready"
         await peer.close()
 

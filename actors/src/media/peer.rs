@@ -426,6 +426,8 @@ pub struct Peer {
     created: Instant,
     nat_1_1: Option<String>,
     nack_queue_ms: u64,
+    /// Byte counters at the previous `stats` call, for `bytes_lastsec`.
+    last_bytes: std::sync::Mutex<Option<(Instant, HashMap<(String, bool), u64>)>>,
     live: Arc<std::sync::atomic::AtomicU64>,
     closed: std::sync::atomic::AtomicBool,
 }
@@ -471,6 +473,7 @@ impl Peer {
             created: Instant::now(),
             nat_1_1: engine.settings().nat_1_1.first().cloned(),
             nack_queue_ms,
+            last_bytes: std::sync::Mutex::default(),
             live,
             closed: std::sync::atomic::AtomicBool::new(false),
         })
@@ -601,6 +604,19 @@ impl Peer {
     }
 }
 
+/// RTP bytes so far per (mid, inbound) of a statistics report.
+fn byte_counts(report: &rtc::statistics::report::RTCStatsReport) -> HashMap<(String, bool), u64> {
+    use rtc::statistics::report::RTCStatsReportEntry as E;
+    report
+        .iter()
+        .filter_map(|e| match e {
+            E::InboundRtp(s) => Some(((s.mid.clone(), true), s.bytes_received)),
+            E::OutboundRtp(s) => Some(((s.mid.clone(), false), s.sent_rtp_stream_stats.bytes_sent)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// After a local description: wait for candidates (half-trickle) and return the SDP.
 async fn finish_local(
     pc: &Arc<dyn PeerConnection>,
@@ -679,33 +695,66 @@ impl Peer {
             .unwrap_or((None, None))
     }
 
-    /// Admin `handle_info` WebRTC statistics: per-mid packets/bytes/NACKs in and out, loss and
-    /// jitter, and the selected candidate pair.
+    async fn report(&self) -> Option<rtc::statistics::report::RTCStatsReport> {
+        let pc = self.pc.clone();
+        self.rt
+            .spawn(async move { pc.get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None).await })
+            .await
+            .ok()
+    }
+
+    /// Admin `handle_info` WebRTC statistics, laid out as Janus's `webrtc.media`: per mid its
+    /// type, SSRCs, NACK settings and `stats.in`/`stats.out` (packets, bytes, `bytes_lastsec`,
+    /// NACKs, retransmissions; loss and jitter in), plus the selected candidate pair.
+    /// `bytes_lastsec` compares with the previous call when it was 0.25-10 s ago, else with a
+    /// second sample taken one second later.
     pub async fn stats(&self) -> serde_json::Value {
         use rtc::statistics::report::RTCStatsReportEntry as E;
         use serde_json::{json, Map, Value};
-        let pc = self.pc.clone();
-        let report = match self
-            .rt
-            .spawn(async move { pc.get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None).await })
-            .await
-        {
-            Ok(r) => r,
-            Err(_) => return Value::Null,
+        let Some(mut report) = self.report().await else { return Value::Null };
+        let mut now = Instant::now();
+        let recent = Duration::from_millis(250)..=Duration::from_secs(10);
+        let previous = self.last_bytes.lock().ok().and_then(|mut l| l.take());
+        let (then, before) = match previous {
+            Some((t, b)) if recent.contains(&now.duration_since(t)) => (t, b),
+            _ => {
+                let first = (now, byte_counts(&report));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let Some(second) = self.report().await else { return Value::Null };
+                report = second;
+                now = Instant::now();
+                first
+            }
+        };
+        let counts = byte_counts(&report);
+        let secs = now.duration_since(then).as_secs_f64().max(0.001);
+        let lastsec = |key: &(String, bool)| {
+            let delta = counts.get(key).copied().unwrap_or(0).saturating_sub(before.get(key).copied().unwrap_or(0));
+            (delta as f64 / secs).round() as u64
         };
         let mut media: Map<String, Value> = Map::new();
         let mut local = Map::new();
         let mut remote = Map::new();
         let mut pair: Option<(String, String)> = None;
-        for entry in report.iter() {
-            match entry {
+        let nack_queue_ms = self.nack_queue_ms;
+        let entry = |media: &mut Map<String, Value>, mid: &str, kind: RtpCodecKind| {
+            let video = kind == RtpCodecKind::Video;
+            media.entry(mid.to_owned()).or_insert_with(|| {
+                json!({"mid": mid, "type": if video { "video" } else { "audio" }, "do_nacks": video,
+                    "nack-queue-ms": nack_queue_ms, "ssrc": {}, "stats": {}})
+            });
+        };
+        for e in report.iter() {
+            match e {
                 E::InboundRtp(s) => {
                     let r = &s.received_rtp_stream_stats;
-                    let m = media.entry(s.mid.clone()).or_insert_with(|| json!({"mid": s.mid}));
-                    m["ssrc-peer"] = json!(r.rtp_stream_stats.ssrc);
-                    m["stats-in"] = json!({
+                    entry(&mut media, &s.mid, r.rtp_stream_stats.kind);
+                    let m = &mut media[&s.mid];
+                    m["ssrc"]["ssrc-peer"] = json!(r.rtp_stream_stats.ssrc);
+                    m["stats"]["in"] = json!({
                         "packets": r.packets_received,
                         "bytes": s.bytes_received,
+                        "bytes_lastsec": lastsec(&(s.mid.clone(), true)),
                         "nacks": s.nack_count,
                         "retransmissions": s.retransmitted_packets_received,
                         "lost": r.packets_lost,
@@ -714,11 +763,13 @@ impl Peer {
                 }
                 E::OutboundRtp(s) => {
                     let o = &s.sent_rtp_stream_stats;
-                    let m = media.entry(s.mid.clone()).or_insert_with(|| json!({"mid": s.mid}));
-                    m["ssrc"] = json!(o.rtp_stream_stats.ssrc);
-                    m["stats-out"] = json!({
+                    entry(&mut media, &s.mid, o.rtp_stream_stats.kind);
+                    let m = &mut media[&s.mid];
+                    m["ssrc"]["ssrc"] = json!(o.rtp_stream_stats.ssrc);
+                    m["stats"]["out"] = json!({
                         "packets": o.packets_sent,
                         "bytes": o.bytes_sent,
+                        "bytes_lastsec": lastsec(&(s.mid.clone(), false)),
                         "nacks": s.nack_count,
                         "retransmissions": s.retransmitted_packets_sent,
                     });
@@ -741,8 +792,8 @@ impl Peer {
                 _ => {}
             }
         }
-        for m in media.values_mut() {
-            m["nack-queue-ms"] = json!(self.nack_queue_ms);
+        if let Ok(mut last) = self.last_bytes.lock() {
+            *last = Some((now, counts));
         }
         // Reported only when both candidates of the nominated pair are in the report.
         let selected =
