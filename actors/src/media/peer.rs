@@ -427,7 +427,7 @@ pub struct Peer {
     nat_1_1: Option<String>,
     nack_queue_ms: u64,
     /// Byte counters at the previous `stats` call, for `bytes_lastsec`.
-    last_bytes: std::sync::Mutex<Option<(Instant, HashMap<(String, bool), u64>)>>,
+    last_bytes: std::sync::Mutex<Option<(Instant, ByteCounts)>>,
     live: Arc<std::sync::atomic::AtomicU64>,
     closed: std::sync::atomic::AtomicBool,
 }
@@ -604,8 +604,11 @@ impl Peer {
     }
 }
 
-/// RTP bytes so far per (mid, inbound) of a statistics report.
-fn byte_counts(report: &rtc::statistics::report::RTCStatsReport) -> HashMap<(String, bool), u64> {
+/// RTP bytes so far per (mid, inbound).
+type ByteCounts = HashMap<(String, bool), u64>;
+
+/// The byte counters of a statistics report.
+fn byte_counts(report: &rtc::statistics::report::RTCStatsReport) -> ByteCounts {
     use rtc::statistics::report::RTCStatsReportEntry as E;
     report
         .iter()
