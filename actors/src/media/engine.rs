@@ -436,6 +436,9 @@ fn codecs() -> Result<EngineCodecs, MediaError> {
         ("urn:ietf:params:rtp-hdrext:sdes:mid", RtpCodecKind::Audio),
         ("urn:ietf:params:rtp-hdrext:ssrc-audio-level", RtpCodecKind::Audio),
         ("http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", RtpCodecKind::Video),
+        // Relayed from publishers to subscribers (rotation from mobile senders, playout hints).
+        ("urn:3gpp:video-orientation", RtpCodecKind::Video),
+        ("http://www.webrtc.org/experiments/rtp-hdrext/playout-delay", RtpCodecKind::Video),
         // Simulcast: layers arrive without signalled SSRCs, identified by mid and rid.
         ("urn:ietf:params:rtp-hdrext:sdes:mid", RtpCodecKind::Video),
         ("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", RtpCodecKind::Video),

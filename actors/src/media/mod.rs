@@ -17,6 +17,7 @@ pub use peer::{AnswerSpec, EventFn, OfferSpec, OfferTrack, Peer, SendTrack};
 pub use port::{MediaPort, MediaSink};
 pub use types::{
     Feedback, HangupReason, LocalCandidate, LossSample, MediaCounters, MediaKind, PeerEvent, RtpExtension, RtpPacket,
+    RELAYED_EXTENSIONS,
 };
 pub use writer::{RtpWriter, WriteError};
 

@@ -317,9 +317,9 @@ async fn read_track(
         RtpCodecKind::Audio => MediaKind::Audio,
         _ => MediaKind::Video,
     };
+    let mut info: Option<ReceiverInfo> = None;
     let mut mid = String::new();
     let mut rids: Vec<(u32, Arc<str>)> = Vec::new();
-    let mut audio_pt: Option<u8> = None;
     let mut receiving = false;
     loop {
         let no_media = Duration::from_secs(no_media_secs.load(std::sync::atomic::Ordering::Relaxed));
@@ -338,8 +338,10 @@ async fn read_track(
         match next {
             Some(TrackRemoteEvent::OnOpen(init)) => {
                 // Once per simulcast layer, each with its own SSRC and rid.
-                if mid.is_empty() {
-                    mid = mid_of_receiver(&io, &track, init.receiver_id).await.unwrap_or_default();
+                if info.is_none() {
+                    let found = receiver_info(&io, init.receiver_id).await.unwrap_or_default();
+                    mid = found.mid.clone();
+                    info = Some(found);
                 }
                 if let Some(rid) = &init.rid {
                     rids.push((init.ssrc, Arc::from(rid.as_str())));
@@ -353,13 +355,11 @@ async fn read_track(
                 }
             }
             Some(TrackRemoteEvent::OnRtpPacket(pkt)) => {
+                let info = info.get_or_insert_with(ReceiverInfo::default);
                 // Audio carries one codec plus, now and then, DTMF events (RFC 4733) with their own
                 // payload type: plugins relay the codec, so the events stop here.
-                if kind == MediaKind::Audio {
-                    let pt = pkt.header.payload_type;
-                    if *audio_pt.get_or_insert(pt) != pt {
-                        continue;
-                    }
+                if kind == MediaKind::Audio && info.dtmf.contains(&pkt.header.payload_type) {
+                    continue;
                 }
                 io.counters.rtp_in_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 io.counters.rtp_in_bytes.fetch_add(pkt.payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -368,7 +368,7 @@ async fn read_track(
                     events(PeerEvent::Media { mid: mid.clone(), kind, receiving: true });
                 }
                 if let Some(sink) = port.sink() {
-                    let mut pkt = from_engine(pkt);
+                    let mut pkt = from_engine(pkt, &info.extensions);
                     if !rids.is_empty() {
                         pkt.rid = rids.iter().find(|(ssrc, _)| *ssrc == pkt.ssrc).map(|(_, rid)| rid.clone());
                     }
@@ -384,32 +384,57 @@ async fn read_track(
     }
 }
 
-/// The mid of the transceiver whose receiver is `receiver_id`.
-async fn mid_of_receiver(
-    io: &PeerIo,
-    _track: &Arc<dyn TrackRemote>,
-    receiver_id: rtc::rtp_transceiver::RTCRtpReceiverId,
-) -> Option<String> {
+/// What the read loop needs to know about one negotiated receiver.
+#[derive(Default)]
+struct ReceiverInfo {
+    mid: String,
+    /// The peer's ids of the relayed header extensions.
+    extensions: Vec<(u8, &'static str)>,
+    /// Payload types of negotiated DTMF events (RFC 4733 `telephone-event`).
+    dtmf: Vec<u8>,
+}
+
+/// The transceiver whose receiver is `receiver_id`: its mid and negotiated parameters.
+async fn receiver_info(io: &PeerIo, receiver_id: rtc::rtp_transceiver::RTCRtpReceiverId) -> Option<ReceiverInfo> {
     let pc = io.pc.get()?.upgrade()?;
     for t in pc.get_transceivers().await {
-        if let Ok(Some(r)) = t.receiver().await {
-            if r.id() == receiver_id {
-                return t.mid().await.ok().flatten();
-            }
+        let Ok(Some(r)) = t.receiver().await else { continue };
+        if r.id() != receiver_id {
+            continue;
         }
+        let mid = t.mid().await.ok().flatten().unwrap_or_default();
+        let params = r.get_parameters().await.ok().map(|p| p.rtp_parameters);
+        let Some(params) = params else { return Some(ReceiverInfo { mid, ..ReceiverInfo::default() }) };
+        let extensions = params
+            .header_extensions
+            .iter()
+            .filter_map(|e| Some((u8::try_from(e.id).ok()?, super::types::relayed_extension(&e.uri)?)))
+            .collect();
+        let dtmf = params
+            .codecs
+            .iter()
+            .filter(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case("audio/telephone-event"))
+            .map(|c| c.payload_type)
+            .collect();
+        return Some(ReceiverInfo { mid, extensions, dtmf });
     }
     None
 }
 
-fn from_engine(pkt: rtc::rtp::Packet) -> RtpPacket {
+fn from_engine(pkt: rtc::rtp::Packet, relayed: &[(u8, &'static str)]) -> RtpPacket {
     let h = pkt.header;
+    let uri = |id: u8| relayed.iter().find(|(i, _)| *i == id).map(|(_, u)| *u);
     RtpPacket {
         marker: h.marker,
         payload_type: h.payload_type,
         sequence_number: h.sequence_number,
         timestamp: h.timestamp,
         ssrc: h.ssrc,
-        extensions: h.extensions.into_iter().map(|e| RtpExtension { id: e.id, value: e.payload }).collect(),
+        extensions: h
+            .extensions
+            .into_iter()
+            .map(|e| RtpExtension { id: e.id, uri: uri(e.id), value: e.payload })
+            .collect(),
         rid: None,
         payload: pkt.payload,
     }
@@ -659,10 +684,26 @@ async fn register_writers(
                         .map(|c| c.payload_type)
                 })
                 .unwrap_or(t.codec.pt);
+            let extensions: Arc<[(&'static str, u8)]> = params
+                .as_ref()
+                .map(|p| {
+                    p.rtp_parameters
+                        .header_extensions
+                        .iter()
+                        .filter_map(|e| Some((super::types::relayed_extension(&e.uri)?, u8::try_from(e.id).ok()?)))
+                        .collect()
+                })
+                .unwrap_or_default();
             let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
             let mid = mid_of_sender(pc, sender.id()).await.unwrap_or_else(|| t.mid.clone());
-            let writer =
-                RtpWriter { track: track.clone(), ssrc, payload_type: pt, kind: t.kind, counters: io.counters.clone() };
+            let writer = RtpWriter {
+                track: track.clone(),
+                ssrc,
+                payload_type: pt,
+                kind: t.kind,
+                counters: io.counters.clone(),
+                extensions,
+            };
             if let Ok(mut w) = io.writers.write() {
                 w.insert(mid.clone(), writer);
             }
