@@ -20,6 +20,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::runtime::{Runtime as EngineRuntime, TokioRuntime};
 
+use super::capture::{CaptureSlot, CaptureTap};
 use super::rtcp_tap::RtcpTap;
 use super::MediaError;
 
@@ -152,6 +153,7 @@ impl MediaEngine {
     pub(crate) async fn build(
         &self,
         handler: Arc<dyn PeerConnectionEventHandler>,
+        capture: Arc<CaptureSlot>,
     ) -> Result<Arc<dyn PeerConnection>, MediaError> {
         let s = &self.inner.settings;
         let attempts = match s.port_range {
@@ -165,7 +167,9 @@ impl MediaEngine {
             let mut codecs = codecs()?;
             let registry = register_default_interceptors(Registry::new(), &mut codecs)
                 .map_err(|e| MediaError::Engine(e.to_string()))?
-                .with(Slot::from(14_000), RtcpTap::default());
+                .with(Slot::from(14_000), RtcpTap::default())
+                // Wire-most: Admin packet dumps see what crosses SRTP, engine-made RTCP included.
+                .with(Slot::from(500), CaptureTap::new(capture.clone()));
             let mut setting = SettingEngineBuilder::new()
                 .with_multicast_dns_mode(MulticastDnsMode::Disabled)
                 .with_network_types(vec![NetworkType::Udp4, NetworkType::Udp6])

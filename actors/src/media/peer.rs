@@ -427,8 +427,9 @@ impl Peer {
             no_media: engine.no_media_timer(),
         });
         let build_engine = engine.clone();
+        let capture = port.capture_slot();
         let pc = rt
-            .spawn(async move { build_engine.build(callbacks).await })
+            .spawn(async move { build_engine.build(callbacks, capture).await })
             .await
             .map_err(|e| MediaError::Engine(e.to_string()))??;
         let _ = io.pc.set(Arc::downgrade(&pc));
