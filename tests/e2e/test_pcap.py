@@ -2,12 +2,14 @@
 plain RTP and RTCP of the call in both directions, told apart by the fake addresses. The error
 paths are in tests/api/packet_dump.rs."""
 
+import asyncio
 import json
 import os
 import re
 import shutil
 import struct
 import subprocess
+import time
 
 import aiohttp
 import pytest
@@ -70,6 +72,13 @@ def read_text2pcap(path):
     return out
 
 
+async def flow(peer):
+    """Lets media run long enough for both ends' periodic RTCP (about one report a second)."""
+    since = time.time()
+    await asyncio.sleep(2.5)
+    assert (await peer.counter("video")).count_since(since) > 10, "video kept flowing"
+
+
 def rtp_ssrcs(packets, inbound):
     return {struct.unpack("!I", p[8:12])[0] for i, p in packets if i == inbound and len(p) >= 12 and not is_rtcp(p)}
 
@@ -88,7 +97,7 @@ async def test_pcap_and_text2pcap_dumps_hold_the_call(server, tmp_path):
         assert r == {"janus": "success", "transaction": "pcap"}, r
         info = (await admin(server, dict(ids, janus="handle_info")))["info"]
         assert info["dump-to-pcap"] is True and info["pcap-file"] == f"{folder}/call.pcap", info
-        await peer.wait_frames("video", (await peer.counter("video")).count + 30)
+        await flow(peer)
         r = await admin(server, dict(ids, janus="stop_pcap"))
         assert r == {"janus": "success", "transaction": "pcap"}, r
         info = (await admin(server, dict(ids, janus="handle_info")))["info"]
@@ -98,7 +107,7 @@ async def test_pcap_and_text2pcap_dumps_hold_the_call(server, tmp_path):
         assert r["janus"] == "success", r
         info = (await admin(server, dict(ids, janus="handle_info")))["info"]
         assert info["dump-to-text2pcap"] is True and info["text2pcap-file"] == f"{folder}/call.txt", info
-        await peer.wait_frames("video", (await peer.counter("video")).count + 30)
+        await flow(peer)
         # Either stop request ends whichever dump runs (Janus keeps one per handle).
         r = await admin(server, dict(ids, janus="stop_pcap"))
         assert r["janus"] == "success", r
@@ -112,7 +121,8 @@ async def test_pcap_and_text2pcap_dumps_hold_the_call(server, tmp_path):
 
     packets = read_pcap(os.path.join(folder, "call.pcap"))
     assert rtp_ssrcs(packets, inbound=True) == theirs, packets[:3]
-    assert rtp_ssrcs(packets, inbound=False) == ours
+    # Every stream we send is there (the engine may add packets of its own, e.g. bandwidth probes).
+    assert ours <= rtp_ssrcs(packets, inbound=False)
     assert any(is_rtcp(p) for i, p in packets if i), "the peer's RTCP is dumped too"
     assert any(is_rtcp(p) for i, p in packets if not i), "and ours"
     assert all(p[0] >> 6 == 2 for _, p in packets), "plain RTP/RTCP (version 2), not SRTP"
@@ -120,7 +130,7 @@ async def test_pcap_and_text2pcap_dumps_hold_the_call(server, tmp_path):
     text_path = os.path.join(folder, "call.txt")
     lines = read_text2pcap(text_path)
     assert rtp_ssrcs(lines, inbound=True) == theirs
-    assert rtp_ssrcs(lines, inbound=False) == ours
+    assert ours <= rtp_ssrcs(lines, inbound=False)
     assert max(len(p) for _, p in lines) <= 64, "truncate keeps the first 64 bytes"
 
     # Wireshark's own converter reads the text (when it is installed; tests/run.sh does not add it).
