@@ -213,6 +213,8 @@ pub struct Certificates {
     pub cert_pem: Option<String>,
     /// PEM private key file.
     pub cert_key: Option<String>,
+    /// Password of an encrypted private key (PKCS#8 `ENCRYPTED PRIVATE KEY`).
+    pub cert_pwd: Option<String>,
 }
 
 /// Everything the core reads.

@@ -218,6 +218,32 @@ describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () =>
         await until('subscriber video frames', () => video.videoWidth > 0, 20000);
         await until('a subscriber bitrate', () => /^[1-9]\d* kbits\/sec$/.test(sub.handle.getBitrate()), 10000);
 
+        // Plugin-initiated ICE restart: `configure` with `restart` brings a new offer with new ICE
+        // credentials; once answered, the subscription keeps decoding.
+        const ufrag = (sdp) => (sdp.match(/a=ice-ufrag:(\S+)/) || [])[1];
+        const decoded = async () => {
+          const stats = await sub.handle.getPeerConnection().getStats();
+          let n = 0;
+          stats.forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') n += r.framesDecoded || 0; });
+          return n;
+        };
+        const offers = sub.events.filter((e) => e.jsep).length;
+        await send(sub.handle, { request: 'configure', restart: true });
+        const restarted = await until('the restart offer', () => sub.events.filter((e) => e.jsep)[offers]);
+        const reanswer = await new Promise((resolve, reject) => sub.handle.createAnswer({ jsep: restarted.jsep, tracks: [], success: resolve, error: reject }));
+        await send(sub.handle, { request: 'start' }, reanswer);
+        const framesAtRestart = await decoded();
+        const t0 = Date.now();
+        while (await decoded() < framesAtRestart + 20) {
+          if (Date.now() - t0 > 15000) throw new Error('no frames after the ICE restart; log: ' + log.join(' | '));
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        const restart = {
+          event: restarted.msg.configured,
+          newUfrag: ufrag(restarted.jsep.sdp) !== ufrag(offered.jsep.sdp),
+          ourNewUfrag: ufrag(reanswer.sdp) !== ufrag(answer.sdp),
+        };
+
         const devices = await new Promise((resolve) => Janus.listDevices(resolve));
         const kinds = [...new Set(devices.map((d) => d.kind))].sort();
         const muted = [pub.handle.isVideoMuted(), pub.handle.muteVideo(), pub.handle.isVideoMuted(), pub.handle.unmuteVideo(), pub.handle.isVideoMuted()];
@@ -233,7 +259,7 @@ describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () =>
         await new Promise((resolve) => janus.destroy({ success: resolve }));
         cleaned = janus.isConnected() ? 0 : 1;
         return {
-          encodings, muted, dtmf, kinds, replaced, localTracks, cleaned,
+          encodings, muted, dtmf, kinds, replaced, localTracks, cleaned, restart,
           subSize: [video.videoWidth, video.videoHeight],
           localEvents: pub.local.map((l) => `${l.kind}:${l.added}`),
         };
@@ -247,6 +273,7 @@ describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () =>
       assert.equal(result.replaced, true, 'replaceTracks swapped the video track');
       assert.deepEqual(result.localTracks, ['audio', 'video']);
       assert.ok(result.subSize[0] > 0, 'the subscriber sees video');
+      assert.deepEqual(result.restart, { event: 'ok', newUfrag: true, ourNewUfrag: true }, 'plugin-initiated ICE restart');
       assert.ok(result.localEvents.includes('video:true') && result.localEvents.includes('video:false'), 'onlocaltrack added and removed');
       assert.equal(result.cleaned, 1);
     } finally {

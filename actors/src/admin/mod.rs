@@ -158,6 +158,9 @@ impl Core {
             "set_min_nack_queue" => {
                 let v = body.req_u64("min_nack_queue").map_err(bad)?.min(1000);
                 rt.min_nack_queue.store(v, Ordering::Relaxed);
+                if let Some(media) = &st.media {
+                    media.set_nack_queue_ms(v);
+                }
                 Ok(ok().with("min_nack_queue", v))
             }
             "set_nack_optimizations" => {

@@ -73,6 +73,22 @@ pub struct OfferSpec {
 pub struct AnswerSpec {
     /// Send nothing back (SFU publishers): every m-line is answered `recvonly`.
     pub recv_only: bool,
+    /// Audio codecs to answer with, in preference order (`opus`, `pcmu`, ...); empty = the first
+    /// offered one we can send.
+    pub audio_codecs: Vec<String>,
+    /// Video codecs to answer with, in preference order (`vp8`, `h264`, `vp9`).
+    pub video_codecs: Vec<String>,
+    /// Video profile to pick among the offered variants of the codec: H.264 `profile-level-id`
+    /// (e.g. `42e01f`) or VP9 `profile-id` (e.g. `2`).
+    pub video_profile: Option<String>,
+}
+
+impl AnswerSpec {
+    /// Whether the plugin chose codecs (the answer then lists only the chosen one per m-line,
+    /// so the peer sends exactly that).
+    pub fn has_codec_preferences(&self) -> bool {
+        !self.audio_codecs.is_empty() || !self.video_codecs.is_empty() || self.video_profile.is_some()
+    }
 }
 
 /// The codec we send for a kind when the plugin names one (or the default).
@@ -208,14 +224,21 @@ struct Callbacks {
     port: MediaPort,
     gathered: watch::Sender<bool>,
     no_media: Arc<std::sync::atomic::AtomicU64>,
+    /// The public address host candidates are advertised with (1:1 NAT).
+    nat_1_1: Option<String>,
 }
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Callbacks {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         if let Ok(init) = event.candidate.to_json() {
+            // Trickled candidates get the same 1:1 NAT rewrite as the ones in the SDP.
+            let candidate = match &self.nat_1_1 {
+                Some(public) => super::sdp::public_host_candidate(&init.candidate, public),
+                None => init.candidate,
+            };
             (self.events)(PeerEvent::LocalCandidate(LocalCandidate {
-                candidate: init.candidate,
+                candidate,
                 sdp_mid: init.sdp_mid,
                 sdp_mline_index: init.sdp_mline_index,
             }));
@@ -402,6 +425,7 @@ pub struct Peer {
     rt: RtHandle,
     created: Instant,
     nat_1_1: Option<String>,
+    nack_queue_ms: u64,
     live: Arc<std::sync::atomic::AtomicU64>,
     closed: std::sync::atomic::AtomicBool,
 }
@@ -425,11 +449,13 @@ impl Peer {
             port: port.clone(),
             gathered: gathered_tx,
             no_media: engine.no_media_timer(),
+            nat_1_1: engine.settings().nat_1_1.first().cloned(),
         });
         let build_engine = engine.clone();
+        let nack_queue_ms = engine.nack_queue_ms();
         let capture = port.capture_slot();
         let pc = rt
-            .spawn(async move { build_engine.build(callbacks, capture).await })
+            .spawn(async move { build_engine.build(callbacks, nack_queue_ms, capture).await })
             .await
             .map_err(|e| MediaError::Engine(e.to_string()))??;
         let _ = io.pc.set(Arc::downgrade(&pc));
@@ -445,6 +471,7 @@ impl Peer {
             rt,
             created: Instant::now(),
             nat_1_1: engine.settings().nat_1_1.first().cloned(),
+            nack_queue_ms,
             live,
             closed: std::sync::atomic::AtomicBool::new(false),
         })
@@ -477,7 +504,14 @@ impl Peer {
     }
 
     /// Answers the applied offer, sending on `send`; waits for gathering unless `trickle`.
-    pub async fn answer(&self, send: Vec<SendTrack>, trickle: bool) -> Result<String, MediaError> {
+    /// Answers the applied offer, sending `send`; with `only_these_codecs` each sent m-line lists
+    /// only its track's codec.
+    pub async fn answer(
+        &self,
+        send: Vec<SendTrack>,
+        only_these_codecs: bool,
+        trickle: bool,
+    ) -> Result<String, MediaError> {
         let pc = self.pc.clone();
         let io = self.io.clone();
         let port = self.port.clone();
@@ -494,6 +528,9 @@ impl Peer {
                     .add_track(track.clone() as Arc<dyn TrackLocal>)
                     .await
                     .map_err(|e| MediaError::Engine(e.to_string()))?;
+                if only_these_codecs {
+                    prefer_codec(&pc, sender.id(), t).await;
+                }
                 added.push((t.clone(), track, sender));
             }
             let answer = pc.create_answer(None).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
@@ -705,6 +742,9 @@ impl Peer {
                 _ => {}
             }
         }
+        for m in media.values_mut() {
+            m["nack-queue-ms"] = json!(self.nack_queue_ms);
+        }
         // Reported only when both candidates of the nominated pair are in the report.
         let selected =
             pair.and_then(|(l, r)| Some(format!("{} <-> {}", local.get(&l)?.as_str()?, remote.get(&r)?.as_str()?)));
@@ -779,11 +819,16 @@ impl Peer {
     }
 }
 
-/// Offers only the codec the plugin sends on this track: the peer must not pick another one, the
-/// plugin relays its source's payloads as they are.
+/// Lists only the codec the plugin sends on this track: the peer must not pick another one (the
+/// plugin relays its source's payloads as they are, or asked for this codec).
 async fn prefer_codec(pc: &Arc<dyn PeerConnection>, sender_id: rtc::rtp_transceiver::RTCRtpSenderId, t: &SendTrack) {
     let kind = if t.kind == MediaKind::Audio { RtpCodecKind::Audio } else { RtpCodecKind::Video };
-    let Some(params) = super::engine::registered_codec(kind, &t.codec.name) else { return };
+    let Some(mut params) = super::engine::registered_codec(kind, &t.codec.name, &t.codec.fmtp) else { return };
+    // The exact variant: an offered codec keeps the peer's payload type and profile.
+    params.payload_type = t.codec.pt;
+    if !t.codec.fmtp.is_empty() {
+        params.rtp_codec.sdp_fmtp_line = t.codec.fmtp.clone();
+    }
     for transceiver in pc.get_transceivers().await {
         if let Ok(Some(s)) = transceiver.sender().await {
             if s.id() == sender_id {

@@ -156,4 +156,10 @@ pub struct MediaCounters {
     pub keyframe_requests_out: std::sync::atomic::AtomicU64,
     /// REMB messages sent to peers.
     pub remb_out: std::sync::atomic::AtomicU64,
+    /// Packets peers asked us to retransmit (NACKed sequence numbers).
+    pub nacks_in: std::sync::atomic::AtomicU64,
+    /// Packets we asked peers to retransmit.
+    pub nacks_out: std::sync::atomic::AtomicU64,
+    /// Packets we retransmitted.
+    pub retransmissions_out: std::sync::atomic::AtomicU64,
 }
