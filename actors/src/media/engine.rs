@@ -21,6 +21,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::runtime::{Runtime as EngineRuntime, TokioRuntime};
 
+use super::capture::{CaptureSlot, CaptureTap};
 use super::rtcp_tap::{NackCounter, RtcpTap};
 use super::MediaError;
 
@@ -171,6 +172,7 @@ impl MediaEngine {
         &self,
         handler: Arc<dyn PeerConnectionEventHandler>,
         nack_queue_ms: u64,
+        capture: Arc<CaptureSlot>,
     ) -> Result<Arc<dyn PeerConnection>, MediaError> {
         let s = &self.inner.settings;
         let attempts = match s.port_range {
@@ -182,7 +184,10 @@ impl MediaEngine {
             let port = self.pick_port();
             let addrs: Vec<SocketAddr> = s.ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
             let mut codecs = codecs()?;
-            let registry = self.interceptors(&mut codecs, nack_queue_ms)?;
+            let registry = self
+                .interceptors(&mut codecs, nack_queue_ms)?
+                // Wire-most: Admin packet dumps see what crosses SRTP, engine-made RTCP included.
+                .with(Slot::from(500), CaptureTap::new(capture.clone()));
             let mut setting = SettingEngineBuilder::new()
                 .with_multicast_dns_mode(MulticastDnsMode::Disabled)
                 .with_network_types(vec![NetworkType::Udp4, NetworkType::Udp6])

@@ -2,6 +2,7 @@
 //! `webrtc`/`rtc` crates, so the engine can be replaced (str0m is plan B) without touching
 //! plugins or transports. Nothing here re-exports an engine type.
 
+mod capture;
 pub mod codec;
 mod engine;
 pub mod network;
@@ -12,6 +13,7 @@ pub mod sdp;
 mod types;
 mod writer;
 
+pub use capture::{CaptureError, CaptureFormat, CaptureInfo, CaptureSpec};
 pub use engine::{negotiable, IceSettings, MediaEngine, PemCertificate};
 pub use peer::{AnswerSpec, EventFn, OfferSpec, OfferTrack, Peer, SendTrack};
 pub use port::{MediaPort, MediaSink};

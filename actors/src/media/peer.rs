@@ -480,8 +480,9 @@ impl Peer {
         });
         let build_engine = engine.clone();
         let nack_queue_ms = engine.nack_queue_ms();
+        let capture = port.capture_slot();
         let pc = rt
-            .spawn(async move { build_engine.build(callbacks, nack_queue_ms).await })
+            .spawn(async move { build_engine.build(callbacks, nack_queue_ms, capture).await })
             .await
             .map_err(|e| MediaError::Engine(e.to_string()))??;
         let _ = io.pc.set(Arc::downgrade(&pc));
