@@ -63,10 +63,11 @@ class SmallPattern(Pattern):
 class Publisher:
     """An aiortc peer sending a tone and a moving pattern into a room."""
 
-    def __init__(self, video=Pattern):
+    def __init__(self, video=Pattern, data=False):
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc.addTrack(Tone())
         self.pc.addTrack(video())
+        self.channel = self.pc.createDataChannel("JanusDataChannel") if data else None
 
     async def publish(self, j, room, display="pub"):
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -81,10 +82,11 @@ class Publisher:
         assert d["room"] == room and isinstance(d["private_id"], int)
         assert all(p["id"] != d["id"] for p in d["publishers"])
         assert d["audio_codec"] == "opus" and d["video_codec"] == "vp8"
-        assert [s["type"] for s in d["streams"]] == ["audio", "video"]
+        assert [s["type"] for s in d["streams"]] == ["audio", "video"] + (["data"] if self.channel else [])
         assert d["streams"][0]["description"] == "mic"
-        # Janus answers a publisher receive-only.
-        assert "a=sendrecv" not in ev["jsep"]["sdp"] and "a=recvonly" in ev["jsep"]["sdp"]
+        # Janus answers a publisher's media receive-only.
+        media = ev["jsep"]["sdp"].split("m=application")[0]
+        assert "a=sendrecv" not in media and "a=recvonly" in media
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=ev["jsep"]["sdp"], type="answer"))
         await j.next_event(lambda e: e.get("janus") == "webrtcup")
         return d["id"]
@@ -111,7 +113,8 @@ class Subscriber:
         ev = await j.next_event(is_event("videoroom", "attached"))
         d = data_of(ev)
         assert ev["jsep"]["type"] == "offer"
-        assert "a=sendonly" in ev["jsep"]["sdp"] and "a=sendrecv" not in ev["jsep"]["sdp"]
+        media = ev["jsep"]["sdp"].split("m=application")[0]
+        assert "a=sendonly" in media and "a=sendrecv" not in media
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=ev["jsep"]["sdp"], type="offer"))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         jsep = {"type": "answer", "sdp": self.pc.localDescription.sdp}
@@ -336,6 +339,48 @@ async def test_join_then_configure_with_an_offer_publishes(server):
         assert [p["id"] for p in announced] == [feed]
         await sub.subscribe(sj, room, feed)
         await sub.frames("video", 10)
+    await pub.close()
+    await sub.close()
+
+
+@pytest.mark.asyncio
+async def test_publisher_data_channel_reaches_subscribers(server):
+    """A publisher's data channel is a stream of its feed: subscribers to it get a data channel
+    in the plugin's offer and receive what the publisher sends, text and binary."""
+    pub, sub = Publisher(data=True), Subscriber()
+    channel = pub.channel
+    opened = asyncio.Event()
+    channel.on("open", opened.set)
+    received = asyncio.Queue()
+
+    @sub.pc.on("datachannel")
+    def on_channel(ch):
+        ch.on("message", received.put_nowait)
+
+    async with client(server) as pj, client(server) as sj:
+        await pj.attach(VR)
+        await sj.attach(VR)
+        room = await create_room(pj)
+        feed = await pub.publish(pj, room)
+        await asyncio.wait_for(opened.wait(), 10)
+        d = await sub.subscribe(sj, room, feed)
+        assert [s["type"] for s in d["streams"]] == ["audio", "video", "data"], d["streams"]
+        await sub.frames("video", 5)
+        # The subscriber's channel opens once SCTP is up; send until the first message lands.
+        for _ in range(50):
+            channel.send("hello subscribers")
+            try:
+                first = await asyncio.wait_for(received.get(), 0.2)
+                break
+            except asyncio.TimeoutError:
+                continue
+        else:
+            raise AssertionError("no data reached the subscriber")
+        assert first == "hello subscribers"
+        channel.send(b"\x00\x01binary")
+        while (msg := await asyncio.wait_for(received.get(), 5)) == "hello subscribers":
+            pass
+        assert msg == b"\x00\x01binary"
     await pub.close()
     await sub.close()
 

@@ -129,6 +129,19 @@ impl Feed {
         self.forwarders.snapshot()
     }
 
+    /// Sends one of the publisher's data channel messages to every subscriber of this (data)
+    /// stream that is started and has it on.
+    pub fn forward_data(&self, data: &bytes::Bytes, binary: bool) {
+        if self.moderated.load(Ordering::Relaxed) {
+            return;
+        }
+        for s in self.subscribers.snapshot().iter() {
+            if s.gate.is_open() && s.send.load(Ordering::Relaxed) {
+                s.port.send_data(None, data.clone(), binary);
+            }
+        }
+    }
+
     /// Asks the publisher for a keyframe (throttled: see [`KeyframeThrottle`]).
     pub fn request_keyframe(&self) {
         if self.kind == MediaKind::Video && self.keyframes.allow() {

@@ -18,7 +18,7 @@ use portunus_actors::api::validate::{FieldError, Fields};
 use portunus_actors::api::{SdpType, Transaction};
 use portunus_actors::media::AnswerSpec;
 use portunus_actors::plugin::{
-    Plugin, PluginCtx, PluginDescriptor, PluginEnv, PluginError, PluginMessage, PluginReply, PluginSession,
+    DataMessage, Plugin, PluginCtx, PluginDescriptor, PluginEnv, PluginError, PluginMessage, PluginReply, PluginSession,
 };
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
@@ -171,6 +171,8 @@ enum Job {
     Message(Box<PluginMessage>),
     SetupMedia,
     HangupMedia,
+    /// A data channel message from this handle's peer (publishers' go to their subscribers).
+    Data(DataMessage),
 }
 
 struct VrSession {
@@ -275,6 +277,11 @@ impl PluginSession for VrSession {
         let _ = self.jobs.try_send(Job::SetupMedia);
     }
 
+    fn incoming_data(&mut self, msg: DataMessage) {
+        // Data is best effort: a handle with a full queue loses messages, not memory.
+        let _ = self.jobs.try_send(Job::Data(msg));
+    }
+
     fn hangup_media(&mut self) {
         let jobs = self.jobs.clone();
         // Must not be lost to a full queue: the room has to stop forwarding to a dead PC.
@@ -334,6 +341,11 @@ async fn worker(mut rx: mpsc::Receiver<Job>, ctx: PluginCtx, shared: Arc<Shared>
                 };
                 if let Some((_, addr)) = role.room() {
                     let _ = addr.send(req).await;
+                }
+            }
+            Job::Data(msg) => {
+                if let Role::Publisher { addr, .. } = &role {
+                    let _ = addr.try_send(RoomRequest::Data { handle, data: msg.data, binary: msg.binary });
                 }
             }
             Job::HangupMedia => {

@@ -108,6 +108,12 @@ pub enum RoomRequest {
     SubscriberUp {
         handle: u64,
     },
+    /// A publisher's data channel message, for the subscribers of its data stream.
+    Data {
+        handle: u64,
+        data: bytes::Bytes,
+        binary: bool,
+    },
     /// The handle's PeerConnection went away.
     MediaGone {
         handle: u64,
@@ -606,8 +612,7 @@ impl Room {
                 let sub = self.subscriber(handle)?;
                 apply_send_toggles(sub, &body)?;
                 let restart = body.opt_bool("restart")?.unwrap_or(false);
-                let offer =
-                    restart.then(|| OfferSpec { tracks: offer_tracks(&sub.slots), data: false, ice_restart: true });
+                let offer = restart.then(|| subscriber_offer(&sub.slots, true));
                 Ok(RoomReply {
                     data: json!({"videoroom": "event", "room": room, "configured": "ok"}),
                     offer,
@@ -619,7 +624,7 @@ impl Room {
                 let sub = self.subscriber(handle)?;
                 add_slots(room, sub, wanted);
                 let streams: Vec<Value> = sub.slots.iter().map(|s| slot_json(s, None)).collect();
-                let offer = OfferSpec { tracks: offer_tracks(&sub.slots), data: false, ice_restart: false };
+                let offer = subscriber_offer(&sub.slots, false);
                 Ok(RoomReply {
                     data: json!({"videoroom": "updated", "room": room, "streams": streams}),
                     offer: Some(offer),
@@ -660,6 +665,14 @@ impl Room {
                 let ev = json!({"videoroom": if talking { "talking" } else { "stopped-talking" }, "room": room,
                     "id": p.id, "mid": mid, "audio-level-dBov-avg": level});
                 self.notify_participants(None, &ev);
+                Ok(RoomReply::default())
+            }
+            RoomRequest::Data { handle, data, binary } => {
+                let p = self.participant(handle)?;
+                let feeds = p.publication.iter().flat_map(|publ| &publ.streams).filter(|s| s.kind == MediaKind::Data);
+                for s in feeds {
+                    s.feed.forward_data(&data, binary);
+                }
                 Ok(RoomReply::default())
             }
             RoomRequest::SubscriberUp { handle } => {
@@ -774,9 +787,9 @@ impl Room {
             .sections
             .iter()
             .filter(|s| {
+                // Data channels have no direction: a publisher's is relayed to its subscribers.
                 !s.disabled
-                    && s.kind != MediaKind::Data
-                    && matches!(s.direction, Direction::SendRecv | Direction::SendOnly)
+                    && (s.kind == MediaKind::Data || matches!(s.direction, Direction::SendRecv | Direction::SendOnly))
             })
             .map(|s| {
                 let mid = s.mid.clone().unwrap_or_else(|| s.mindex.to_string());
@@ -939,7 +952,7 @@ impl Room {
         add_slots(self.id, &mut sub, wanted);
         sub.ctx.media().set_sink(sub.sink.clone());
         let displays: Vec<Value> = sub.slots.iter().map(|s| slot_json(s, self.display_of(s.feed_id))).collect();
-        let offer = OfferSpec { tracks: offer_tracks(&sub.slots), data: false, ice_restart: false };
+        let offer = subscriber_offer(&sub.slots, false);
         self.subscribers.insert(handle, sub);
         Ok(RoomReply {
             data: json!({"videoroom": "attached", "room": self.id, "streams": displays}),
@@ -1128,9 +1141,16 @@ fn sub_feeds(slots: &[SubSlot]) -> Vec<(String, Arc<Feed>)> {
     slots.iter().filter_map(|s| Some((s.mid.clone(), s.feed.clone()?))).collect()
 }
 
+/// The plugin's offer to a subscriber: its audio and video slots as send-only tracks, and a data
+/// channel when it subscribed to a publisher's data.
+fn subscriber_offer(slots: &[SubSlot], ice_restart: bool) -> OfferSpec {
+    OfferSpec { tracks: offer_tracks(slots), data: slots.iter().any(|s| s.kind == MediaKind::Data), ice_restart }
+}
+
 fn offer_tracks(slots: &[SubSlot]) -> Vec<OfferTrack> {
     slots
         .iter()
+        .filter(|s| s.kind != MediaKind::Data)
         .map(|s| OfferTrack {
             kind: s.kind,
             codec: s.codec.clone().unwrap_or_default(),
