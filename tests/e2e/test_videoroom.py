@@ -462,6 +462,54 @@ async def test_rtp_forward_to_udp(server):
 
 
 @pytest.mark.asyncio
+async def test_rtp_forward_with_srtp(server):
+    """`srtp_suite`/`srtp_crypto`: the forwarded packets are SRTP that libsrtp (pylibsrtp, as aiortc
+    uses) decrypts with the same key; a bad key is refused before anything is forwarded."""
+    import base64
+    import os
+
+    from pylibsrtp import Policy, Session
+
+    pub = Publisher()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    port = sock.getsockname()[1]
+    key = os.urandom(30)
+    async with client(server) as pj:
+        await pj.attach(VR)
+        room = await create_room(pj, secret="s3")
+        feed = await pub.publish(pj, room)
+        base = {"request": "rtp_forward", "room": room, "publisher_id": feed, "secret": "s3", "host": "127.0.0.1",
+                "streams": [{"mid": "1", "port": port, "ssrc": 4343}]}
+        bad = await sync(pj, dict(base, srtp_suite=80, srtp_crypto=base64.b64encode(key[:16]).decode()))
+        assert "Invalid SRTP settings" in bad["error"], bad
+        missing = await sync(pj, dict(base, srtp_suite=80))
+        assert missing["error"] == "Missing mandatory element (srtp_crypto)", missing
+        assert (await sync(pj, {"request": "listforwarders", "room": room, "secret": "s3"}))["publishers"] == []
+
+        fwd = await sync(pj, dict(base, srtp_suite=80, srtp_crypto=base64.b64encode(key).decode()))
+        [f] = fwd["forwarders"]
+        assert f["srtp"] is True and f["ssrc"] == 4343, f
+        session = Session(policy=Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND,
+                                        srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80))
+        loop = asyncio.get_running_loop()
+        plain = []
+        deadline = time.time() + 10
+        while len(plain) < 10 and time.time() < deadline:
+            try:
+                packet = await asyncio.wait_for(loop.sock_recv(sock, 2048), 1)
+            except asyncio.TimeoutError:
+                continue
+            plain.append(session.unprotect(packet))  # raises if the tag or key is wrong
+            assert len(packet) == len(plain[-1]) + 10, "an 80-bit tag"
+        assert len(plain) >= 10
+        assert all(int.from_bytes(p[8:12], "big") == 4343 for p in plain)
+    sock.close()
+    await pub.close()
+
+
+@pytest.mark.asyncio
 async def test_room_management_and_errors(server):
     async with client(server) as a, client(server) as b:
         await a.attach(VR)

@@ -10,6 +10,7 @@ mod peer;
 mod port;
 mod rtcp_tap;
 pub mod sdp;
+pub mod srtp;
 mod types;
 mod writer;
 

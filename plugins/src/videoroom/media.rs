@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use portunus_actors::media::codec::VideoFrameInfo;
+use portunus_actors::media::srtp::SrtpSender;
 use portunus_actors::media::{Feedback, MediaKind, MediaPort, MediaSink, RtpPacket, RtpWriter};
 
 use crate::simulcast::{KeyframeThrottle, Layers, Selector, Verdict};
@@ -325,6 +326,8 @@ pub struct RtpForwarder {
     pub pt: u8,
     dest: SocketAddr,
     socket: UdpSocket,
+    /// Encrypts what is sent (`srtp_suite`/`srtp_crypto`); plain RTP without.
+    srtp: Option<SrtpSender>,
 }
 
 impl RtpForwarder {
@@ -341,15 +344,32 @@ impl RtpForwarder {
         let socket = UdpSocket::bind(local)?;
         // Never block the media runtime: a full socket buffer drops the packet.
         socket.set_nonblocking(true)?;
-        Ok(RtpForwarder { stream_id, kind, port: dest.port(), host, ssrc, pt, dest, socket })
+        Ok(RtpForwarder { stream_id, kind, port: dest.port(), host, ssrc, pt, dest, socket, srtp: None })
+    }
+
+    /// Sends SRTP instead of plain RTP.
+    pub fn with_srtp(mut self, srtp: Option<SrtpSender>) -> Self {
+        self.srtp = srtp;
+        self
+    }
+
+    /// Whether it sends SRTP.
+    pub fn is_srtp(&self) -> bool {
+        self.srtp.is_some()
     }
 
     fn send(&self, pkt: &RtpPacket) {
         let ssrc = if self.ssrc == 0 { pkt.ssrc } else { self.ssrc };
         let pt = if self.pt == 0 { pkt.payload_type } else { self.pt };
-        if let Some(bytes) = pkt.to_bytes(ssrc, pt) {
-            let _ = self.socket.send_to(&bytes, self.dest);
-        }
+        let Some(bytes) = pkt.to_bytes(ssrc, pt) else { return };
+        let bytes = match &self.srtp {
+            Some(srtp) => match srtp.protect(&bytes) {
+                Some(b) => b,
+                None => return,
+            },
+            None => bytes,
+        };
+        let _ = self.socket.send_to(&bytes, self.dest);
     }
 }
 

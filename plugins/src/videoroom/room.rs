@@ -15,6 +15,7 @@ use actix::prelude::*;
 use portunus_actors::api::ids::random_id;
 use portunus_actors::api::validate::Fields;
 use portunus_actors::media::sdp::{Direction, SdpInfo};
+use portunus_actors::media::srtp::SrtpSender;
 use portunus_actors::media::{MediaKind, OfferSpec, OfferTrack};
 use portunus_actors::plugin::boundary::guard;
 use portunus_actors::plugin::PluginCtx;
@@ -1069,6 +1070,21 @@ impl Room {
                 }
             }
         }
+        // One SRTP key for every stream of the request, as Janus does.
+        let srtp = match (body.opt_u64("srtp_suite")?, body.opt_str("srtp_crypto")?) {
+            (None, None) => None,
+            (Some(suite), Some(crypto)) => Some((suite, crypto.to_owned())),
+            (_, None) => return Err(VrError::new(MISSING_ELEMENT, "Missing mandatory element (srtp_crypto)")),
+            (None, _) => return Err(VrError::new(MISSING_ELEMENT, "Missing mandatory element (srtp_suite)")),
+        };
+        let srtp_sender = |(suite, crypto): &(u64, String)| {
+            SrtpSender::new(*suite, crypto)
+                .map_err(|e| VrError::new(INVALID_ELEMENT, format!("Invalid SRTP settings: {e}")))
+        };
+        // Checked before any forwarder starts, so a bad key adds none.
+        if let Some(settings) = &srtp {
+            srtp_sender(settings)?;
+        }
         let feeds: Vec<Arc<Feed>> = publ.streams.iter().map(|s| s.feed.clone()).collect();
         let mut created = Vec::new();
         for (mid, host, port, ssrc, pt) in wanted {
@@ -1083,8 +1099,10 @@ impl Room {
                 .ok_or_else(|| VrError::new(INVALID_ELEMENT, format!("Could not resolve address ({host})")))?;
             let id = self.next_forwarder;
             self.next_forwarder += 1;
+            let sender = srtp.as_ref().map(srtp_sender).transpose()?;
             let f = RtpForwarder::new(id, stream.kind, host, dest, ssrc, pt)
-                .map_err(|e| VrError::new(UNKNOWN_ERROR, format!("Error creating forwarder: {e}")))?;
+                .map_err(|e| VrError::new(UNKNOWN_ERROR, format!("Error creating forwarder: {e}")))?
+                .with_srtp(sender);
             let f = Arc::new(f);
             stream.add_forwarder(f.clone());
             stream.request_keyframe();
@@ -1285,7 +1303,7 @@ fn slot_json(s: &SubSlot, display: Option<String>) -> Value {
 
 fn forwarder_json(f: &RtpForwarder, mid: &str) -> Value {
     let mut v = json!({"stream_id": f.stream_id, "type": kind_str(f.kind), "mid": mid,
-        "host": f.host, "port": f.port, "srtp": false});
+        "host": f.host, "port": f.port, "srtp": f.is_srtp()});
     if f.ssrc != 0 {
         v["ssrc"] = json!(f.ssrc);
     }
