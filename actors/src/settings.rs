@@ -177,7 +177,8 @@ pub struct Limits {
     pub connection_queue: usize,
     /// Trickle candidates queued per handle before a PeerConnection exists.
     pub max_queued_candidates: usize,
-    /// Worker threads for sessions and handles (0 = one per CPU).
+    /// Dedicated threads for sessions and handles (0 = none: a session lives on the transport
+    /// worker thread that created it).
     pub session_workers: usize,
 }
 

@@ -111,3 +111,38 @@ async fn post_to_handle_path_of_unknown_session_is_458() {
         json!({"janus": "error", "session_id": 999, "transaction": "t", "error": {"code": 458, "reason": "No such session 999"}})
     );
 }
+
+async fn open_http_connections(server: &TestServer) -> u64 {
+    let (_, text) = server.admin().get("/metrics").await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("portunus_transport_connections{transport=\"janus.transport.http\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the HTTP connection gauge")
+}
+
+/// One keep-alive connection that has been served one request.
+async fn served_connection(server: &TestServer) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.http).await.expect("connect to the HTTP port");
+    tcp.write_all(b"GET /janus/ping HTTP/1.1\r\nHost: localhost\r\n\r\n").await.expect("send");
+    let mut buf = [0u8; 1024];
+    let n = tcp.read(&mut buf).await.expect("read the reply");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    tcp
+}
+
+#[tokio::test]
+async fn open_connections_are_counted_in_metrics() {
+    let server = TestServer::start();
+    let before = open_http_connections(&server).await;
+    let a = served_connection(&server).await;
+    let b = served_connection(&server).await;
+    assert_eq!(open_http_connections(&server).await, before + 2);
+    drop(a);
+    drop(b);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while open_http_connections(&server).await != before {
+        assert!(std::time::Instant::now() < deadline, "closed HTTP connections still counted");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -20,6 +20,10 @@ use crate::settings::{CorsSettings, HttpSettings};
 /// Package name of this transport.
 pub const PACKAGE: &str = "janus.transport.http";
 
+/// Open HTTP connections to the Janus API port (for `/metrics`; the admin port, where scrapes
+/// arrive, is not counted).
+pub static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// `server_info` entry.
 pub const DESCRIPTOR: TransportDescriptor = TransportDescriptor {
     package: PACKAGE,

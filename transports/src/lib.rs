@@ -19,6 +19,7 @@ pub mod web;
 pub mod websocket;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer};
@@ -73,13 +74,14 @@ pub fn bind_all(
     let mut out = Vec::new();
     if http.http {
         let st = http::HttpState::new(core.clone(), http::Api::Janus, http.clone());
-        out.push(bind("http", &http.ip, http.port, workers, move || {
+        out.push(bind("http", &http.ip, http.port, workers, Some(&http::CONNECTIONS), move || {
             App::new().configure(http::configure(st.clone()))
         })?);
     }
     if http.admin.admin_http {
         let st = http::HttpState::new(core.clone(), http::Api::Admin, http.clone());
-        out.push(bind("admin_http", &http.admin.admin_ip, http.admin.admin_port, 1, move || {
+        // The admin port is not counted: metrics scrapes arrive there.
+        out.push(bind("admin_http", &http.admin.admin_ip, http.admin.admin_port, 1, None, move || {
             let app = App::new();
             let app = match &obs {
                 Some(obs) => app.configure(metrics::configure(obs.clone())),
@@ -90,13 +92,13 @@ pub fn bind_all(
     }
     if ws.ws {
         let st = websocket::WsState::new(core.clone(), http::Api::Janus, ws.clone(), connection_queue);
-        out.push(bind("ws", &ws.ws_ip, ws.ws_port, workers, move || {
+        out.push(bind("ws", &ws.ws_ip, ws.ws_port, workers, None, move || {
             App::new().configure(websocket::configure(st.clone()))
         })?);
     }
     if ws.admin.admin_ws {
         let st = websocket::WsState::new(core.clone(), http::Api::Admin, ws.clone(), connection_queue);
-        out.push(bind("admin_ws", &ws.admin.admin_ws_ip, ws.admin.admin_ws_port, 1, move || {
+        out.push(bind("admin_ws", &ws.admin.admin_ws_ip, ws.admin.admin_ws_port, 1, None, move || {
             App::new().configure(websocket::configure(st.clone()))
         })?);
     }
@@ -114,7 +116,7 @@ pub fn bind_web(web: &WebSettings) -> Option<Listener> {
         return None;
     }
     let settings = web.clone();
-    match bind("web", &web.ip, web.port, 1, move || App::new().configure(web::configure(settings.clone()))) {
+    match bind("web", &web.ip, web.port, 1, None, move || App::new().configure(web::configure(settings.clone()))) {
         Ok(l) => Some(l),
         Err(e) => {
             tracing::warn!(port = web.port, error = %e, "web: could not listen; static pages not served");
@@ -123,7 +125,15 @@ pub fn bind_web(web: &WebSettings) -> Option<Listener> {
     }
 }
 
-fn bind<F, I>(name: &'static str, ip: &str, port: u16, workers: usize, factory: F) -> std::io::Result<Listener>
+/// Binds one server. With `count`, its open TCP connections are counted there (for `/metrics`).
+fn bind<F, I>(
+    name: &'static str,
+    ip: &str,
+    port: u16,
+    workers: usize,
+    count: Option<&'static AtomicU64>,
+    factory: F,
+) -> std::io::Result<Listener>
 where
     F: Fn() -> App<I> + Send + Clone + 'static,
     I: actix_web::dev::ServiceFactory<
@@ -137,9 +147,13 @@ where
     let server = HttpServer::new(factory)
         // Janus API traffic is small request/response messages: without TCP_NODELAY a reply
         // followed by an event waits for the client's delayed ACK (~40 ms).
-        .on_connect(|conn, _ext| {
+        .on_connect(move |conn, ext| {
             if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
                 let _ = tcp.set_nodelay(true);
+            }
+            // The connection's extensions live exactly as long as the connection.
+            if let Some(count) = count {
+                ext.insert(OpenConnection::new(count));
             }
         })
         .workers(workers)
@@ -150,4 +164,20 @@ where
     let addr =
         server.addrs().first().copied().ok_or_else(|| std::io::Error::other(format!("{name}: no address bound")))?;
     Ok(Listener { name, addr, server: server.run() })
+}
+
+/// One open connection in a gauge: counted while it lives.
+struct OpenConnection(&'static AtomicU64);
+
+impl OpenConnection {
+    fn new(count: &'static AtomicU64) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(count)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }

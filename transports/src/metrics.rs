@@ -226,10 +226,11 @@ impl Observability {
         }
         portunus_actors::metrics::render(&mut out);
         out.push_str(
-            "# HELP portunus_transport_connections Open transport connections (Unix socket peers, WebSockets).\n",
+            "# HELP portunus_transport_connections Open transport connections (HTTP, Unix socket peers, WebSockets).\n",
         );
         out.push_str("# TYPE portunus_transport_connections gauge\n");
         for (transport, open) in [
+            (crate::http::PACKAGE, &crate::http::CONNECTIONS),
             (crate::unix::PACKAGE, &crate::unix::CONNECTIONS),
             (crate::websocket::PACKAGE, &crate::websocket::CONNECTIONS),
         ] {

@@ -14,10 +14,8 @@ use crate::api::{
 };
 use crate::auth::{CheckApiAccess, CheckPluginAccess};
 use crate::handle::{HandleOutcome, HandleRequest};
-use crate::session::registry::{
-    ClaimSession, CreateSession, DestroySession, LookupSession, RoutePoll, RouteToHandle, TransportGone,
-};
-use crate::session::{Attach, PollOutcome};
+use crate::session::registry::{ClaimSession, CreateSession, DestroySession, TransportGone};
+use crate::session::{Attach, Poll, PollOutcome, ToHandle};
 use crate::transport::Origin;
 
 /// Result of a long poll.
@@ -112,8 +110,9 @@ impl Core {
         if !self.authorized(apisecret, token).await {
             return PollResult::Unauthorized;
         }
-        // The registry refreshes activity: a poll is an internal keepalive (Janus compat 1.7).
-        match self.inner.registry.send(RoutePoll { session, maxev }).await {
+        // The lookup refreshes activity: a poll is an internal keepalive (Janus compat 1.7).
+        let Some(addr) = self.inner.directory.lookup(session) else { return PollResult::NotFound };
+        match addr.send(Poll { maxev }).await {
             Ok(Some(PollOutcome::Ready(events))) => PollResult::Ready(events),
             Ok(Some(PollOutcome::Wait(rx))) => PollResult::Wait(rx),
             Ok(None) | Err(_) => PollResult::NotFound,
@@ -122,7 +121,7 @@ impl Core {
 
     /// HTTP `GET /janus/S/H`: an internal keepalive.
     pub async fn touch(&self, session: SessionId) -> bool {
-        matches!(self.inner.registry.send(LookupSession(session)).await, Ok(Ok(_)))
+        self.inner.directory.lookup(session).is_some()
     }
 
     async fn dispatch(&self, origin: &Origin, mut env: Envelope) -> Result<Outgoing, Failure> {
@@ -138,25 +137,18 @@ impl Core {
         if !self.authorized(env.apisecret.take(), env.token.clone()).await {
             return Err(fail(ApiError::unauthorized()));
         }
-        let registry = self.inner.registry.clone();
-        // Handle-level requests go through the registry to the session to the handle in one round
-        // trip; session-level ones resolve the session first.
-        let to_handle = |handle: HandleId, request: HandleRequest| {
-            let registry = registry.clone();
-            async move {
-                match registry.send(RouteToHandle { session, handle, request }).await {
-                    Ok(r) => r,
-                    Err(_) => Err(ApiError::no_session(session)),
-                }
+        // The directory resolves the session (and refreshes its activity) without an actor hop;
+        // the request then goes to the session, usually on this very thread.
+        let directory = &self.inner.directory;
+        let to_handle = |handle: HandleId, request: HandleRequest| async move {
+            let addr = directory.lookup(session).ok_or_else(|| ApiError::no_session(session))?;
+            match addr.send(ToHandle { handle, request }).await {
+                Ok(r) => r,
+                // The session ended between lookup and delivery.
+                Err(_) => Err(ApiError::no_session(session)),
             }
         };
-        let lookup = || async {
-            registry
-                .send(LookupSession(session))
-                .await
-                .map_err(|_| fail(ApiError::unknown("Session registry unavailable")))?
-                .map_err(fail)
-        };
+        let lookup = || async { directory.lookup(session).ok_or_else(|| fail(ApiError::no_session(session))) };
         let name = env.name.as_str();
         // Reasons quote the name as sent (Janus compat: it prints the request string verbatim).
         let raw = env.raw_name.clone();
@@ -285,7 +277,7 @@ impl Core {
                 let id = self
                     .inner
                     .registry
-                    .send(CreateSession { id: requested, origin: origin.clone() })
+                    .send(CreateSession { id: requested, origin: origin.clone(), near: actix::Arbiter::try_current() })
                     .await
                     .map_err(|_| Failure {
                         session: requested,

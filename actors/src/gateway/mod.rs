@@ -22,7 +22,7 @@ use crate::plugin::boundary::guard;
 use crate::plugin::{PluginDescriptor, PluginEnv, PluginRegistry, SharedPlugin};
 use crate::router::TransactionRouter;
 use crate::session::registry::DestroyAll;
-use crate::session::SessionRegistry;
+use crate::session::{SessionDirectory, SessionRegistry};
 use crate::settings::CoreSettings;
 use crate::state::{LogControl, ServerState};
 
@@ -116,17 +116,14 @@ impl Gateway {
         let plugin_descriptors: Vec<PluginDescriptor> = plugin_list.iter().map(|p| p.descriptor().clone()).collect();
         let packages = plugin_descriptors.iter().map(|d| d.package.to_owned()).collect();
 
-        // With one CPU, extra session threads only add a thread hop to every request: sessions
-        // then live on the registry's own thread.
-        let n_workers = match state.settings.limits.session_workers {
-            0 => match std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) {
-                1 => 0,
-                n => n,
-            },
-            n => n,
-        };
-        let workers: Vec<Arbiter> = (0..n_workers).map(|_| Arbiter::new()).collect();
-        let registry = SessionRegistry::new(state.clone(), workers.iter().map(|a| a.handle()).collect()).start();
+        // By default (0) sessions live on the arbiter of the transport worker whose `create` made
+        // them, so their requests and events rarely cross threads; transports already spread
+        // connections over one worker per CPU. Dedicated session threads are opt-in.
+        let workers: Vec<Arbiter> = (0..state.settings.limits.session_workers).map(|_| Arbiter::new()).collect();
+        let directory = Arc::new(SessionDirectory::default());
+        let registry =
+            SessionRegistry::new(state.clone(), workers.iter().map(|a| a.handle()).collect(), directory.clone())
+                .start();
         let auth = AuthStore::new(auth_config.clone(), packages).start();
         let plugins = PluginRegistry::new(plugin_list.clone()).start();
 
@@ -134,6 +131,7 @@ impl Gateway {
             inner: Arc::new(CoreInner {
                 state,
                 registry,
+                directory,
                 auth,
                 auth_config,
                 plugins,
@@ -193,6 +191,8 @@ pub struct Core {
 pub(crate) struct CoreInner {
     pub(crate) state: Arc<ServerState>,
     pub(crate) registry: Addr<SessionRegistry>,
+    /// Sessions by id, resolved without a hop to the registry.
+    pub(crate) directory: Arc<SessionDirectory>,
     pub(crate) auth: Addr<AuthStore>,
     pub(crate) auth_config: AuthConfig,
     pub(crate) plugins: Addr<PluginRegistry>,

@@ -2,6 +2,7 @@
 //! delivery (a push connection or a bounded long-poll queue). The registry owns the session's
 //! id, activity and timeout bookkeeping; the session owns what happens inside.
 
+pub mod directory;
 mod poll;
 pub mod registry;
 pub mod table;
@@ -14,6 +15,7 @@ use actix::prelude::*;
 use serde_json::json;
 use tracing::Span;
 
+pub use directory::SessionDirectory;
 pub use poll::{PollOutcome, PollQueue};
 pub use registry::SessionRegistry;
 

@@ -1,6 +1,8 @@
 //! The `SessionRegistry` actor: session ids to addresses, creation (with client-chosen ids and the
 //! session limit), lookup (which refreshes activity), destroy, claim, transport-gone handling and
-//! the 2-second timeout sweep. The bookkeeping itself is the pure [`SessionTable`].
+//! the 2-second timeout sweep. The bookkeeping itself is the pure [`SessionTable`]; the
+//! [`SessionDirectory`] mirrors id -> address so that requests resolve sessions without a hop to
+//! this actor (see its module docs).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,6 +10,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde_json::json;
 
+use super::directory::{SessionDirectory, Stamp};
 use super::table::{Expiry, SessionTable, TimeoutOverride};
 use super::{Claimed, EndSession, Session};
 use crate::api::{ApiError, ConnectionId, ErrorCode, SessionId};
@@ -18,9 +21,17 @@ use crate::transport::{Origin, OwnerKind, SessionOver};
 /// How often expiry is checked (Janus's watchdog period).
 pub const SWEEP_PERIOD: Duration = Duration::from_secs(2);
 
+/// A session as the registry's table holds it.
+#[derive(Clone)]
+pub struct Slot {
+    addr: Addr<Session>,
+    stamp: Arc<Stamp>,
+}
+
 /// The registry actor.
 pub struct SessionRegistry {
-    table: SessionTable<Addr<Session>>,
+    table: SessionTable<Slot>,
+    directory: Arc<SessionDirectory>,
     state: Arc<ServerState>,
     workers: Vec<ArbiterHandle>,
     next_worker: usize,
@@ -28,24 +39,44 @@ pub struct SessionRegistry {
 }
 
 impl SessionRegistry {
-    /// A registry placing sessions round-robin on `workers` (the current arbiter when empty).
-    pub fn new(state: Arc<ServerState>, workers: Vec<ArbiterHandle>) -> Self {
-        SessionRegistry { table: SessionTable::default(), state, workers, next_worker: 0, sweep_period: SWEEP_PERIOD }
-    }
-
-    fn spawn_session(&mut self, id: SessionId, owner: OwnerKind) -> Addr<Session> {
-        let state = self.state.clone();
-        if self.workers.is_empty() {
-            return Session::new(id, owner, state).start();
+    /// A registry placing sessions round-robin on `workers`; when empty, on the arbiter the
+    /// `create` came from (the transport worker that will carry the session's requests), or on
+    /// its own. It publishes sessions in `directory`.
+    pub fn new(state: Arc<ServerState>, workers: Vec<ArbiterHandle>, directory: Arc<SessionDirectory>) -> Self {
+        SessionRegistry {
+            table: SessionTable::default(),
+            directory,
+            state,
+            workers,
+            next_worker: 0,
+            sweep_period: SWEEP_PERIOD,
         }
-        let worker = &self.workers[self.next_worker % self.workers.len()];
-        self.next_worker = self.next_worker.wrapping_add(1);
-        Session::start_in_arbiter(worker, move |_| Session::new(id, owner, state))
     }
 
-    fn end(entry_addr: &Addr<Session>, why: SessionOver, notify_owner: bool) {
+    fn spawn_session(&mut self, id: SessionId, owner: OwnerKind, near: Option<ArbiterHandle>) -> Addr<Session> {
+        let state = self.state.clone();
+        let worker = match (self.workers.len(), near) {
+            (0, None) => return Session::new(id, owner, state).start(),
+            (0, Some(near)) => near,
+            (n, _) => {
+                let w = self.workers[self.next_worker % n].clone();
+                self.next_worker = self.next_worker.wrapping_add(1);
+                w
+            }
+        };
+        Session::start_in_arbiter(&worker, move |_| Session::new(id, owner, state))
+    }
+
+    fn end(&self, id: SessionId, slot: &Slot, why: SessionOver, notify_owner: bool) {
+        self.directory.remove(id);
         // Rare lifecycle notification; the session may already be gone.
-        entry_addr.do_send(EndSession { why, notify_owner });
+        slot.addr.do_send(EndSession { why, notify_owner });
+    }
+
+    /// Folds the activity requests stamped in the directory into the table.
+    fn refresh(&mut self) {
+        let epoch = self.directory.epoch();
+        self.table.refresh(|slot| slot.stamp.last(epoch));
     }
 }
 
@@ -55,13 +86,14 @@ impl Actor for SessionRegistry {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(8192);
         ctx.run_interval(self.sweep_period, |this, _| {
+            this.refresh();
             let now = Instant::now();
             let reclaim = this.state.settings.general.reclaim_session_timeout;
             for (id, entry, why) in this.table.sweep(now, this.state.session_timeout(), reclaim) {
                 tracing::info!(session_id = id.0, ?why, "session expired");
                 match why {
-                    Expiry::TimedOut => Self::end(&entry.addr, SessionOver::TimedOut, true),
-                    Expiry::NotReclaimed => Self::end(&entry.addr, SessionOver::Destroyed, false),
+                    Expiry::TimedOut => this.end(id, &entry.addr, SessionOver::TimedOut, true),
+                    Expiry::NotReclaimed => this.end(id, &entry.addr, SessionOver::Destroyed, false),
                 }
             }
         });
@@ -76,6 +108,9 @@ pub struct CreateSession {
     pub id: Option<SessionId>,
     /// Who asks (and will own it).
     pub origin: Origin,
+    /// The arbiter the request arrived on, where the session is best placed (its requests
+    /// usually come from there).
+    pub near: Option<ArbiterHandle>,
 }
 
 impl Handler<CreateSession> for SessionRegistry {
@@ -95,8 +130,9 @@ impl Handler<CreateSession> for SessionRegistry {
                 }
             },
         };
-        let addr = self.spawn_session(id, msg.origin.owner.clone());
-        self.table.insert(id, addr, msg.origin.connection, msg.origin.transport, Instant::now());
+        let addr = self.spawn_session(id, msg.origin.owner.clone(), msg.near);
+        let stamp = self.directory.insert(id, addr.clone());
+        self.table.insert(id, Slot { addr, stamp }, msg.origin.connection, msg.origin.transport, Instant::now());
         if let OwnerKind::Push(sink) = &msg.origin.owner {
             sink.session_created(id);
         }
@@ -112,64 +148,6 @@ impl Handler<CreateSession> for SessionRegistry {
     }
 }
 
-/// Resolve a session for a request; refreshes its activity.
-#[derive(Message)]
-#[rtype(result = "Result<Addr<Session>, ApiError>")]
-pub struct LookupSession(pub SessionId);
-
-impl Handler<LookupSession> for SessionRegistry {
-    type Result = Result<Addr<Session>, ApiError>;
-    fn handle(&mut self, msg: LookupSession, _: &mut Context<Self>) -> Self::Result {
-        self.table.touch(msg.0, Instant::now()).map(|e| e.addr.clone()).ok_or_else(|| ApiError::no_session(msg.0))
-    }
-}
-
-/// Resolve a session (refreshing it) and hand a request to one of its handles, in one hop.
-#[derive(Message)]
-#[rtype(result = "Result<crate::handle::HandleOutcome, ApiError>")]
-pub struct RouteToHandle {
-    /// Session.
-    pub session: SessionId,
-    /// Handle.
-    pub handle: crate::api::HandleId,
-    /// What to do.
-    pub request: crate::handle::HandleRequest,
-}
-
-impl Handler<RouteToHandle> for SessionRegistry {
-    type Result = ResponseFuture<Result<crate::handle::HandleOutcome, ApiError>>;
-    fn handle(&mut self, msg: RouteToHandle, _: &mut Context<Self>) -> Self::Result {
-        let session = msg.session;
-        let Some(e) = self.table.touch(session, Instant::now()) else {
-            return Box::pin(async move { Err(ApiError::no_session(session)) });
-        };
-        let send = e.addr.send(super::ToHandle { handle: msg.handle, request: msg.request });
-        Box::pin(async move { send.await.unwrap_or_else(|_| Err(ApiError::no_session(session))) })
-    }
-}
-
-/// A long poll: resolve the session (a poll is an internal keepalive) and ask for its events.
-/// `None` when the session is unknown or has no long-poll queue.
-#[derive(Message)]
-#[rtype(result = "Option<super::PollOutcome>")]
-pub struct RoutePoll {
-    /// Session.
-    pub session: SessionId,
-    /// Max events.
-    pub maxev: usize,
-}
-
-impl Handler<RoutePoll> for SessionRegistry {
-    type Result = ResponseFuture<Option<super::PollOutcome>>;
-    fn handle(&mut self, msg: RoutePoll, _: &mut Context<Self>) -> Self::Result {
-        let Some(e) = self.table.touch(msg.session, Instant::now()) else {
-            return Box::pin(async { None });
-        };
-        let send = e.addr.send(super::Poll { maxev: msg.maxev });
-        Box::pin(async move { send.await.ok().flatten() })
-    }
-}
-
 /// `destroy` (and Admin `destroy_session`).
 #[derive(Message)]
 #[rtype(result = "Result<(), ApiError>")]
@@ -179,7 +157,7 @@ impl Handler<DestroySession> for SessionRegistry {
     type Result = Result<(), ApiError>;
     fn handle(&mut self, msg: DestroySession, _: &mut Context<Self>) -> Self::Result {
         let entry = self.table.remove(msg.0).ok_or_else(|| ApiError::no_session(msg.0))?;
-        Self::end(&entry.addr, SessionOver::Destroyed, true);
+        self.end(msg.0, &entry.addr, SessionOver::Destroyed, true);
         Ok(())
     }
 }
@@ -207,7 +185,7 @@ impl Handler<ClaimSession> for SessionRegistry {
             .table
             .claim(msg.id, msg.origin.connection, msg.origin.transport, Instant::now())
             .ok_or_else(|| ApiError::no_session(msg.id))?;
-        entry.addr.do_send(Claimed { owner: msg.origin.owner });
+        entry.addr.addr.do_send(Claimed { owner: msg.origin.owner });
         Ok(())
     }
 }
@@ -223,7 +201,7 @@ impl Handler<TransportGone> for SessionRegistry {
         let reclaim = self.state.settings.general.reclaim_session_timeout > 0;
         for (id, entry) in self.table.connection_gone(msg.0, reclaim, Instant::now()) {
             tracing::debug!(session_id = id.0, "transport gone: destroying its session");
-            Self::end(&entry.addr, SessionOver::Destroyed, false);
+            self.end(id, &entry.addr, SessionOver::Destroyed, false);
         }
     }
 }
@@ -288,6 +266,7 @@ pub struct DescribeSession(pub SessionId);
 impl Handler<DescribeSession> for SessionRegistry {
     type Result = Result<SessionFacts, ApiError>;
     fn handle(&mut self, msg: DescribeSession, _: &mut Context<Self>) -> Self::Result {
+        self.refresh();
         let e = self.table.get(msg.0).ok_or_else(|| ApiError::no_session(msg.0))?;
         let timeout = match e.timeout {
             TimeoutOverride::Global => self.state.session_timeout(),
@@ -295,7 +274,7 @@ impl Handler<DescribeSession> for SessionRegistry {
             TimeoutOverride::Seconds(s) => s,
         };
         Ok(SessionFacts {
-            addr: e.addr.clone(),
+            addr: e.addr.addr.clone(),
             last_activity_us: self.state.monotonic_us(e.last_activity),
             timeout,
             transport: e.transport,
@@ -312,8 +291,9 @@ impl Handler<DestroyAll> for SessionRegistry {
     type Result = usize;
     fn handle(&mut self, _: DestroyAll, _: &mut Context<Self>) -> usize {
         let all = self.table.drain();
+        self.directory.clear();
         for (_, e) in &all {
-            Self::end(&e.addr, SessionOver::Destroyed, true);
+            e.addr.addr.do_send(EndSession { why: SessionOver::Destroyed, notify_owner: true });
         }
         all.len()
     }

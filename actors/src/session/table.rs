@@ -86,6 +86,16 @@ impl<A: Clone> SessionTable<A> {
         Some(e)
     }
 
+    /// Folds activity seen elsewhere (the directory's stamps) into the rows: each row's last
+    /// activity becomes the later of its own and what `seen` reports for it.
+    pub fn refresh(&mut self, seen: impl Fn(&A) -> Option<Instant>) {
+        for e in self.rows.values_mut() {
+            if let Some(t) = seen(&e.addr) {
+                e.last_activity = e.last_activity.max(t);
+            }
+        }
+    }
+
     /// Looks a session up without refreshing it.
     pub fn get(&self, id: SessionId) -> Option<&Entry<A>> {
         self.rows.get(&id)
@@ -206,6 +216,19 @@ mod tests {
         assert_eq!(t.sweep(t0 + Duration::from_secs(110), 60, 0).len(), 1);
         assert!(t.sweep(t0 + Duration::from_secs(10_000), 60, 0).is_empty(), "Never stays");
         assert!(t.sweep(t0 + Duration::from_secs(10_000), 0, 0).is_empty());
+    }
+
+    #[test]
+    fn refresh_keeps_the_later_activity() {
+        let t0 = Instant::now();
+        let mut t: SessionTable<u32> = SessionTable::default();
+        t.insert(SessionId(1), 1, C1, T, t0 + Duration::from_secs(10));
+        t.insert(SessionId(2), 2, C1, T, t0);
+        t.refresh(|a| Some(t0 + Duration::from_secs(u64::from(*a) * 20)));
+        assert_eq!(t.get(SessionId(1)).map(|e| e.last_activity), Some(t0 + Duration::from_secs(20)));
+        assert_eq!(t.get(SessionId(2)).map(|e| e.last_activity), Some(t0 + Duration::from_secs(40)));
+        t.refresh(|_| Some(t0));
+        assert_eq!(t.get(SessionId(1)).map(|e| e.last_activity), Some(t0 + Duration::from_secs(20)), "never back");
     }
 
     #[test]
