@@ -155,6 +155,11 @@ impl BrokerLink {
             .set_request_channel_capacity(MQTT_REQUEST_CAPACITY)
             .set_max_packet_size(MQTT_MAX_PACKET, MQTT_MAX_PACKET);
         let (client, mut eventloop) = AsyncClient::new(opts, MQTT_REQUEST_CAPACITY);
+        // Requests are small and wait for their replies: with Nagle, one
+        // waits for the broker's delayed ACK (about 40 ms on Linux).
+        let mut net = eventloop.network_options();
+        net.set_tcp_nodelay(true);
+        eventloop.set_network_options(net);
         let qos = mqtt_qos(b.mqtt_qos);
         client
             .subscribe(b.from_janus.clone(), qos)
