@@ -29,7 +29,8 @@ fn main() -> Result<()> {
     }
     let loaded = config::load(&cli)?;
     let g = &loaded.settings.general;
-    let logging = logging::init(g.debug_level, g.log_to_stdout, g.log_to_file.as_deref(), g.debug_colors)?;
+    let style = logging::Style { timestamps: g.debug_timestamps, colors: g.debug_colors };
+    let logging = logging::init(g.debug_level, g.log_to_stdout, g.log_to_file.as_deref(), style)?;
     actix_rt::System::new().block_on(run(loaded, Arc::new(logging)))
 }
 

@@ -18,13 +18,24 @@ struct Server {
 impl Server {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.args(["--http-port", "0", "--ws-port", "0", "--admin-http-port", "0", "--admin-ws-port", "0"])
-            .args(args)
-            .env("PORTUNUS__HTTP__IP", "127.0.0.1")
-            .env("PORTUNUS__WEBSOCKETS__WS_IP", "127.0.0.1")
-            .env("PORTUNUS__GENERAL__DEBUG_LEVEL", "2")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+        cmd.args([
+            "--http-port",
+            "0",
+            "--ws-port",
+            "0",
+            "--admin-http-port",
+            "0",
+            "--admin-ws-port",
+            "0",
+            "--web-port",
+            "0",
+        ])
+        .args(args)
+        .env("PORTUNUS__HTTP__IP", "127.0.0.1")
+        .env("PORTUNUS__WEBSOCKETS__WS_IP", "127.0.0.1")
+        .env("PORTUNUS__GENERAL__DEBUG_LEVEL", "2")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -137,17 +148,8 @@ async fn sigterm_shuts_down_gracefully() {
     let reply = ws.next().await.expect("reply").expect("frame");
     assert!(reply.to_text().unwrap_or_default().contains("success"));
 
-    // SAFETY: kill(2) on our own child process has no memory-safety preconditions.
-    let pid = s.child.id() as libc::pid_t;
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = s.child.try_wait().expect("wait") {
-            break st;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "server did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    terminate(&mut s);
+    let status = s.child.wait().expect("exit status");
     assert!(status.success(), "exit status {status}");
     // The socket is closed by the shutdown.
     let end = tokio::time::timeout(Duration::from_secs(5), async {
@@ -159,4 +161,51 @@ async fn sigterm_shuts_down_gracefully() {
     })
     .await;
     assert!(end.is_ok(), "WebSocket not closed by the shutdown");
+}
+
+/// Sends SIGTERM and waits for the exit.
+fn terminate(s: &mut Server) {
+    // SAFETY: kill(2) on our own child process has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(s.child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let start = Instant::now();
+    while s.child.try_wait().expect("wait").is_none() {
+        assert!(start.elapsed() < Duration::from_secs(10), "server did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn admin_switches_log_timestamps() {
+    let log = std::env::temp_dir().join(format!("portunus-cli-log-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let path = log.to_string_lossy().to_string();
+    let mut s = Server::start(
+        &[],
+        &[("PORTUNUS__GENERAL__DEBUG_LEVEL", "4"), ("PORTUNUS__GENERAL__LOG_TO_FILE", path.as_str())],
+    );
+    // Listeners log their start just after the ready line; let that settle.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let startup = std::fs::read_to_string(&log).expect("log file");
+    let stamped = |line: &str| line.len() > 20 && line.as_bytes()[..4].iter().all(u8::is_ascii_digit);
+    assert!(!startup.is_empty() && !startup.lines().any(stamped), "Janus's default is no timestamps:\n{startup}");
+
+    let admin = format!("http://{}/admin", s.ready["admin_http"].as_str().expect("admin listener"));
+    let body = serde_json::json!({"janus": "set_log_timestamps", "timestamps": true, "transaction": "t",
+        "admin_secret": "janusoverlord"});
+    let reply: Value = reqwest::Client::new()
+        .post(&admin)
+        .json(&body)
+        .send()
+        .await
+        .expect("admin request")
+        .json()
+        .await
+        .expect("admin json");
+    assert_eq!(reply["log_timestamps"], true, "{reply}");
+    // Shutting down logs at info level, now with timestamps.
+    terminate(&mut s);
+    let all = std::fs::read_to_string(&log).expect("log file");
+    let later = &all[startup.len()..];
+    assert!(!later.is_empty() && later.lines().all(stamped), "lines after the switch:\n{later}");
+    let _ = std::fs::remove_file(&log);
 }

@@ -40,6 +40,8 @@ pub struct General {
     pub log_to_file: Option<String>,
     /// IP advertised as `local-ip`.
     pub interface: Option<String>,
+    /// Folders no recording or packet dump may be written under.
+    pub protected_folders: Vec<String>,
 }
 
 impl Default for General {
@@ -61,9 +63,34 @@ impl Default for General {
             log_to_stdout: true,
             log_to_file: None,
             interface: None,
+            protected_folders: DEFAULT_PROTECTED_FOLDERS.iter().map(|f| (*f).to_owned()).collect(),
         }
     }
 }
+
+/// Janus's default `protected_folders` (reference 6.1): system folders and a Janus install's own.
+const DEFAULT_PROTECTED_FOLDERS: &[&str] = &[
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/initrd",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/proc",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var",
+    "/opt/janus/bin",
+    "/opt/janus/etc",
+    "/opt/janus/include",
+    "/opt/janus/lib",
+    "/opt/janus/lib32",
+    "/opt/janus/lib64",
+    "/opt/janus/sbin",
+];
 
 /// `[media]`
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -186,6 +213,8 @@ pub struct Certificates {
     pub cert_pem: Option<String>,
     /// PEM private key file.
     pub cert_key: Option<String>,
+    /// Password of an encrypted private key (PKCS#8 `ENCRYPTED PRIVATE KEY`).
+    pub cert_pwd: Option<String>,
 }
 
 /// Everything the core reads.

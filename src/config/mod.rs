@@ -104,7 +104,15 @@ pub fn load(cli: &Cli) -> Result<Loaded> {
     if let Some(file) = &cli.config {
         b = b.add_source(File::new(file, FileFormat::Toml).required(true));
     }
-    b = b.add_source(Environment::with_prefix("PORTUNUS").prefix_separator("__").separator("__").try_parsing(true));
+    // Lists from the environment are comma-separated, for the keys named here only.
+    b = b.add_source(
+        Environment::with_prefix("PORTUNUS")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("general.protected_folders"),
+    );
     for (key, value) in cli.overrides() {
         b = b.set_override(key, value)?;
     }

@@ -23,6 +23,7 @@ mod long_poll;
 mod malformed_input;
 mod message_and_jsep;
 mod opaque_id;
+mod packet_dump;
 #[cfg(feature = "fault-injection")]
 mod panic_boundary;
 mod reclaim;

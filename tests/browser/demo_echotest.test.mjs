@@ -218,6 +218,46 @@ describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () =>
         await until('subscriber video frames', () => video.videoWidth > 0, 20000);
         await until('a subscriber bitrate', () => /^[1-9]\d* kbits\/sec$/.test(sub.handle.getBitrate()), 10000);
 
+        // The publisher's audio-level header extension reaches the subscriber (rewritten to the
+        // subscriber's id): Chromium reports a level only from that extension, for audio it plays.
+        const audioReceiver = sub.handle.getPeerConnection().getReceivers().find((r) => r.track && r.track.kind === 'audio');
+        const audio = document.createElement('audio');
+        document.body.appendChild(audio);
+        audio.srcObject = new MediaStream([audioReceiver.track]);
+        await audio.play().catch(() => {});
+        let lastSources = 'none';
+        const audioLevel = await until('an audio level from the extension', () => {
+          const sources = audioReceiver.getSynchronizationSources();
+          lastSources = JSON.stringify(sources);
+          return sources.length && typeof sources[0].audioLevel === 'number' ? 'number' : null;
+        }, 10000).catch(() => `no level; sources ${lastSources}`);
+
+        // Plugin-initiated ICE restart: `configure` with `restart` brings a new offer with new ICE
+        // credentials; once answered, the subscription keeps decoding.
+        const ufrag = (sdp) => (sdp.match(/a=ice-ufrag:(\S+)/) || [])[1];
+        const decoded = async () => {
+          const stats = await sub.handle.getPeerConnection().getStats();
+          let n = 0;
+          stats.forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') n += r.framesDecoded || 0; });
+          return n;
+        };
+        const offers = sub.events.filter((e) => e.jsep).length;
+        await send(sub.handle, { request: 'configure', restart: true });
+        const restarted = await until('the restart offer', () => sub.events.filter((e) => e.jsep)[offers]);
+        const reanswer = await new Promise((resolve, reject) => sub.handle.createAnswer({ jsep: restarted.jsep, tracks: [], success: resolve, error: reject }));
+        await send(sub.handle, { request: 'start' }, reanswer);
+        const framesAtRestart = await decoded();
+        const t0 = Date.now();
+        while (await decoded() < framesAtRestart + 20) {
+          if (Date.now() - t0 > 15000) throw new Error('no frames after the ICE restart; log: ' + log.join(' | '));
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        const restart = {
+          event: restarted.msg.configured,
+          newUfrag: ufrag(restarted.jsep.sdp) !== ufrag(offered.jsep.sdp),
+          ourNewUfrag: ufrag(reanswer.sdp) !== ufrag(answer.sdp),
+        };
+
         const devices = await new Promise((resolve) => Janus.listDevices(resolve));
         const kinds = [...new Set(devices.map((d) => d.kind))].sort();
         const muted = [pub.handle.isVideoMuted(), pub.handle.muteVideo(), pub.handle.isVideoMuted(), pub.handle.unmuteVideo(), pub.handle.isVideoMuted()];
@@ -233,7 +273,7 @@ describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () =>
         await new Promise((resolve) => janus.destroy({ success: resolve }));
         cleaned = janus.isConnected() ? 0 : 1;
         return {
-          encodings, muted, dtmf, kinds, replaced, localTracks, cleaned,
+          encodings, muted, dtmf, kinds, replaced, localTracks, cleaned, restart, audioLevel,
           subSize: [video.videoWidth, video.videoHeight],
           localEvents: pub.local.map((l) => `${l.kind}:${l.added}`),
         };
@@ -247,6 +287,8 @@ describe('EchoTest demo page (static/echotest.html)', { timeout: 300000 }, () =>
       assert.equal(result.replaced, true, 'replaceTracks swapped the video track');
       assert.deepEqual(result.localTracks, ['audio', 'video']);
       assert.ok(result.subSize[0] > 0, 'the subscriber sees video');
+      assert.deepEqual(result.restart, { event: 'ok', newUfrag: true, ourNewUfrag: true }, 'plugin-initiated ICE restart');
+      assert.equal(result.audioLevel, 'number', 'audio level relayed to the subscriber');
       assert.ok(result.localEvents.includes('video:true') && result.localEvents.includes('video:false'), 'onlocaltrack added and removed');
       assert.equal(result.cleaned, 1);
     } finally {

@@ -28,6 +28,8 @@ export const CHROMIUM_ARGS = [
   '--use-fake-ui-for-media-stream',
   '--use-fake-device-for-media-stream',
   '--allow-loopback-in-peer-connection',
+  // Remote audio is played (Chromium tracks RTP sources of audio it plays out).
+  '--autoplay-policy=no-user-gesture-required',
 ];
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

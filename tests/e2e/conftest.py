@@ -3,7 +3,6 @@
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 
@@ -79,6 +78,25 @@ class Server:
     @property
     def admin_url(self):
         return f"http://{self.addrs['admin_http']}/admin"
+
+    async def admin(self, body):
+        """One Admin API request over HTTP (a transaction is added)."""
+        import aiohttp
+
+        body = dict({"transaction": "admin-" + os.urandom(4).hex()}, **body)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(self.admin_url, data=json.dumps(body)) as r:
+                return json.loads(await r.text())
+
+    async def metrics(self):
+        """The Prometheus series of /metrics as {series: value}."""
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            async with http.get(self.admin_url.rsplit("/", 1)[0] + "/metrics") as r:
+                text = await r.text()
+        return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in text.splitlines()
+                                          if line and not line.startswith("#"))}
 
     def stop(self):
         if self.proc.poll() is None:

@@ -6,7 +6,6 @@ import time
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.sdp import candidate_from_sdp
 
 from janus_client import HttpJanus, WsJanus
 from media import Counter, Pattern, Tone
@@ -247,36 +246,77 @@ async def test_media_stops_then_resumes_events(server):
         await peer.close()
 
 
+def answered_codecs(sdp, kind):
+    """The codec names of the first `kind` m-line of an SDP, in order."""
+    section = sdp.split(f"m={kind} ")[1].split("\r\nm=")[0]
+    pts = section.split("\r\n")[0].split()[2:]
+    names = dict(line[len("a=rtpmap:"):].split(" ", 1) for line in section.split("\r\n")
+                 if line.startswith("a=rtpmap:"))
+    return [names[pt].split("/")[0].lower() for pt in pts if pt in names]
+
+
+@pytest.mark.asyncio
+async def test_codec_preferences_choose_the_answered_codecs(server):
+    """`videocodec`/`audiocodec` with the offer: the answer lists only those codecs, so both
+    directions use them, and frames still decode (aiortc offers VP8 before H.264, opus before PCMU)."""
+    peer = Peer(data=False)
+    async with client(server, "ws") as j:
+        ev = await negotiate(j, peer, {"audio": True, "video": True, "videocodec": "h264", "audiocodec": "pcmu"})
+        assert answered_codecs(ev["jsep"]["sdp"], "video") == ["h264"], ev["jsep"]["sdp"]
+        assert answered_codecs(ev["jsep"]["sdp"], "audio") == ["pcmu"], ev["jsep"]["sdp"]
+        await peer.wait_frames("video", 10)
+        await peer.wait_frames("audio", 10)
+    await peer.close()
+    # `videoprofile` picks among the offered H.264 variants (aiortc: 42001f first, then 42e01f).
+    peer = Peer(data=False)
+    async with client(server, "ws") as j:
+        ev = await negotiate(j, peer, {"audio": True, "video": True, "videocodec": "h264", "videoprofile": "42e01f"})
+        assert "profile-level-id=42e01f" in ev["jsep"]["sdp"] and "42001f" not in ev["jsep"]["sdp"], ev["jsep"]["sdp"]
+        await peer.wait_frames("video", 10)
+    await peer.close()
+    # A codec the offer lacks falls back to the first offered one we can send.
+    peer = Peer(data=False)
+    async with client(server, "ws") as j:
+        ev = await negotiate(j, peer, {"audio": True, "video": True, "videocodec": "vp9"})
+        assert answered_codecs(ev["jsep"]["sdp"], "video")[0] == "vp8", ev["jsep"]["sdp"]
+        await peer.wait_frames("video", 10)
+    await peer.close()
+
+
 @pytest.mark.asyncio
 async def test_handle_info_reports_webrtc(server):
-    """Admin handle_info carries the SDPs, the selected pair and per-mid packet counts."""
-    import json as _json
-
-    import aiohttp
-
+    """Admin handle_info carries the SDPs, the selected pair, per-mid packet counts and the NACK buffer."""
     peer = Peer(data=False)
+    # The retransmission buffer of PeerConnections created from now on.
+    assert (await server.admin({"janus": "set_min_nack_queue", "min_nack_queue": 500}))["min_nack_queue"] == 500
     async with client(server, "ws") as j:
         await negotiate(j, peer)
         await j.next_event(lambda e: e.get("janus") == "webrtcup")
         await peer.wait_frames("video", 10)
-        body = {"janus": "handle_info", "transaction": "hi", "session_id": j.session_id, "handle_id": j.handle_id}
-        async with aiohttp.ClientSession() as http:
-            async with http.post(server.admin_url, data=_json.dumps(body)) as r:
-                reply = _json.loads(await r.text())
+        reply = await server.admin({"janus": "handle_info", "session_id": j.session_id, "handle_id": j.handle_id})
+        await server.admin({"janus": "set_min_nack_queue", "min_nack_queue": 200})
         info = reply["info"]
         assert info["plugin"] == ECHO
         assert info["sdps"]["remote"].startswith("v=0") and info["sdps"]["local"].startswith("v=0")
         assert info["flags"]["ready"] is True
         media = info["webrtc"]["media"]
         video = media["1"]
-        assert video["stats-in"]["packets"] > 0 and video["stats-out"]["packets"] > 0, video
+        # Janus's layout of webrtc.media.<mid>.
+        assert video["type"] == "video" and video["do_nacks"] is True and video["nack-queue-ms"] == 500, video
+        assert video["ssrc"]["ssrc"] and video["ssrc"]["ssrc-peer"], video
+        for way in ("in", "out"):
+            st = video["stats"][way]
+            assert st["packets"] > 0 and st["bytes"] > 0 and st["bytes_lastsec"] > 0, (way, video)
+        assert media["0"]["type"] == "audio" and media["0"]["stats"]["in"]["bytes_lastsec"] > 0, media["0"]
         assert info["webrtc"]["ice"]["state"] == "ready"
         await peer.close()
 
 
 @pytest.mark.asyncio
-async def test_dtls_certificate_from_standard_pem_files(tmp_path):
-    """Janus's `cert_pem`/`cert_key`: the answer carries that certificate's fingerprint and media flows."""
+@pytest.mark.parametrize("password", [None, "s3cret"])
+async def test_dtls_certificate_from_standard_pem_files(tmp_path, password):
+    """Janus's `cert_pem`/`cert_key` (and `cert_pwd` for an encrypted PKCS#8 key): the answer
+    carries that certificate's fingerprint and media flows."""
     import datetime
 
     from cryptography import x509
@@ -294,12 +334,16 @@ async def test_dtls_certificate_from_standard_pem_files(tmp_path):
             .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    encryption = serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    assert (b"ENCRYPTED PRIVATE KEY" in key_pem) == bool(password)
+    key_file.write_bytes(key_pem)
     expected = ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
 
-    server = Server(extra_env={"PORTUNUS__CERTIFICATES__CERT_PEM": str(cert_file),
-                               "PORTUNUS__CERTIFICATES__CERT_KEY": str(key_file)})
+    env = {"PORTUNUS__CERTIFICATES__CERT_PEM": str(cert_file), "PORTUNUS__CERTIFICATES__CERT_KEY": str(key_file)}
+    if password:
+        env["PORTUNUS__CERTIFICATES__CERT_PWD"] = password
+    server = Server(extra_env=env)
     peer = Peer(data=False)
     try:
         async with client(server, "ws") as j:
@@ -342,6 +386,50 @@ async def test_slowlink_when_the_peer_loses_packets():
             # The plugin hears it too (EchoTest tells the client, as Janus's does).
             ev = await j.next_event(lambda e: e.get("plugindata", {}).get("data", {}).get("event") == "slow_link")
             assert ev["plugindata"]["data"]["media"] in ("audio", "video")
+            # Lost video is NACKed; the operator sees that in /metrics.
+            values = await server.metrics()
+            assert values["portunus_nacks_out_total"] >= 2, values
+    finally:
+        await peer.close()
+        server.stop()
+
+
+@pytest.mark.asyncio
+async def test_full_trickle_sends_candidates_as_events_with_nat_mapping():
+    """`full_trickle`: the answer carries no candidates, they come as `trickle` events (then
+    `completed`), with host addresses replaced by `nat_1_1_mapping` as in the SDP."""
+    from aiortc.sdp import candidate_from_sdp
+
+    from conftest import Server
+
+    # 127.0.0.2 reaches the loopback interface, but not the socket bound to 127.0.0.1: the peer's
+    # checks to it go nowhere, and ICE succeeds through our checks (peer-reflexive on its side).
+    server = Server(extra_env={"PORTUNUS__NAT__FULL_TRICKLE": "true", "PORTUNUS__NAT__NAT_1_1_MAPPING": "127.0.0.2"})
+    peer = Peer(data=False)
+    try:
+        async with client(server, "ws") as j:
+            await j.attach(ECHO)
+            jsep = await peer.offer()
+            await j.message({"audio": True, "video": True}, jsep)
+            ev = await j.next_event(lambda e: e.get("janus") == "event" and "jsep" in e)
+            assert "a=candidate:" not in ev["jsep"]["sdp"], "full trickle: no candidates in the answer"
+            await peer.answer(ev["jsep"])
+            candidates = []
+            while True:
+                t = await j.next_event(lambda e: e.get("janus") == "trickle")
+                assert t["sender"] == j.handle_id
+                if t["candidate"].get("completed"):
+                    break
+                candidates.append(t["candidate"])
+            assert candidates, "no trickled candidates"
+            for c in candidates:
+                assert c["candidate"].startswith("candidate:") and " 127.0.0.2 " in c["candidate"], c
+                assert "sdpMid" in c and "sdpMLineIndex" in c, c
+                parsed = candidate_from_sdp(c["candidate"].split(":", 1)[1])
+                parsed.sdpMid, parsed.sdpMLineIndex = c["sdpMid"], c["sdpMLineIndex"]
+                await peer.pc.addIceCandidate(parsed)
+            await j.next_event(lambda e: e.get("janus") == "webrtcup", timeout=20)
+            await peer.wait_frames("video", 10)
     finally:
         await peer.close()
         server.stop()

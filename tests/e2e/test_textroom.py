@@ -8,7 +8,6 @@ import re
 import tempfile
 import time
 
-import aiohttp
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
@@ -147,13 +146,6 @@ class Participant:
         if self.pc:
             await self.pc.close()
         await self.j.__aexit__(None, None, None)
-
-
-async def admin(server, body):
-    """One Admin API request over HTTP."""
-    async with aiohttp.ClientSession() as http:
-        async with http.post(server.admin_url, data=json.dumps(dict(body, transaction=tid()))) as resp:
-            return json.loads(await resp.text())
 
 
 def is_event(kind, **fields):
@@ -324,12 +316,12 @@ async def test_janus_api_management(tr_server):
 
         # The Admin API reaches the same requests.
         body = {"janus": "message_plugin", "plugin": TR, "request": {"request": "create", "room": 6666}}
-        r = await admin(tr_server, body)
+        r = await tr_server.admin(body)
         assert r["janus"] == "success", r
         assert r["response"] == {"textroom": "created", "room": 6666, "permanent": False}
-        r = await admin(tr_server, dict(body, request={"request": "destroy", "room": 6666}))
+        r = await tr_server.admin(dict(body, request={"request": "destroy", "room": 6666}))
         assert r["response"] == {"textroom": "destroyed", "room": 6666, "permanent": False}
-        r = await admin(tr_server, dict(body, request={"request": "kick", "room": 1234, "username": "x"}))
+        r = await tr_server.admin(dict(body, request={"request": "kick", "room": 1234, "username": "x"}))
         assert r["response"] == {"textroom": "error", "error_code": 413, "error": "Missing mandatory element (secret)"}
 
         # restart: a new offer with new ICE credentials; refused before any setup.
@@ -367,7 +359,7 @@ async def test_history_and_pin(tr_server):
         for i in range(3):
             await alice.request("message", room=4444, text=f"m{i}")
         await bob.join(4444, "bob", pin="1111")
-        info = await admin(tr_server, {"janus": "handle_info", "session_id": alice.j.session_id, "handle_id": alice.j.handle_id})
+        info = await tr_server.admin({"janus": "handle_info", "session_id": alice.j.session_id, "handle_id": alice.j.handle_id})
         assert info["info"]["plugin_specific"] == {
             "setup": True, "rooms": [{"room": 4444, "username": "alice", "display": "Alice"}], "destroyed": 0}
         got = [m for m in await bob.drain() if m.get("textroom") == "message"]

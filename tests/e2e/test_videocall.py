@@ -3,12 +3,10 @@ and decode each other's audio and video; data channels are relayed; `set` gates 
 hangups, detaches and refused calls behave as in Janus (reference 8.6, codes 2.2)."""
 
 import asyncio
-import json
 import random
 import string
 import time
 
-import aiohttp
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
@@ -151,12 +149,6 @@ async def place_call(caller_j, caller, callee_j, callee, callee_name, caller_nam
     await callee_j.next_event(lambda e: e.get("janus") == "webrtcup", timeout=20)
 
 
-async def admin(server, body):
-    async with aiohttp.ClientSession() as http:
-        async with http.post(server.admin_url, data=json.dumps(dict(body, transaction="vc"))) as r:
-            return json.loads(await r.text())
-
-
 @pytest.mark.asyncio
 async def test_call_media_set_hangup_and_call_back(server):
     alice_name, bob_name = name("alice"), name("bob")
@@ -183,7 +175,7 @@ async def test_call_media_set_hangup_and_call_back(server):
         assert await asyncio.wait_for(alice.received.get(), 10) == b"\x00hello-alice\xff"
 
         # Admin handle_info shows the call.
-        info = await admin(server, {"janus": "handle_info", "session_id": aj.session_id, "handle_id": aj.handle_id})
+        info = await server.admin({"janus": "handle_info", "session_id": aj.session_id, "handle_id": aj.handle_id})
         ps = info["info"]["plugin_specific"]
         assert ps["state"] == "incall" and ps["username"] == alice_name and ps["peer"] == bob_name, ps
         assert ps["audio_active"] is True and ps["video_active"] is True
@@ -199,7 +191,7 @@ async def test_call_media_set_hangup_and_call_back(server):
         assert bob_video.count_since(t) <= 2, f"video kept flowing: {bob_video.count_since(t)} frames"
         assert bob_audio.count() > audio_before + 20, "bob must keep hearing alice"
         assert alice_video.count() > alice_before + 10, "alice must keep seeing bob"
-        info = await admin(server, {"janus": "handle_info", "session_id": aj.session_id, "handle_id": aj.handle_id})
+        info = await server.admin({"janus": "handle_info", "session_id": aj.session_id, "handle_id": aj.handle_id})
         ps = info["info"]["plugin_specific"]
         assert ps["video_active"] is False and ps["bitrate"] == 256000, ps
         # Back on: a keyframe request gets bob's decoder going again.
@@ -241,7 +233,7 @@ async def test_call_media_set_hangup_and_call_back(server):
     # Nothing is left behind: no PeerConnection lingers once both sessions are gone.
     deadline = time.time() + 15
     while True:
-        st = (await admin(server, {"janus": "get_status"}))["status"]
+        st = (await server.admin({"janus": "get_status"}))["status"]
         if st["peerconnections"] == 0:
             break
         assert time.time() < deadline, st
@@ -340,7 +332,7 @@ async def test_renegotiation_and_peer_going_away(server):
         for peer in (alice, bob):
             c = peer.counters["video"]
             await c.wait_for(c.count() + 10)
-        info = await admin(server, {"janus": "handle_info", "session_id": bj.session_id, "handle_id": bj.handle_id})
+        info = await server.admin({"janus": "handle_info", "session_id": bj.session_id, "handle_id": bj.handle_id})
         assert info["info"]["plugin_specific"]["peer"] == a
 
         # bob's peer vanishes without a word: alice gets `hangup` once the server notices.
@@ -353,5 +345,5 @@ async def test_renegotiation_and_peer_going_away(server):
         assert h["reason"] in ("DTLS alert", "ICE failed")
         await alice.close()
         # Both are free again.
-        info = await admin(server, {"janus": "handle_info", "session_id": aj.session_id, "handle_id": aj.handle_id})
+        info = await server.admin({"janus": "handle_info", "session_id": aj.session_id, "handle_id": aj.handle_id})
         assert info["info"]["plugin_specific"]["state"] == "idle"

@@ -395,12 +395,7 @@ async def test_rtp_forward_to_udp(server):
         assert len(set(seqs)) == len(seqs)
 
         # The operator sees the media plane and the rooms in /metrics.
-        import aiohttp
-        metrics_url = server.admin_url.rsplit("/", 1)[0] + "/metrics"
-        async with aiohttp.ClientSession() as http:
-            async with http.get(metrics_url) as r:
-                text = await r.text()
-        values = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+        values = await server.metrics()
         assert float(values["portunus_rtp_in_packets_total"]) > 20
         assert float(values["portunus_rtp_in_bytes_total"]) > 1000
         assert float(values["portunus_peerconnections"]) >= 1

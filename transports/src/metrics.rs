@@ -205,6 +205,9 @@ impl Observability {
                 ("portunus_keyframe_requests_in_total", "PLI/FIR received from peers.", &m.keyframe_requests_in),
                 ("portunus_keyframe_requests_out_total", "PLI sent to peers.", &m.keyframe_requests_out),
                 ("portunus_remb_out_total", "REMB messages sent to peers.", &m.remb_out),
+                ("portunus_nacks_in_total", "Packets peers asked us to retransmit (NACKed).", &m.nacks_in),
+                ("portunus_nacks_out_total", "Packets we asked peers to retransmit (NACKed).", &m.nacks_out),
+                ("portunus_retransmissions_out_total", "Packets retransmitted to peers.", &m.retransmissions_out),
             ] {
                 counter(&mut out, name, help, v.load(Ordering::Relaxed));
             }

@@ -12,6 +12,7 @@ use crate::auth::{AddToken, ChangeTokenPlugins, ListTokens, RemoveToken};
 use crate::events::{EventType, FindHandler, QueryHandler};
 use crate::gateway::Core;
 use crate::handle::HandleRequest;
+use crate::media::{CaptureFormat, CaptureSpec};
 use crate::plugin::registry::MessagePlugin;
 use crate::router::InFlight;
 use crate::session::registry::{DescribeSession, DestroySession, ListSessions, SetSessionTimeout};
@@ -157,6 +158,9 @@ impl Core {
             "set_min_nack_queue" => {
                 let v = body.req_u64("min_nack_queue").map_err(bad)?.min(1000);
                 rt.min_nack_queue.store(v, Ordering::Relaxed);
+                if let Some(media) = &st.media {
+                    media.set_nack_queue_ms(v);
+                }
                 Ok(ok().with("min_nack_queue", v))
             }
             "set_nack_optimizations" => {
@@ -344,9 +348,36 @@ impl Core {
                     .map_err(|_| ApiError::no_handle(s, h))??;
                 Ok(Outgoing::success(Some(s), t).with("handle_id", h.0))
             }
+            "start_pcap" | "start_text2pcap" => {
+                let format = if name == "start_pcap" { CaptureFormat::Pcap } else { CaptureFormat::Text2pcap };
+                let protected = &self.inner.state.settings.general.protected_folders;
+                let spec = capture_spec(format, body, protected);
+                to_handle(HandleRequest::StartCapture(format, spec)).await.map_err(|_| ApiError::no_handle(s, h))??;
+                // Janus compat: this success carries neither session_id nor handle_id.
+                Ok(Outgoing::success(None, t))
+            }
+            "stop_pcap" | "stop_text2pcap" => {
+                to_handle(HandleRequest::StopCapture).await.map_err(|_| ApiError::no_handle(s, h))??;
+                Ok(Outgoing::success(None, t))
+            }
             other => Err(ApiError::unhandled_at_path(other)),
         }
     }
+}
+
+/// The fields of `start_pcap` / `start_text2pcap` (all optional; `truncate` 0 keeps everything).
+fn capture_spec(
+    format: CaptureFormat,
+    body: &Map<String, Value>,
+    protected: &[String],
+) -> Result<CaptureSpec, ApiError> {
+    Ok(CaptureSpec {
+        format,
+        folder: body.opt_str("folder")?.map(str::to_owned),
+        filename: body.opt_str("filename")?.map(str::to_owned),
+        truncate: usize::try_from(body.opt_u64("truncate")?.unwrap_or(0)).unwrap_or(usize::MAX),
+        protected: protected.to_vec(),
+    })
 }
 
 /// `plugins` of the token requests: optional for `add_token`, a non-empty array otherwise.

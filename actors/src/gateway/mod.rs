@@ -174,7 +174,8 @@ fn start_media(settings: &CoreSettings) -> Option<crate::media::MediaEngine> {
         _ => None,
     };
     tracing::info!(ips = ?ice.ips, port_range = ?ice.port_range, "media engine");
-    match crate::media::MediaEngine::start(ice, pem.as_deref()) {
+    let cert = pem.as_deref().map(|pem| crate::media::PemCertificate { pem, password: c.cert_pwd.as_deref() });
+    match crate::media::MediaEngine::start(ice, cert) {
         Ok(m) => Some(m),
         Err(e) => {
             tracing::error!(error = %e, "media engine failed to start; WebRTC is unavailable");

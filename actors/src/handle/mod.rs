@@ -16,7 +16,7 @@ use crate::api::request::{MessageRequest, TrickleCandidate, TrickleRequest};
 use crate::api::{ApiError, ErrorCode, HandleId, Jsep, Outgoing, PluginData, SdpType, SessionId, Transaction};
 use crate::events::EventType;
 use crate::media::sdp::anonymize;
-use crate::media::{HangupReason, MediaPort, PeerEvent};
+use crate::media::{CaptureError, CaptureFormat, CaptureSpec, HangupReason, MediaPort, PeerEvent};
 use crate::peer::{
     AddCandidates, ApplyRemote, ClosePeer, CreateAnswer, CreateOffer, DescribePeer, PeerConnection, PeerNotice,
 };
@@ -39,6 +39,11 @@ pub enum HandleRequest {
     Hangup(HangupReason),
     /// `detach` (Janus API or Admin `detach_handle`).
     Detach,
+    /// Admin `start_pcap` / `start_text2pcap` (the format is known even when parsing failed:
+    /// Janus reports a bad field only once the handle is known to exist).
+    StartCapture(CaptureFormat, Result<CaptureSpec, ApiError>),
+    /// Admin `stop_pcap` / `stop_text2pcap`: stops whichever dump runs.
+    StopCapture,
 }
 
 /// How a handle answered.
@@ -296,6 +301,7 @@ impl Handle {
     /// (and sends `detached` when `detached` is set), the actor stops.
     fn end(&mut self, ctx: &mut Context<Self>, detached: bool) {
         self.hangup(ctx, None);
+        self.port.abort_capture();
         if let Some(mut ps) = self.plugin_session.take() {
             if let Err(p) = guard(move || ps.destroy()) {
                 self.state.counters.plugin_panics.fetch_add(1, Ordering::Relaxed);
@@ -473,8 +479,41 @@ impl Handler<ForHandle> for Handle {
                 self.end(ctx, true);
                 done(self, Ok(HandleOutcome::Done))
             }
+            HandleRequest::StartCapture(_, Err(e)) => done(self, Err(e)),
+            HandleRequest::StartCapture(format, Ok(spec)) => {
+                // Awaited inside the atomic response: a second start waits for this one's file.
+                let port = self.port.clone();
+                let start = async move { port.start_capture(spec).await };
+                AtomicResponse::new(Box::pin(
+                    start
+                        .into_actor(self)
+                        .map(move |r, _, _| r.map(|_| HandleOutcome::Done).map_err(|e| capture_error(format, e))),
+                ))
+            }
+            HandleRequest::StopCapture => {
+                let port = self.port.clone();
+                let stop = async move { port.stop_capture().await };
+                AtomicResponse::new(Box::pin(
+                    stop.into_actor(self).map(|r, _, _| {
+                        r.map(|_| HandleOutcome::Done).map_err(|e| capture_error(CaptureFormat::Pcap, e))
+                    }),
+                ))
+            }
         }
     }
+}
+
+/// A dump failure as Janus words it (all 490; the file's own error goes to the log only).
+fn capture_error(format: CaptureFormat, e: CaptureError) -> ApiError {
+    let reason = match &e {
+        CaptureError::AlreadyRunning => format!("{} already started", format.as_str()),
+        CaptureError::NotRunning => "Capture not started".to_owned(),
+        CaptureError::Protected(_) | CaptureError::Io { .. } => {
+            tracing::warn!(error = %e, "cannot start the packet dump");
+            format!("Error starting {} dump", format.as_str())
+        }
+    };
+    ApiError::unknown(reason)
 }
 
 impl Handler<SendHangup> for Handle {
@@ -691,6 +730,13 @@ impl Handle {
                 obj.insert("sdps".into(), json!({}));
                 obj.insert("pending-trickles".into(), json!(self.queued_candidates.len()));
                 obj.insert("queued-packets".into(), json!(0));
+                if let Some(dump) = self.port.capture() {
+                    let kind = dump.format.as_str();
+                    obj.insert(format!("dump-to-{kind}"), json!(true));
+                    obj.insert(format!("{kind}-file"), json!(dump.path));
+                    // Portunus addition: packets the dump's writer could not keep up with.
+                    obj.insert("dump-dropped".into(), json!(dump.dropped));
+                }
             }
         }
         info

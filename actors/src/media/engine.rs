@@ -8,19 +8,21 @@ use std::sync::Arc;
 use rtc::crypto::SignatureScheme;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
-use rtc::interceptor::Slot;
+use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
 use rtc::peer_connection::certificate::CertificateParams;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use tokio::runtime::{Handle as RtHandle, Runtime};
 use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine as EngineCodecs, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCCertificate, RTCConfigurationBuilder, RTCIceServer, Registry, SettingEngineBuilder,
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    MediaEngine as EngineCodecs, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCCertificate,
+    RTCConfigurationBuilder, RTCIceServer, Registry, SettingEngineBuilder,
 };
 use webrtc::runtime::{Runtime as EngineRuntime, TokioRuntime};
 
-use super::rtcp_tap::RtcpTap;
+use super::capture::{CaptureSlot, CaptureTap};
+use super::rtcp_tap::{NackCounter, RtcpTap};
 use super::MediaError;
 
 /// Network and ICE settings for every PeerConnection.
@@ -40,6 +42,8 @@ pub struct IceSettings {
     pub no_media_timer: u64,
     /// Send candidates as trickle events instead of in the SDP.
     pub full_trickle: bool,
+    /// ms of sent packets kept for retransmission (Janus's `min_nack_queue`, at most 1000).
+    pub nack_queue_ms: u64,
     /// Engine worker threads.
     pub threads: usize,
 }
@@ -54,6 +58,7 @@ impl Default for IceSettings {
             ice_servers: Vec::new(),
             no_media_timer: 1,
             full_trickle: false,
+            nack_queue_ms: 200,
             threads: 2,
         }
     }
@@ -76,18 +81,20 @@ struct Inner {
     counters: Arc<super::types::MediaCounters>,
     /// Seconds of silence before `receiving:false`; changeable at runtime (Admin API).
     no_media: Arc<std::sync::atomic::AtomicU64>,
+    /// The retransmission buffer of new PeerConnections in ms; changeable at runtime (Admin API).
+    nack_queue_ms: std::sync::atomic::AtomicU64,
 }
 
 impl MediaEngine {
     /// Starts the media runtime and makes (or loads) the DTLS certificate.
-    pub fn start(settings: IceSettings, cert_pem: Option<&str>) -> Result<MediaEngine, MediaError> {
+    pub fn start(settings: IceSettings, cert: Option<PemCertificate<'_>>) -> Result<MediaEngine, MediaError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(settings.threads.max(1))
             .thread_name("portunus-media")
             .enable_all()
             .build()
             .map_err(|e| MediaError::Engine(format!("media runtime: {e}")))?;
-        let certificate = certificate(cert_pem)?;
+        let certificate = certificate(cert)?;
         let start = settings.port_range.map(|(lo, _)| lo as u32).unwrap_or(0);
         Ok(MediaEngine {
             inner: Arc::new(Inner {
@@ -98,6 +105,7 @@ impl MediaEngine {
                 live: Arc::default(),
                 counters: Arc::default(),
                 no_media: Arc::new(std::sync::atomic::AtomicU64::new(settings.no_media_timer)),
+                nack_queue_ms: std::sync::atomic::AtomicU64::new(settings.nack_queue_ms),
                 settings,
             }),
         })
@@ -136,6 +144,16 @@ impl MediaEngine {
         self.inner.no_media.store(seconds, Ordering::Relaxed);
     }
 
+    /// Admin `set_min_nack_queue`: the retransmission buffer of PeerConnections created from now on.
+    pub fn set_nack_queue_ms(&self, ms: u64) {
+        self.inner.nack_queue_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The retransmission buffer new PeerConnections get, in ms.
+    pub fn nack_queue_ms(&self) -> u64 {
+        self.inner.nack_queue_ms.load(Ordering::Relaxed)
+    }
+
     /// SHA-256 fingerprint of the DTLS certificate.
     pub fn fingerprint(&self) -> Option<String> {
         let provider = rtc::crypto::default_provider().ok()?;
@@ -148,10 +166,13 @@ impl MediaEngine {
             .map(|f| f.value)
     }
 
-    /// Builds a PeerConnection (must run on the media runtime).
+    /// Builds a PeerConnection keeping `nack_queue_ms` of sent packets for retransmission (must
+    /// run on the media runtime).
     pub(crate) async fn build(
         &self,
         handler: Arc<dyn PeerConnectionEventHandler>,
+        nack_queue_ms: u64,
+        capture: Arc<CaptureSlot>,
     ) -> Result<Arc<dyn PeerConnection>, MediaError> {
         let s = &self.inner.settings;
         let attempts = match s.port_range {
@@ -163,9 +184,10 @@ impl MediaEngine {
             let port = self.pick_port();
             let addrs: Vec<SocketAddr> = s.ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
             let mut codecs = codecs()?;
-            let registry = register_default_interceptors(Registry::new(), &mut codecs)
-                .map_err(|e| MediaError::Engine(e.to_string()))?
-                .with(Slot::from(14_000), RtcpTap::default());
+            let registry = self
+                .interceptors(&mut codecs, nack_queue_ms)?
+                // Wire-most: Admin packet dumps see what crosses SRTP, engine-made RTCP included.
+                .with(Slot::from(500), CaptureTap::new(capture.clone()));
             let mut setting = SettingEngineBuilder::new()
                 .with_multicast_dns_mode(MulticastDnsMode::Disabled)
                 .with_network_types(vec![NetworkType::Udp4, NetworkType::Udp6])
@@ -205,6 +227,23 @@ impl MediaEngine {
         Err(MediaError::Engine(format!("could not bind a media socket: {last}")))
     }
 
+    /// The engine's default interceptors (NACK, TWCC feedback, RTCP reports) with the NACK
+    /// responder's buffer sized from `min_nack_queue`, plus our RTCP observers.
+    fn interceptors(&self, codecs: &mut EngineCodecs, nack_queue_ms: u64) -> Result<Registry, MediaError> {
+        let err = |e: rtc::shared::error::Error| MediaError::Engine(e.to_string());
+        configure_simulcast_extension_headers(codecs).map_err(err)?;
+        let registry = Registry::new()
+            .with(
+                Slot::NackResponder,
+                NackResponderBuilder::new().with_size(nack_buffer_packets(nack_queue_ms)).build(),
+            )
+            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
+        let registry = configure_twcc_receiver_only(registry, codecs).map_err(err)?;
+        Ok(configure_rtcp_reports(registry)
+            .with(Slot::from(3_500), NackCounter::new(self.inner.counters.clone()))
+            .with(Slot::from(14_000), RtcpTap::default()))
+    }
+
     fn pick_port(&self) -> u16 {
         match self.inner.settings.port_range {
             None => 0,
@@ -226,10 +265,20 @@ impl Drop for Inner {
     }
 }
 
-fn certificate(pem: Option<&str>) -> Result<RTCCertificate, MediaError> {
+/// A DTLS certificate from PEM text.
+#[derive(Clone, Copy, Debug)]
+pub struct PemCertificate<'a> {
+    /// The certificate chain and the private key, one after the other (Janus's `cert_pem` and
+    /// `cert_key` files).
+    pub pem: &'a str,
+    /// The password of an encrypted key (`cert_pwd`).
+    pub password: Option<&'a str>,
+}
+
+fn certificate(cert: Option<PemCertificate<'_>>) -> Result<RTCCertificate, MediaError> {
     let provider = rtc::crypto::default_provider().map_err(|e| MediaError::Engine(e.to_string()))?;
-    if let Some(pem) = pem {
-        match standard_pem(pem, provider.crypto())
+    if let Some(PemCertificate { pem, password }) = cert {
+        match standard_pem(pem, password, provider.crypto())
             .or_else(|first| RTCCertificate::from_pem(pem, provider.crypto()).map_err(|_| first))
         {
             Ok(cert) => return Ok(cert),
@@ -243,7 +292,11 @@ fn certificate(pem: Option<&str>) -> Result<RTCCertificate, MediaError> {
 
 /// A certificate chain and its unencrypted PKCS#8 private key from standard PEM text (the
 /// contents of Janus's `cert_pem` and `cert_key` files, one after the other).
-fn standard_pem(pem: &str, crypto: &dyn rtc::crypto::RTCCrypto) -> Result<RTCCertificate, String> {
+fn standard_pem(
+    pem: &str,
+    password: Option<&str>,
+    crypto: &dyn rtc::crypto::RTCCrypto,
+) -> Result<RTCCertificate, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let chain: Vec<CertificateDer<'static>> =
@@ -251,9 +304,12 @@ fn standard_pem(pem: &str, crypto: &dyn rtc::crypto::RTCCrypto) -> Result<RTCCer
     if chain.is_empty() {
         return Err("no CERTIFICATE block".into());
     }
-    let key = match PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| format!("private key: {e}"))? {
-        PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
-        _ => return Err("the private key must be unencrypted PKCS#8 (BEGIN PRIVATE KEY)".into()),
+    let key = match encrypted_pkcs8(pem, password)? {
+        Some(key) => key,
+        None => match PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| format!("private key: {e}"))? {
+            PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+            _ => return Err("the private key must be PKCS#8 (BEGIN PRIVATE KEY or BEGIN ENCRYPTED PRIVATE KEY)".into()),
+        },
     };
     // Validity is the file's business; the engine only needs a date for its statistics.
     let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 24 * 3600);
@@ -267,6 +323,27 @@ fn standard_pem(pem: &str, crypto: &dyn rtc::crypto::RTCCrypto) -> Result<RTCCer
         .into_iter()
         .find_map(|scheme| RTCCertificate::from_pkcs8(crypto, scheme, chain.clone(), &key, expires).ok())
         .ok_or_else(|| "unsupported private key type".into())
+}
+
+/// Packets of retransmission buffer per sent stream for `ms` of history: sized for a 1000
+/// packets/s stream (about 10 Mbit/s of video), as a power of two (the responder's ring), between
+/// 64 and 1024 packets. The ring holds packets, not time, so slower streams keep more history.
+pub(crate) fn nack_buffer_packets(ms: u64) -> u16 {
+    (ms.min(1000) as u16).next_power_of_two().clamp(64, 1024)
+}
+
+/// The PKCS#8 key of an `ENCRYPTED PRIVATE KEY` block, decrypted with `password`; `None` when
+/// the text has no such block.
+fn encrypted_pkcs8(pem: &str, password: Option<&str>) -> Result<Option<Vec<u8>>, String> {
+    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+    let Some(start) = pem.find(BEGIN) else { return Ok(None) };
+    let end = pem[start..].find(END).map(|e| start + e + END.len()).ok_or("unterminated ENCRYPTED PRIVATE KEY")?;
+    let password = password.ok_or("the private key is encrypted: set certificates.cert_pwd")?;
+    let (_, der) = pkcs8::Document::from_pem(&pem[start..end]).map_err(|e| format!("encrypted key: {e}"))?;
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_bytes()).map_err(|e| format!("encrypted key: {e}"))?;
+    let key = info.decrypt(password).map_err(|_| "cannot decrypt the private key (wrong cert_pwd?)".to_owned())?;
+    Ok(Some(key.as_bytes().to_vec()))
 }
 
 /// The codecs we negotiate, by kind (Janus's defaults: opus, G.711, VP8, H.264, VP9, with nack,
@@ -288,6 +365,7 @@ pub(crate) fn codec_table() -> Vec<(RtpCodecKind, RTCRtpCodecParameters)> {
             payload_type: pt,
         };
     let h264 = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+    let h264_baseline = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f";
     vec![
         (
             RtpCodecKind::Audio,
@@ -301,16 +379,55 @@ pub(crate) fn codec_table() -> Vec<(RtpCodecKind, RTCRtpCodecParameters)> {
         (RtpCodecKind::Audio, codec("audio/telephone-event", 8000, 1, "0-16", vec![], 126)),
         (RtpCodecKind::Video, codec("video/VP8", 90000, 0, "", video_fb.clone(), 96)),
         (RtpCodecKind::Video, codec("video/H264", 90000, 0, h264, video_fb.clone(), 102)),
-        (RtpCodecKind::Video, codec("video/VP9", 90000, 0, "profile-id=0", video_fb, 98)),
+        // Constrained Baseline is first; Baseline and VP9 profile 2 are what peers and
+        // `videoprofile` may ask for next.
+        (RtpCodecKind::Video, codec("video/H264", 90000, 0, h264_baseline, video_fb.clone(), 104)),
+        (RtpCodecKind::Video, codec("video/VP9", 90000, 0, "profile-id=0", video_fb.clone(), 98)),
+        (RtpCodecKind::Video, codec("video/VP9", 90000, 0, "profile-id=2", video_fb, 100)),
     ]
 }
 
-/// The registered parameters of codec `name` (`opus`, `vp8`, ...) of `kind`.
-pub(crate) fn registered_codec(kind: RtpCodecKind, name: &str) -> Option<RTCRtpCodecParameters> {
-    codec_table().into_iter().find_map(|(k, c)| {
+/// The registered parameters of codec `name` (`opus`, `vp8`, ...) of `kind`, the variant with the
+/// same profile as `fmtp` when it names one.
+pub(crate) fn registered_codec(kind: RtpCodecKind, name: &str, fmtp: &str) -> Option<RTCRtpCodecParameters> {
+    let mut variants = codec_table().into_iter().filter_map(|(k, c)| {
         (k == kind && c.rtp_codec.mime_type.rsplit('/').next().is_some_and(|n| n.eq_ignore_ascii_case(name)))
             .then_some(c)
-    })
+    });
+    if profile(fmtp).is_none() {
+        return variants.next();
+    }
+    variants.find(|c| same_profile(&c.rtp_codec.sdp_fmtp_line, fmtp))
+}
+
+/// Whether an offered codec (name and `a=fmtp`) is one the engine negotiates: H.264 needs the
+/// same profile and packetization mode as a registered variant, VP9 the same profile.
+pub fn negotiable(kind: super::MediaKind, name: &str, fmtp: &str) -> bool {
+    let kind = if kind == super::MediaKind::Audio { RtpCodecKind::Audio } else { RtpCodecKind::Video };
+    registered_codec(kind, name, fmtp).is_some_and(|c| same_profile(&c.rtp_codec.sdp_fmtp_line, fmtp))
+}
+
+/// The profile an `a=fmtp` line names: H.264's `profile-level-id` without the level (profile_idc
+/// and constraint flags, lower case) plus the packetization mode, or VP9's `profile-id`.
+fn profile(fmtp: &str) -> Option<String> {
+    let param = |key: &str| {
+        fmtp.split(';')
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    };
+    if let Some(id) = param("profile-level-id") {
+        let mode = param("packetization-mode").unwrap_or("0");
+        return Some(format!("h264:{}:{mode}", id.get(..4).unwrap_or(id).to_ascii_lowercase()));
+    }
+    param("profile-id").map(|p| format!("vp9:{p}"))
+}
+
+/// Whether two `a=fmtp` lines name the same profile (both none counts as the same; a VP9 line
+/// without `profile-id` is profile 0).
+fn same_profile(a: &str, b: &str) -> bool {
+    let norm = |f: &str| profile(f).filter(|p| p != "vp9:0");
+    norm(a) == norm(b)
 }
 
 /// The codecs and header extensions we negotiate.
@@ -324,6 +441,9 @@ fn codecs() -> Result<EngineCodecs, MediaError> {
         ("urn:ietf:params:rtp-hdrext:sdes:mid", RtpCodecKind::Audio),
         ("urn:ietf:params:rtp-hdrext:ssrc-audio-level", RtpCodecKind::Audio),
         ("http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", RtpCodecKind::Video),
+        // Relayed from publishers to subscribers (rotation from mobile senders, playout hints).
+        ("urn:3gpp:video-orientation", RtpCodecKind::Video),
+        ("http://www.webrtc.org/experiments/rtp-hdrext/playout-delay", RtpCodecKind::Video),
         // Simulcast: layers arrive without signalled SSRCs, identified by mid and rid.
         ("urn:ietf:params:rtp-hdrext:sdes:mid", RtpCodecKind::Video),
         ("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", RtpCodecKind::Video),
@@ -332,4 +452,45 @@ fn codecs() -> Result<EngineCodecs, MediaError> {
         m.register_header_extension(RTCRtpHeaderExtensionCapability { uri: uri.into() }, kind, None).map_err(err)?;
     }
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nack_buffer_packets;
+
+    #[test]
+    fn offered_codecs_match_registered_profiles() {
+        use super::negotiable;
+        use crate::media::MediaKind::{Audio, Video};
+        let h264 =
+            |id: &str, mode: &str| format!("level-asymmetry-allowed=1;packetization-mode={mode};profile-level-id={id}");
+        assert!(negotiable(Video, "h264", &h264("42e01f", "1")));
+        assert!(negotiable(Video, "h264", &h264("42E034", "1")), "the level does not matter");
+        assert!(negotiable(Video, "h264", &h264("42001f", "1")));
+        assert!(!negotiable(Video, "h264", &h264("42e01f", "0")), "packetization mode 0 is not registered");
+        assert!(!negotiable(Video, "h264", &h264("640c1f", "1")), "High profile is not registered");
+        assert!(negotiable(Video, "vp9", "profile-id=0") && negotiable(Video, "vp9", ""));
+        assert!(negotiable(Video, "vp9", "profile-id=2") && !negotiable(Video, "vp9", "profile-id=1"));
+        assert!(negotiable(Video, "vp8", "") && negotiable(Audio, "opus", "minptime=10;useinbandfec=1"));
+        assert!(!negotiable(Audio, "vp8", "") && !negotiable(Video, "av1", ""));
+    }
+
+    #[test]
+    fn encrypted_keys_need_the_password() {
+        use super::encrypted_pkcs8;
+        assert_eq!(encrypted_pkcs8("-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n", None), Ok(None));
+        let block = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAA=\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        assert!(encrypted_pkcs8(block, None).unwrap_err().contains("cert_pwd"));
+        assert!(encrypted_pkcs8(block, Some("x")).unwrap_err().starts_with("encrypted key"), "garbage is an error");
+        assert!(encrypted_pkcs8(&block[..50], Some("x")).unwrap_err().contains("unterminated"));
+    }
+
+    #[test]
+    fn nack_buffer_is_a_bounded_power_of_two() {
+        assert_eq!(nack_buffer_packets(200), 256, "Janus's default 200 ms");
+        assert_eq!(nack_buffer_packets(1000), 1024);
+        assert_eq!(nack_buffer_packets(5000), 1024, "capped like min_nack_queue");
+        assert_eq!(nack_buffer_packets(0), 64, "never without a buffer");
+        assert_eq!(nack_buffer_packets(300), 512);
+    }
 }

@@ -2,6 +2,7 @@
 //! `webrtc`/`rtc` crates, so the engine can be replaced (str0m is plan B) without touching
 //! plugins or transports. Nothing here re-exports an engine type.
 
+mod capture;
 pub mod codec;
 mod engine;
 pub mod network;
@@ -12,11 +13,13 @@ pub mod sdp;
 mod types;
 mod writer;
 
-pub use engine::{IceSettings, MediaEngine};
+pub use capture::{CaptureError, CaptureFormat, CaptureInfo, CaptureSpec};
+pub use engine::{negotiable, IceSettings, MediaEngine, PemCertificate};
 pub use peer::{AnswerSpec, EventFn, OfferSpec, OfferTrack, Peer, SendTrack};
 pub use port::{MediaPort, MediaSink};
 pub use types::{
     Feedback, HangupReason, LocalCandidate, LossSample, MediaCounters, MediaKind, PeerEvent, RtpExtension, RtpPacket,
+    RELAYED_EXTENSIONS,
 };
 pub use writer::{RtpWriter, WriteError};
 

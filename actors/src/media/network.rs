@@ -70,6 +70,7 @@ pub fn ice_settings(s: &CoreSettings) -> IceSettings {
         ice_servers,
         no_media_timer: s.media.no_media_timer,
         full_trickle: s.nat.full_trickle,
+        nack_queue_ms: s.media.min_nack_queue.min(1000),
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8),
     }
 }

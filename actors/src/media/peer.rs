@@ -73,6 +73,22 @@ pub struct OfferSpec {
 pub struct AnswerSpec {
     /// Send nothing back (SFU publishers): every m-line is answered `recvonly`.
     pub recv_only: bool,
+    /// Audio codecs to answer with, in preference order (`opus`, `pcmu`, ...); empty = the first
+    /// offered one we can send.
+    pub audio_codecs: Vec<String>,
+    /// Video codecs to answer with, in preference order (`vp8`, `h264`, `vp9`).
+    pub video_codecs: Vec<String>,
+    /// Video profile to pick among the offered variants of the codec: H.264 `profile-level-id`
+    /// (e.g. `42e01f`) or VP9 `profile-id` (e.g. `2`).
+    pub video_profile: Option<String>,
+}
+
+impl AnswerSpec {
+    /// Whether the plugin chose codecs (the answer then lists only the chosen one per m-line,
+    /// so the peer sends exactly that).
+    pub fn has_codec_preferences(&self) -> bool {
+        !self.audio_codecs.is_empty() || !self.video_codecs.is_empty() || self.video_profile.is_some()
+    }
 }
 
 /// The codec we send for a kind when the plugin names one (or the default).
@@ -208,14 +224,21 @@ struct Callbacks {
     port: MediaPort,
     gathered: watch::Sender<bool>,
     no_media: Arc<std::sync::atomic::AtomicU64>,
+    /// The public address host candidates are advertised with (1:1 NAT).
+    nat_1_1: Option<String>,
 }
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Callbacks {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         if let Ok(init) = event.candidate.to_json() {
+            // Trickled candidates get the same 1:1 NAT rewrite as the ones in the SDP.
+            let candidate = match &self.nat_1_1 {
+                Some(public) => super::sdp::public_host_candidate(&init.candidate, public),
+                None => init.candidate,
+            };
             (self.events)(PeerEvent::LocalCandidate(LocalCandidate {
-                candidate: init.candidate,
+                candidate,
                 sdp_mid: init.sdp_mid,
                 sdp_mline_index: init.sdp_mline_index,
             }));
@@ -294,9 +317,9 @@ async fn read_track(
         RtpCodecKind::Audio => MediaKind::Audio,
         _ => MediaKind::Video,
     };
+    let mut info: Option<ReceiverInfo> = None;
     let mut mid = String::new();
     let mut rids: Vec<(u32, Arc<str>)> = Vec::new();
-    let mut audio_pt: Option<u8> = None;
     let mut receiving = false;
     loop {
         let no_media = Duration::from_secs(no_media_secs.load(std::sync::atomic::Ordering::Relaxed));
@@ -315,8 +338,10 @@ async fn read_track(
         match next {
             Some(TrackRemoteEvent::OnOpen(init)) => {
                 // Once per simulcast layer, each with its own SSRC and rid.
-                if mid.is_empty() {
-                    mid = mid_of_receiver(&io, &track, init.receiver_id).await.unwrap_or_default();
+                if info.is_none() {
+                    let found = receiver_info(&io, init.receiver_id).await.unwrap_or_default();
+                    mid = found.mid.clone();
+                    info = Some(found);
                 }
                 if let Some(rid) = &init.rid {
                     rids.push((init.ssrc, Arc::from(rid.as_str())));
@@ -330,13 +355,11 @@ async fn read_track(
                 }
             }
             Some(TrackRemoteEvent::OnRtpPacket(pkt)) => {
+                let info = info.get_or_insert_with(ReceiverInfo::default);
                 // Audio carries one codec plus, now and then, DTMF events (RFC 4733) with their own
                 // payload type: plugins relay the codec, so the events stop here.
-                if kind == MediaKind::Audio {
-                    let pt = pkt.header.payload_type;
-                    if *audio_pt.get_or_insert(pt) != pt {
-                        continue;
-                    }
+                if kind == MediaKind::Audio && info.dtmf.contains(&pkt.header.payload_type) {
+                    continue;
                 }
                 io.counters.rtp_in_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 io.counters.rtp_in_bytes.fetch_add(pkt.payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -345,7 +368,7 @@ async fn read_track(
                     events(PeerEvent::Media { mid: mid.clone(), kind, receiving: true });
                 }
                 if let Some(sink) = port.sink() {
-                    let mut pkt = from_engine(pkt);
+                    let mut pkt = from_engine(pkt, &info.extensions);
                     if !rids.is_empty() {
                         pkt.rid = rids.iter().find(|(ssrc, _)| *ssrc == pkt.ssrc).map(|(_, rid)| rid.clone());
                     }
@@ -361,32 +384,57 @@ async fn read_track(
     }
 }
 
-/// The mid of the transceiver whose receiver is `receiver_id`.
-async fn mid_of_receiver(
-    io: &PeerIo,
-    _track: &Arc<dyn TrackRemote>,
-    receiver_id: rtc::rtp_transceiver::RTCRtpReceiverId,
-) -> Option<String> {
+/// What the read loop needs to know about one negotiated receiver.
+#[derive(Default)]
+struct ReceiverInfo {
+    mid: String,
+    /// The peer's ids of the relayed header extensions.
+    extensions: Vec<(u8, &'static str)>,
+    /// Payload types of negotiated DTMF events (RFC 4733 `telephone-event`).
+    dtmf: Vec<u8>,
+}
+
+/// The transceiver whose receiver is `receiver_id`: its mid and negotiated parameters.
+async fn receiver_info(io: &PeerIo, receiver_id: rtc::rtp_transceiver::RTCRtpReceiverId) -> Option<ReceiverInfo> {
     let pc = io.pc.get()?.upgrade()?;
     for t in pc.get_transceivers().await {
-        if let Ok(Some(r)) = t.receiver().await {
-            if r.id() == receiver_id {
-                return t.mid().await.ok().flatten();
-            }
+        let Ok(Some(r)) = t.receiver().await else { continue };
+        if r.id() != receiver_id {
+            continue;
         }
+        let mid = t.mid().await.ok().flatten().unwrap_or_default();
+        let params = r.get_parameters().await.ok().map(|p| p.rtp_parameters);
+        let Some(params) = params else { return Some(ReceiverInfo { mid, ..ReceiverInfo::default() }) };
+        let extensions = params
+            .header_extensions
+            .iter()
+            .filter_map(|e| Some((u8::try_from(e.id).ok()?, super::types::relayed_extension(&e.uri)?)))
+            .collect();
+        let dtmf = params
+            .codecs
+            .iter()
+            .filter(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case("audio/telephone-event"))
+            .map(|c| c.payload_type)
+            .collect();
+        return Some(ReceiverInfo { mid, extensions, dtmf });
     }
     None
 }
 
-fn from_engine(pkt: rtc::rtp::Packet) -> RtpPacket {
+fn from_engine(pkt: rtc::rtp::Packet, relayed: &[(u8, &'static str)]) -> RtpPacket {
     let h = pkt.header;
+    let uri = |id: u8| relayed.iter().find(|(i, _)| *i == id).map(|(_, u)| *u);
     RtpPacket {
         marker: h.marker,
         payload_type: h.payload_type,
         sequence_number: h.sequence_number,
         timestamp: h.timestamp,
         ssrc: h.ssrc,
-        extensions: h.extensions.into_iter().map(|e| RtpExtension { id: e.id, value: e.payload }).collect(),
+        extensions: h
+            .extensions
+            .into_iter()
+            .map(|e| RtpExtension { id: e.id, uri: uri(e.id), value: e.payload })
+            .collect(),
         rid: None,
         payload: pkt.payload,
     }
@@ -402,6 +450,9 @@ pub struct Peer {
     rt: RtHandle,
     created: Instant,
     nat_1_1: Option<String>,
+    nack_queue_ms: u64,
+    /// Byte counters at the previous `stats` call, for `bytes_lastsec`.
+    last_bytes: std::sync::Mutex<Option<(Instant, ByteCounts)>>,
     live: Arc<std::sync::atomic::AtomicU64>,
     closed: std::sync::atomic::AtomicBool,
 }
@@ -425,10 +476,13 @@ impl Peer {
             port: port.clone(),
             gathered: gathered_tx,
             no_media: engine.no_media_timer(),
+            nat_1_1: engine.settings().nat_1_1.first().cloned(),
         });
         let build_engine = engine.clone();
+        let nack_queue_ms = engine.nack_queue_ms();
+        let capture = port.capture_slot();
         let pc = rt
-            .spawn(async move { build_engine.build(callbacks).await })
+            .spawn(async move { build_engine.build(callbacks, nack_queue_ms, capture).await })
             .await
             .map_err(|e| MediaError::Engine(e.to_string()))??;
         let _ = io.pc.set(Arc::downgrade(&pc));
@@ -444,6 +498,8 @@ impl Peer {
             rt,
             created: Instant::now(),
             nat_1_1: engine.settings().nat_1_1.first().cloned(),
+            nack_queue_ms,
+            last_bytes: std::sync::Mutex::default(),
             live,
             closed: std::sync::atomic::AtomicBool::new(false),
         })
@@ -476,7 +532,14 @@ impl Peer {
     }
 
     /// Answers the applied offer, sending on `send`; waits for gathering unless `trickle`.
-    pub async fn answer(&self, send: Vec<SendTrack>, trickle: bool) -> Result<String, MediaError> {
+    /// Answers the applied offer, sending `send`; with `only_these_codecs` each sent m-line lists
+    /// only its track's codec.
+    pub async fn answer(
+        &self,
+        send: Vec<SendTrack>,
+        only_these_codecs: bool,
+        trickle: bool,
+    ) -> Result<String, MediaError> {
         let pc = self.pc.clone();
         let io = self.io.clone();
         let port = self.port.clone();
@@ -493,6 +556,9 @@ impl Peer {
                     .add_track(track.clone() as Arc<dyn TrackLocal>)
                     .await
                     .map_err(|e| MediaError::Engine(e.to_string()))?;
+                if only_these_codecs {
+                    prefer_codec(&pc, sender.id(), t).await;
+                }
                 added.push((t.clone(), track, sender));
             }
             let answer = pc.create_answer(None).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
@@ -564,6 +630,22 @@ impl Peer {
     }
 }
 
+/// RTP bytes so far per (mid, inbound).
+type ByteCounts = HashMap<(String, bool), u64>;
+
+/// The byte counters of a statistics report.
+fn byte_counts(report: &rtc::statistics::report::RTCStatsReport) -> ByteCounts {
+    use rtc::statistics::report::RTCStatsReportEntry as E;
+    report
+        .iter()
+        .filter_map(|e| match e {
+            E::InboundRtp(s) => Some(((s.mid.clone(), true), s.bytes_received)),
+            E::OutboundRtp(s) => Some(((s.mid.clone(), false), s.sent_rtp_stream_stats.bytes_sent)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// After a local description: wait for candidates (half-trickle) and return the SDP.
 async fn finish_local(
     pc: &Arc<dyn PeerConnection>,
@@ -603,10 +685,26 @@ async fn register_writers(
                         .map(|c| c.payload_type)
                 })
                 .unwrap_or(t.codec.pt);
+            let extensions: Arc<[(&'static str, u8)]> = params
+                .as_ref()
+                .map(|p| {
+                    p.rtp_parameters
+                        .header_extensions
+                        .iter()
+                        .filter_map(|e| Some((super::types::relayed_extension(&e.uri)?, u8::try_from(e.id).ok()?)))
+                        .collect()
+                })
+                .unwrap_or_default();
             let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
             let mid = mid_of_sender(pc, sender.id()).await.unwrap_or_else(|| t.mid.clone());
-            let writer =
-                RtpWriter { track: track.clone(), ssrc, payload_type: pt, kind: t.kind, counters: io.counters.clone() };
+            let writer = RtpWriter {
+                track: track.clone(),
+                ssrc,
+                payload_type: pt,
+                kind: t.kind,
+                counters: io.counters.clone(),
+                extensions,
+            };
             if let Ok(mut w) = io.writers.write() {
                 w.insert(mid.clone(), writer);
             }
@@ -642,33 +740,66 @@ impl Peer {
             .unwrap_or((None, None))
     }
 
-    /// Admin `handle_info` WebRTC statistics: per-mid packets/bytes/NACKs in and out, loss and
-    /// jitter, and the selected candidate pair.
+    async fn report(&self) -> Option<rtc::statistics::report::RTCStatsReport> {
+        let pc = self.pc.clone();
+        self.rt
+            .spawn(async move { pc.get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None).await })
+            .await
+            .ok()
+    }
+
+    /// Admin `handle_info` WebRTC statistics, laid out as Janus's `webrtc.media`: per mid its
+    /// type, SSRCs, NACK settings and `stats.in`/`stats.out` (packets, bytes, `bytes_lastsec`,
+    /// NACKs, retransmissions; loss and jitter in), plus the selected candidate pair.
+    /// `bytes_lastsec` compares with the previous call when it was 0.25-10 s ago, else with a
+    /// second sample taken one second later.
     pub async fn stats(&self) -> serde_json::Value {
         use rtc::statistics::report::RTCStatsReportEntry as E;
         use serde_json::{json, Map, Value};
-        let pc = self.pc.clone();
-        let report = match self
-            .rt
-            .spawn(async move { pc.get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None).await })
-            .await
-        {
-            Ok(r) => r,
-            Err(_) => return Value::Null,
+        let Some(mut report) = self.report().await else { return Value::Null };
+        let mut now = Instant::now();
+        let recent = Duration::from_millis(250)..=Duration::from_secs(10);
+        let previous = self.last_bytes.lock().ok().and_then(|mut l| l.take());
+        let (then, before) = match previous {
+            Some((t, b)) if recent.contains(&now.duration_since(t)) => (t, b),
+            _ => {
+                let first = (now, byte_counts(&report));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let Some(second) = self.report().await else { return Value::Null };
+                report = second;
+                now = Instant::now();
+                first
+            }
+        };
+        let counts = byte_counts(&report);
+        let secs = now.duration_since(then).as_secs_f64().max(0.001);
+        let lastsec = |key: &(String, bool)| {
+            let delta = counts.get(key).copied().unwrap_or(0).saturating_sub(before.get(key).copied().unwrap_or(0));
+            (delta as f64 / secs).round() as u64
         };
         let mut media: Map<String, Value> = Map::new();
         let mut local = Map::new();
         let mut remote = Map::new();
         let mut pair: Option<(String, String)> = None;
-        for entry in report.iter() {
-            match entry {
+        let nack_queue_ms = self.nack_queue_ms;
+        let entry = |media: &mut Map<String, Value>, mid: &str, kind: RtpCodecKind| {
+            let video = kind == RtpCodecKind::Video;
+            media.entry(mid.to_owned()).or_insert_with(|| {
+                json!({"mid": mid, "type": if video { "video" } else { "audio" }, "do_nacks": video,
+                    "nack-queue-ms": nack_queue_ms, "ssrc": {}, "stats": {}})
+            });
+        };
+        for e in report.iter() {
+            match e {
                 E::InboundRtp(s) => {
                     let r = &s.received_rtp_stream_stats;
-                    let m = media.entry(s.mid.clone()).or_insert_with(|| json!({"mid": s.mid}));
-                    m["ssrc-peer"] = json!(r.rtp_stream_stats.ssrc);
-                    m["stats-in"] = json!({
+                    entry(&mut media, &s.mid, r.rtp_stream_stats.kind);
+                    let m = &mut media[&s.mid];
+                    m["ssrc"]["ssrc-peer"] = json!(r.rtp_stream_stats.ssrc);
+                    m["stats"]["in"] = json!({
                         "packets": r.packets_received,
                         "bytes": s.bytes_received,
+                        "bytes_lastsec": lastsec(&(s.mid.clone(), true)),
                         "nacks": s.nack_count,
                         "retransmissions": s.retransmitted_packets_received,
                         "lost": r.packets_lost,
@@ -677,11 +808,13 @@ impl Peer {
                 }
                 E::OutboundRtp(s) => {
                     let o = &s.sent_rtp_stream_stats;
-                    let m = media.entry(s.mid.clone()).or_insert_with(|| json!({"mid": s.mid}));
-                    m["ssrc"] = json!(o.rtp_stream_stats.ssrc);
-                    m["stats-out"] = json!({
+                    entry(&mut media, &s.mid, o.rtp_stream_stats.kind);
+                    let m = &mut media[&s.mid];
+                    m["ssrc"]["ssrc"] = json!(o.rtp_stream_stats.ssrc);
+                    m["stats"]["out"] = json!({
                         "packets": o.packets_sent,
                         "bytes": o.bytes_sent,
+                        "bytes_lastsec": lastsec(&(s.mid.clone(), false)),
                         "nacks": s.nack_count,
                         "retransmissions": s.retransmitted_packets_sent,
                     });
@@ -703,6 +836,9 @@ impl Peer {
                 }
                 _ => {}
             }
+        }
+        if let Ok(mut last) = self.last_bytes.lock() {
+            *last = Some((now, counts));
         }
         // Reported only when both candidates of the nominated pair are in the report.
         let selected =
@@ -778,11 +914,16 @@ impl Peer {
     }
 }
 
-/// Offers only the codec the plugin sends on this track: the peer must not pick another one, the
-/// plugin relays its source's payloads as they are.
+/// Lists only the codec the plugin sends on this track: the peer must not pick another one (the
+/// plugin relays its source's payloads as they are, or asked for this codec).
 async fn prefer_codec(pc: &Arc<dyn PeerConnection>, sender_id: rtc::rtp_transceiver::RTCRtpSenderId, t: &SendTrack) {
     let kind = if t.kind == MediaKind::Audio { RtpCodecKind::Audio } else { RtpCodecKind::Video };
-    let Some(params) = super::engine::registered_codec(kind, &t.codec.name) else { return };
+    let Some(mut params) = super::engine::registered_codec(kind, &t.codec.name, &t.codec.fmtp) else { return };
+    // The exact variant: an offered codec keeps the peer's payload type and profile.
+    params.payload_type = t.codec.pt;
+    if !t.codec.fmtp.is_empty() {
+        params.rtp_codec.sdp_fmtp_line = t.codec.fmtp.clone();
+    }
     for transceiver in pc.get_transceivers().await {
         if let Ok(Some(s)) = transceiver.sender().await {
             if s.id() == sender_id {

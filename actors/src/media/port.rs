@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 
+use super::capture::{CaptureError, CaptureInfo, CaptureSlot, CaptureSpec};
 use super::peer::PeerIo;
 use super::types::{Feedback, MediaKind, RtpPacket};
 use super::writer::RtpWriter;
@@ -34,6 +35,8 @@ pub struct MediaPort {
 struct PortInner {
     sink: RwLock<Option<Arc<dyn MediaSink>>>,
     io: RwLock<Option<Arc<PeerIo>>>,
+    /// Admin packet dump; outlives PeerConnections, so a dump started early sees the first one.
+    capture: Arc<CaptureSlot>,
 }
 
 impl MediaPort {
@@ -99,6 +102,31 @@ impl MediaPort {
         if let Some(io) = self.io() {
             io.send_remb(bitrate);
         }
+    }
+
+    /// Admin `start_pcap` / `start_text2pcap`: dumps what this handle's PeerConnections receive
+    /// and send from now on. The file is created (or the error known) when this returns.
+    pub async fn start_capture(&self, spec: CaptureSpec) -> Result<CaptureInfo, CaptureError> {
+        self.inner.capture.start(spec).await
+    }
+
+    /// Admin `stop_pcap` / `stop_text2pcap`: ends the dump once its file is closed.
+    pub async fn stop_capture(&self) -> Result<CaptureInfo, CaptureError> {
+        self.inner.capture.stop().await
+    }
+
+    /// Ends the dump, if any, without waiting for the file to close (the handle is ending).
+    pub fn abort_capture(&self) {
+        self.inner.capture.abort();
+    }
+
+    /// The running dump, if any.
+    pub fn capture(&self) -> Option<CaptureInfo> {
+        self.inner.capture.info()
+    }
+
+    pub(crate) fn capture_slot(&self) -> Arc<CaptureSlot> {
+        self.inner.capture.clone()
     }
 
     /// Sends a data-channel message (on `label`, or the first channel).

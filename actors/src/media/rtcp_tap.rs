@@ -1,12 +1,19 @@
-//! An interceptor that hands every inbound RTCP compound to the application: without it the
-//! engine consumes RTCP inside its interceptor chain and PLI/FIR/REMB never reach plugins.
+//! Interceptors that watch RTCP inside the engine's chain: [`RtcpTap`] hands every inbound RTCP
+//! compound to the application (without it the engine consumes RTCP and PLI/FIR/REMB never reach
+//! plugins); [`NackCounter`] counts NACKs and retransmissions for `/metrics`, which the engine's
+//! own NACK interceptors generate and answer out of the application's sight.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
+
+use super::types::MediaCounters;
 
 /// The interceptor.
 #[derive(Default)]
@@ -49,4 +56,108 @@ impl Interceptor for RtcpTap {
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+/// Counts NACKed packets both ways and the retransmissions sent. Sits between the pacer and the
+/// NACK responder: on the way out it sees the generator's NACKs and the responder's resends; on
+/// the way in it sees the peer's NACKs before the responder acts on them.
+pub struct NackCounter {
+    counters: Arc<MediaCounters>,
+    reads: VecDeque<TaggedPacket>,
+    writes: VecDeque<TaggedPacket>,
+}
+
+impl NackCounter {
+    /// A counter adding to the engine-wide totals.
+    pub fn new(counters: Arc<MediaCounters>) -> Self {
+        NackCounter { counters, reads: VecDeque::new(), writes: VecDeque::new() }
+    }
+}
+
+/// Sequence numbers requested by the NACKs of one RTCP compound.
+fn nacked(packet: &Packet) -> u64 {
+    let Packet::Rtcp(compound) = packet else { return 0 };
+    compound
+        .iter()
+        .filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
+        .flat_map(|n| n.nacks.iter())
+        .map(|pair| 1 + u64::from(pair.lost_packets.count_ones()))
+        .sum()
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for NackCounter {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        let n = nacked(&msg.message.packet);
+        if n > 0 {
+            self.counters.nacks_in.fetch_add(n, Ordering::Relaxed);
+        }
+        self.reads.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.reads.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if msg.message.has(&Attribute::Retransmission) {
+            self.counters.retransmissions_out.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let n = nacked(&msg.message.packet);
+            if n > 0 {
+                self.counters.nacks_out.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        self.writes.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.writes.pop_front()
+    }
+}
+
+impl Interceptor for NackCounter {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::interceptor::AttributedPacket;
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair;
+
+    fn tagged(packet: Packet) -> TaggedPacket {
+        TaggedPacket { now: Instant::now(), transport: Default::default(), message: AttributedPacket::new(packet) }
+    }
+
+    #[test]
+    fn counts_nacked_sequence_numbers_each_way() {
+        let counters = Arc::new(MediaCounters::default());
+        let mut c = NackCounter::new(counters.clone());
+        // Packet 10 plus the two flagged in the bitmap after it; then 20 alone.
+        let nack = TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: 2,
+            nacks: vec![NackPair { packet_id: 10, lost_packets: 0b101 }, NackPair { packet_id: 20, lost_packets: 0 }],
+        };
+        let rtcp = || Packet::Rtcp(vec![Box::new(nack.clone())]);
+        c.handle_read(tagged(rtcp())).expect("read");
+        c.handle_write(tagged(rtcp())).expect("write");
+        c.handle_write(tagged(rtcp())).expect("write");
+        assert_eq!(counters.nacks_in.load(Ordering::Relaxed), 4);
+        assert_eq!(counters.nacks_out.load(Ordering::Relaxed), 8);
+        // Everything passes through, in order.
+        assert!(c.poll_read().is_some() && c.poll_write().is_some() && c.poll_write().is_some());
+        assert!(c.poll_read().is_none() && c.poll_write().is_none());
+    }
 }

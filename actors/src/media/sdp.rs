@@ -241,18 +241,27 @@ pub fn anonymize(sdp: &str) -> String {
 pub fn rewrite_host_candidates(sdp: &str, public: &str) -> String {
     let mut out = String::with_capacity(sdp.len());
     for line in sdp.lines().map(|l| l.trim_end_matches('\r')) {
-        if line.starts_with("a=candidate:") && line.contains(" typ host") {
-            let mut parts: Vec<&str> = line.split(' ').collect();
-            if parts.len() > 4 {
-                parts[4] = public;
+        match line.strip_prefix("a=") {
+            Some(attr) if attr.starts_with("candidate:") => {
+                out.push_str("a=");
+                out.push_str(&public_host_candidate(attr, public));
             }
-            out.push_str(&parts.join(" "));
-        } else {
-            out.push_str(line);
+            _ => out.push_str(line),
         }
         out.push_str("\r\n");
     }
     out
+}
+
+/// One candidate (`candidate:...`, as in trickle events) with its address replaced by `public`
+/// when it is a host candidate; any other candidate unchanged.
+pub fn public_host_candidate(candidate: &str, public: &str) -> String {
+    let mut parts: Vec<&str> = candidate.split(' ').collect();
+    let host = parts.windows(2).any(|w| w == ["typ", "host"]);
+    if host && parts.len() > 4 {
+        parts[4] = public;
+    }
+    parts.join(" ")
 }
 
 #[cfg(test)]
@@ -306,6 +315,12 @@ m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\
     fn nat_rewrite() {
         let out = rewrite_host_candidates(OFFER, "203.0.113.7");
         assert!(out.contains("a=candidate:1 1 udp 2130706431 203.0.113.7 5000 typ host"));
+        let srflx = "candidate:2 1 udp 1694498815 198.51.100.1 6000 typ srflx raddr 127.0.0.1 rport 5000";
+        assert_eq!(public_host_candidate(srflx, "203.0.113.7"), srflx, "only host candidates");
+        assert_eq!(
+            public_host_candidate("candidate:1 1 udp 2130706431 10.0.0.5 5000 typ host", "203.0.113.7"),
+            "candidate:1 1 udp 2130706431 203.0.113.7 5000 typ host"
+        );
     }
 
     #[test]

@@ -7,10 +7,28 @@ pub use super::sdp::MediaKind;
 /// One RTP header extension element.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RtpExtension {
-    /// Negotiated id.
+    /// Negotiated id (the sender's).
     pub id: u8,
+    /// What it is, when it is one of [`RELAYED_EXTENSIONS`]: writers then send it on with their
+    /// own negotiated id. Anything else stays with the connection it came from.
+    pub uri: Option<&'static str>,
     /// Raw value.
     pub value: Bytes,
+}
+
+/// Header extensions that describe the media itself and so travel with it from a sender to the
+/// receivers it is relayed to (Janus does the same): audio level, video orientation, playout
+/// delay. Transport ones (mid, rid, abs-send-time, transport-cc) belong to each connection and
+/// the engine writes its own.
+pub const RELAYED_EXTENSIONS: [&str; 3] = [
+    "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+    "urn:3gpp:video-orientation",
+    "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay",
+];
+
+/// The relayed extension named `uri`, as the static string writers match on.
+pub(crate) fn relayed_extension(uri: &str) -> Option<&'static str> {
+    RELAYED_EXTENSIONS.iter().copied().find(|u| *u == uri)
 }
 
 /// An RTP packet: header fields plus the payload (shared, never copied).
@@ -156,4 +174,10 @@ pub struct MediaCounters {
     pub keyframe_requests_out: std::sync::atomic::AtomicU64,
     /// REMB messages sent to peers.
     pub remb_out: std::sync::atomic::AtomicU64,
+    /// Packets peers asked us to retransmit (NACKed sequence numbers).
+    pub nacks_in: std::sync::atomic::AtomicU64,
+    /// Packets we asked peers to retransmit.
+    pub nacks_out: std::sync::atomic::AtomicU64,
+    /// Packets we retransmitted.
+    pub retransmissions_out: std::sync::atomic::AtomicU64,
 }

@@ -17,6 +17,8 @@ pub struct RtpWriter {
     pub(crate) payload_type: u8,
     pub(crate) kind: MediaKind,
     pub(crate) counters: Arc<super::types::MediaCounters>,
+    /// Our negotiated ids of the relayed header extensions (by URI).
+    pub(crate) extensions: Arc<[(&'static str, u8)]>,
 }
 
 /// The stream can't take the packet (closed PeerConnection, not negotiated yet).
@@ -40,10 +42,12 @@ impl RtpWriter {
         self.kind
     }
 
-    /// Writes a packet; SSRC and payload type are set to this stream's. Header extensions of the
-    /// source are dropped: their ids belong to the source's negotiation, not ours.
+    /// Writes a packet; SSRC and payload type are set to this stream's. Of the source's header
+    /// extensions, the relayed ones (audio level, video orientation, playout delay) go on with
+    /// the ids this stream negotiated; the rest are dropped (their ids belong to the source's
+    /// negotiation).
     pub async fn write(&self, pkt: RtpPacket) -> Result<(), WriteError> {
-        let header = rtp::Header {
+        let mut header = rtp::Header {
             version: 2,
             marker: pkt.marker,
             payload_type: self.payload_type,
@@ -52,6 +56,13 @@ impl RtpWriter {
             ssrc: self.ssrc,
             ..Default::default()
         };
+        for ext in &pkt.extensions {
+            let Some(uri) = ext.uri else { continue };
+            if let Some(&(_, id)) = self.extensions.iter().find(|(u, _)| *u == uri) {
+                // A value the header cannot carry is dropped, not the packet.
+                let _ = header.set_extension(id, ext.value.clone());
+            }
+        }
         let bytes = pkt.payload.len() as u64;
         self.track
             .write_rtp(rtp::Packet { header, payload: pkt.payload })

@@ -16,8 +16,11 @@ use serde_json::{json, Value};
 use crate::api::request::TrickleCandidate;
 use crate::api::{ApiError, ErrorCode, Jsep, SdpType};
 use crate::handle::Handle;
+use crate::media::sdp::CodecInfo;
 use crate::media::sdp::{self, Direction, MediaKind, SdpInfo};
-use crate::media::{AnswerSpec, HangupReason, MediaEngine, MediaPort, OfferSpec, Peer, PeerEvent, SendTrack};
+use crate::media::{
+    negotiable, AnswerSpec, HangupReason, MediaEngine, MediaPort, OfferSpec, Peer, PeerEvent, SendTrack,
+};
 use negotiation::{From, Negotiation};
 
 /// Codecs we can send, in preference order, per kind.
@@ -216,20 +219,46 @@ enum ApplyError {
     Sdp(String),
 }
 
-/// The tracks we send in an answer: on every m-line the peer wants to receive, with the first
-/// offered codec we can send (Janus compat: EchoTest and the calls answer in kind).
-fn send_plan(info: &SdpInfo) -> Vec<SendTrack> {
+/// The tracks we send in an answer: on every m-line the peer wants to receive, with the plugin's
+/// preferred codec when the peer offered it, else the first offered codec we can send (Janus
+/// compat: EchoTest and the calls answer in kind).
+fn send_plan(info: &SdpInfo, spec: &AnswerSpec) -> Vec<SendTrack> {
     info.sections
         .iter()
         .filter(|s| {
             !s.disabled && s.kind != MediaKind::Data && matches!(s.direction, Direction::SendRecv | Direction::RecvOnly)
         })
         .filter_map(|s| {
-            let wanted = if s.kind == MediaKind::Audio { AUDIO_CODECS } else { VIDEO_CODECS };
-            let codec = s.codecs.iter().find(|c| wanted.contains(&c.name.as_str()))?.clone();
-            Some(SendTrack { mid: s.mid.clone().unwrap_or_else(|| s.mindex.to_string()), kind: s.kind, codec })
+            let (supported, preferred, profile) = match s.kind {
+                MediaKind::Audio => (AUDIO_CODECS, &spec.audio_codecs, None),
+                _ => (VIDEO_CODECS, &spec.video_codecs, spec.video_profile.as_deref()),
+            };
+            // Offered variants the engine negotiates (an H.264 profile it lacks would be answered
+            // with a payload type it then refuses to receive).
+            let usable = |c: &&CodecInfo| supported.contains(&c.name.as_str()) && negotiable(s.kind, &c.name, &c.fmtp);
+            let offered = |name: &str| {
+                let mut variants = s.codecs.iter().filter(usable).filter(move |c| c.name == name);
+                match profile {
+                    Some(p) => variants.find(|c| has_profile(&c.fmtp, p)),
+                    None => variants.next(),
+                }
+            };
+            let chosen = preferred.iter().find_map(|n| offered(n)).or_else(|| s.codecs.iter().find(usable))?;
+            Some(SendTrack {
+                mid: s.mid.clone().unwrap_or_else(|| s.mindex.to_string()),
+                kind: s.kind,
+                codec: chosen.clone(),
+            })
         })
         .collect()
+}
+
+/// Whether a codec's `a=fmtp` names `profile`: H.264 `profile-level-id` (compared without case)
+/// or VP9 `profile-id`.
+fn has_profile(fmtp: &str, profile: &str) -> bool {
+    fmtp.split(';')
+        .filter_map(|kv| kv.trim().split_once('='))
+        .any(|(k, v)| (k == "profile-level-id" || k == "profile-id") && v.eq_ignore_ascii_case(profile))
 }
 
 impl Handler<CreateAnswer> for PeerConnection {
@@ -241,9 +270,10 @@ impl Handler<CreateAnswer> for PeerConnection {
             let e = checked.err().unwrap_or_else(|| ApiError::new(ErrorCode::WebrtcState, "Invalid PeerConnection"));
             return AtomicResponse::new(Box::pin(async move { Err(e) }.into_actor(self)));
         };
-        let plan = if msg.0.recv_only { Vec::new() } else { send_plan(info) };
+        let plan = if msg.0.recv_only { Vec::new() } else { send_plan(info, &msg.0) };
         let full_trickle = self.engine.settings().full_trickle;
-        let fut = async move { peer.answer(plan, full_trickle).await };
+        let only_these = msg.0.has_codec_preferences();
+        let fut = async move { peer.answer(plan, only_these, full_trickle).await };
         AtomicResponse::new(Box::pin(fut.into_actor(self).map(|res, act, _| match res {
             Ok(sdp) => {
                 act.negotiation.applied(From::Plugin, SdpType::Answer);

@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use portunus_actors::api::{Jsep, SdpType};
-use portunus_actors::media::{sdp, Feedback, MediaKind, MediaPort, MediaSink, RtpPacket};
+use portunus_actors::api::SdpType;
+use portunus_actors::media::{sdp, AnswerSpec, Feedback, MediaKind, MediaPort, MediaSink, RtpPacket};
 use portunus_actors::plugin::{
     DataMessage, Plugin, PluginCtx, PluginDescriptor, PluginError, PluginMessage, PluginReply, PluginSession,
 };
@@ -161,11 +161,7 @@ impl EchoSession {
     }
 
     /// Applies a request; returns the event to push.
-    fn apply(&mut self, msg: &PluginMessage) -> Value {
-        let req = match Configure::parse(&msg.body) {
-            Ok(r) => r,
-            Err(e) => return Self::error(ERROR_INVALID_ELEMENT, e.to_string()),
-        };
+    fn apply(&mut self, req: &Configure, msg: &PluginMessage) -> Value {
         if req.is_empty() && msg.jsep.is_none() {
             return Self::error(ERROR_INVALID_ELEMENT, "Message error: no supported attributes found");
         }
@@ -210,6 +206,20 @@ impl EchoSession {
     }
 }
 
+/// The answer with the codecs the client asked for (`audiocodec`, `videocodec`, comma lists,
+/// and `videoprofile`), used when its offer has them.
+fn answer_spec(req: Configure) -> AnswerSpec {
+    let list = |v: Option<String>| -> Vec<String> {
+        v.map(|v| v.split(',').map(|c| c.trim().to_ascii_lowercase()).collect()).unwrap_or_default()
+    };
+    AnswerSpec {
+        audio_codecs: list(req.audiocodec),
+        video_codecs: list(req.videocodec),
+        video_profile: req.videoprofile,
+        ..AnswerSpec::default()
+    }
+}
+
 impl PluginSession for EchoSession {
     fn slow_link(&mut self, _mid: &str, video: bool, _uplink: bool) {
         let media = if video { "video" } else { "audio" };
@@ -221,14 +231,18 @@ impl PluginSession for EchoSession {
     }
 
     fn handle_message(&mut self, msg: PluginMessage) -> PluginReply {
-        let event = self.apply(&msg);
-        let ok = event.get("error_code").is_none();
-        // An offer is answered in kind: the core builds the answer SDP for us.
-        let jsep = match &msg.jsep {
-            Some(j) if ok && j.kind == SdpType::Offer => Some(Jsep::new(SdpType::Answer, String::new())),
-            _ => None,
+        let (event, spec) = match Configure::parse(&msg.body) {
+            Ok(req) => (self.apply(&req, &msg), answer_spec(req)),
+            Err(e) => (Self::error(ERROR_INVALID_ELEMENT, e.to_string()), AnswerSpec::default()),
         };
-        if let Err(e) = self.ctx.push_event(Some(msg.transaction.clone()), event, jsep) {
+        let ok = event.get("error_code").is_none();
+        let tx = Some(msg.transaction.clone());
+        // An offer is answered in kind (the core builds the answer SDP).
+        let pushed = match &msg.jsep {
+            Some(j) if ok && j.kind == SdpType::Offer => self.ctx.push_answer(tx, event, spec),
+            _ => self.ctx.push_event(tx, event, None),
+        };
+        if let Err(e) = pushed {
             tracing::warn!(error = %e, "echotest: could not push event");
         }
         PluginReply::Async { hint: Some(HINT.to_owned()) }

@@ -159,8 +159,8 @@ impl Feed {
         if subs.is_empty() {
             return;
         }
-        // Extensions belong to the publisher's negotiation; the writers drop them anyway.
-        let pkt = RtpPacket { extensions: Vec::new(), ..pkt };
+        // Each subscriber's writer relays the media extensions (audio level, orientation) with
+        // its own ids and drops the rest.
         let mut info = None;
         for s in subs.iter() {
             s.forward(&pkt, self, simulcast, &mut info);
@@ -418,6 +418,7 @@ mod tests {
         let with_level = |level: u8| RtpPacket {
             extensions: vec![portunus_actors::media::RtpExtension {
                 id: 1,
+                uri: Some(portunus_actors::media::RELAYED_EXTENSIONS[0]),
                 value: bytes::Bytes::from(vec![0x80 | level]),
             }],
             ..pkt(1, 0, 0)

@@ -380,7 +380,7 @@ fn deliver(ctx: &PluginCtx, tx: Transaction, reply: RoomReply) {
     if let Some(spec) = reply.offer {
         let _ = ctx.push_offer(tx, reply.data, spec);
     } else if reply.answer {
-        let _ = ctx.push_answer(tx, reply.data, AnswerSpec { recv_only: true });
+        let _ = ctx.push_answer(tx, reply.data, AnswerSpec { recv_only: true, ..AnswerSpec::default() });
     } else {
         let _ = ctx.push_event(tx, reply.data, None);
     }

@@ -13,6 +13,7 @@
 //! them only then (manual acks: the broker's in-flight window is the incoming bound), and a
 //! publisher draining the outgoing queue.
 
+mod driver;
 mod settings;
 mod v3;
 mod v5;
@@ -115,9 +116,9 @@ impl Actor for MqttTransport {
         let run = async move {
             tokio::time::sleep(Duration::from_millis(delay)).await;
             if v5 {
-                v5::run(driver).await
+                driver::run::<v5::V5>(driver).await
             } else {
-                v3::run(driver).await
+                driver::run::<v3::V3>(driver).await
             }
         };
         ctx.spawn(run.into_actor(self).map(|(rx, error), this, ctx| {
