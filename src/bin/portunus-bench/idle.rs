@@ -50,8 +50,9 @@ pub async fn run(opts: IdleOptions) -> Result<IdleReport, String> {
     let baseline = sample()?;
 
     let workers = match opts.target.transport {
-        Transport::Http => opts.concurrency.clamp(1, opts.sessions.max(1)),
         Transport::Ws => opts.sessions.div_ceil(opts.per_socket.max(1)).max(1),
+        // HTTP (main.rs turns the broker transports away before this).
+        _ => opts.concurrency.clamp(1, opts.sessions.max(1)),
     };
     eprintln!("idle: {} sessions over {} {} connection(s)", opts.sessions, workers, opts.target.transport.name());
 

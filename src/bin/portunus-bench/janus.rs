@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
+use crate::broker_client::{BrokerLink, BrokerTarget};
 use crate::janus_http::HttpJanus;
 use crate::ws_client::WsJanus;
 
@@ -25,6 +26,10 @@ pub const ECHOTEST: &str = "janus.plugin.echotest";
 pub enum Transport {
     Http,
     Ws,
+    /// AMQP 0-9-1 through a RabbitMQ broker (queues `to-janus`/`from-janus`).
+    Rabbitmq,
+    /// MQTT 3.1.1 through a broker such as mosquitto (topics `to-janus`/`from-janus`).
+    Mqtt,
 }
 
 impl Transport {
@@ -32,6 +37,8 @@ impl Transport {
         match self {
             Transport::Http => "http",
             Transport::Ws => "ws",
+            Transport::Rabbitmq => "rabbitmq",
+            Transport::Mqtt => "mqtt",
         }
     }
 
@@ -39,7 +46,14 @@ impl Transport {
         match self {
             Transport::Http => "http://127.0.0.1:8088/janus",
             Transport::Ws => "ws://127.0.0.1:8188/",
+            Transport::Rabbitmq => "amqp://guest:guest@127.0.0.1:5672/%2f",
+            Transport::Mqtt => "tcp://127.0.0.1:1883",
         }
+    }
+
+    /// Whether requests travel through a message broker.
+    pub fn is_broker(self) -> bool {
+        matches!(self, Transport::Rabbitmq | Transport::Mqtt)
     }
 }
 
@@ -52,6 +66,8 @@ pub struct Target {
     /// Upper bound for one request including waiting for its asynchronous
     /// answer, so a silent server can never hang a client.
     pub timeout: Duration,
+    /// Queue/topic names and the shared link of the broker transports.
+    pub broker: Option<BrokerTarget>,
 }
 
 /// A failure as the scenarios count it. Each variant maps to a short,
@@ -230,6 +246,15 @@ impl Router {
         }
     }
 
+    /// Hands `msg` to the waiter registered as `key` whatever its
+    /// `transaction` says (RabbitMQ replies found by correlation id).
+    pub fn route_to(&self, key: &str, msg: Value) -> bool {
+        match self.lock().get(key) {
+            Some(tx) => tx.send(msg).is_ok(),
+            None => false,
+        }
+    }
+
     /// Fails every outstanding waiter at once (their channels close).
     pub fn close_all(&self) {
         self.lock().clear();
@@ -278,6 +303,8 @@ impl Drop for Waiter {
 pub enum Conn {
     Http(Box<HttpJanus>),
     Ws(WsJanus),
+    /// A share of the run's one broker link (see `broker_client`).
+    Broker(Arc<BrokerLink>),
 }
 
 impl Conn {
@@ -286,23 +313,37 @@ impl Conn {
         match target.transport {
             Transport::Http => Ok(Conn::Http(Box::new(HttpJanus::new(target)?))),
             Transport::Ws => Ok(Conn::Ws(WsJanus::connect(target).await?)),
+            Transport::Rabbitmq | Transport::Mqtt => match &target.broker {
+                Some(b) => Ok(Conn::Broker(b.link(target).await?)),
+                None => Err(BenchError::Connect("broker transport without broker options".into())),
+            },
+        }
+    }
+
+    /// One request on whichever transport this is.
+    async fn call(
+        &mut self,
+        session: Option<u64>,
+        handle: Option<u64>,
+        verb: &str,
+        extra: Option<Value>,
+        want: Want,
+    ) -> Result<Value> {
+        match self {
+            Conn::Http(h) => h.call(session, handle, verb, extra, want).await,
+            Conn::Ws(w) => w.call(session, handle, verb, extra, want).await,
+            Conn::Broker(b) => b.call(session, handle, verb, extra, want).await,
         }
     }
 
     pub async fn create_session(&mut self) -> Result<u64> {
-        let reply = match self {
-            Conn::Http(h) => h.call(None, None, "create", None, Want::Success).await?,
-            Conn::Ws(w) => w.call(None, None, "create", None, Want::Success).await?,
-        };
+        let reply = self.call(None, None, "create", None, Want::Success).await?;
         data_id(&reply)
     }
 
     pub async fn attach(&mut self, session: u64, plugin: &str) -> Result<u64> {
         let extra = json!({ "plugin": plugin });
-        let reply = match self {
-            Conn::Http(h) => h.call(Some(session), None, "attach", Some(extra), Want::Success).await?,
-            Conn::Ws(w) => w.call(Some(session), None, "attach", Some(extra), Want::Success).await?,
-        };
+        let reply = self.call(Some(session), None, "attach", Some(extra), Want::Success).await?;
         data_id(&reply)
     }
 
@@ -310,33 +351,21 @@ impl Conn {
     /// or synchronous success carrying `plugindata`).
     pub async fn message(&mut self, session: u64, handle: u64, body: Value) -> Result<Value> {
         let extra = json!({ "body": body });
-        match self {
-            Conn::Http(h) => h.call(Some(session), Some(handle), "message", Some(extra), Want::PluginAnswer).await,
-            Conn::Ws(w) => w.call(Some(session), Some(handle), "message", Some(extra), Want::PluginAnswer).await,
-        }
+        self.call(Some(session), Some(handle), "message", Some(extra), Want::PluginAnswer).await
     }
 
     pub async fn detach(&mut self, session: u64, handle: u64) -> Result<()> {
-        match self {
-            Conn::Http(h) => h.call(Some(session), Some(handle), "detach", None, Want::Success).await?,
-            Conn::Ws(w) => w.call(Some(session), Some(handle), "detach", None, Want::Success).await?,
-        };
+        self.call(Some(session), Some(handle), "detach", None, Want::Success).await?;
         Ok(())
     }
 
     pub async fn destroy(&mut self, session: u64) -> Result<()> {
-        match self {
-            Conn::Http(h) => h.call(Some(session), None, "destroy", None, Want::Success).await?,
-            Conn::Ws(w) => w.call(Some(session), None, "destroy", None, Want::Success).await?,
-        };
+        self.call(Some(session), None, "destroy", None, Want::Success).await?;
         Ok(())
     }
 
     pub async fn keepalive(&mut self, session: u64) -> Result<()> {
-        match self {
-            Conn::Http(h) => h.call(Some(session), None, "keepalive", None, Want::AckOrSuccess).await?,
-            Conn::Ws(w) => w.call(Some(session), None, "keepalive", None, Want::AckOrSuccess).await?,
-        };
+        self.call(Some(session), None, "keepalive", None, Want::AckOrSuccess).await?;
         Ok(())
     }
 
@@ -358,11 +387,13 @@ impl Conn {
     }
 
     /// TCP connections this client opened so far (HTTP reconnects show up
-    /// here; a WebSocket counts one).
+    /// here; a WebSocket counts one; a broker client shares the run's one
+    /// connection, counted as none).
     pub fn connects(&self) -> u64 {
         match self {
             Conn::Http(h) => h.connects(),
             Conn::Ws(_) => 1,
+            Conn::Broker(_) => 0,
         }
     }
 
@@ -371,7 +402,7 @@ impl Conn {
     pub fn poll_aborts(&self) -> u64 {
         match self {
             Conn::Http(h) => h.poll_aborts(),
-            Conn::Ws(_) => 0,
+            Conn::Ws(_) | Conn::Broker(_) => 0,
         }
     }
 
@@ -380,6 +411,8 @@ impl Conn {
         match self {
             Conn::Http(mut h) => h.stop_poll().await,
             Conn::Ws(w) => w.close().await,
+            // The shared link belongs to the run (its Target), not to one client.
+            Conn::Broker(_) => {}
         }
     }
 }

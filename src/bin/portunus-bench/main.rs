@@ -5,11 +5,14 @@
 //! another variant of [`Scenario`].
 
 mod api;
+mod broker_client;
+mod echo;
 mod fanout;
 mod http_client;
 mod idle;
 mod janus;
 mod janus_http;
+mod media_peer;
 mod procstat;
 mod report;
 mod ws_client;
@@ -19,13 +22,14 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::broker_client::BrokerTarget;
 use crate::janus::{Target, Transport};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "portunus-bench",
     version,
-    about = "Load generator for Janus-API servers (HTTP and WebSocket transports)"
+    about = "Load generator for Janus-API servers (HTTP, WebSocket, RabbitMQ and MQTT transports)"
 )]
 struct Cli {
     /// Tokio worker threads (default: CPUs this process may run on, so
@@ -47,6 +51,9 @@ enum Scenario {
     /// server CPU per forwarded packet, loss and jitter; `--ramp` finds the
     /// largest N before loss.
     Fanout(FanoutArgs),
+    /// N EchoTest WebRTC sessions sending VP8 at a fixed rate: server CPU per
+    /// relayed (echoed) packet, loss and jitter; `--ramp` adds sessions step by step.
+    Echo(EchoArgs),
 }
 
 /// Options every scenario shares: where the server is and how to talk to it.
@@ -56,9 +63,22 @@ struct Connection {
     #[arg(long, value_enum, default_value = "http")]
     transport: Transport,
 
-    /// Server URL [default: http://127.0.0.1:8088/janus or ws://127.0.0.1:8188/]
+    /// Server URL, or the broker's for rabbitmq/mqtt [default: http://127.0.0.1:8088/janus,
+    /// ws://127.0.0.1:8188/, amqp://guest:guest@127.0.0.1:5672/%2f, tcp://127.0.0.1:1883]
     #[arg(long)]
     url: Option<String>,
+
+    /// RabbitMQ queue / MQTT topic the server takes requests from.
+    #[arg(long, default_value = "to-janus")]
+    to_janus: String,
+
+    /// RabbitMQ queue / MQTT topic the server sends replies and events to.
+    #[arg(long, default_value = "from-janus")]
+    from_janus: String,
+
+    /// MQTT QoS of requests and of the reply subscription (the server's default is 1).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
+    mqtt_qos: u8,
 
     /// API secret, sent as `apisecret` in every request.
     #[arg(long)]
@@ -80,6 +100,10 @@ impl Connection {
             url: self.url.clone().unwrap_or_else(|| self.transport.default_url().to_string()),
             apisecret: self.apisecret.clone(),
             timeout: Duration::from_secs_f64(self.timeout),
+            broker: self
+                .transport
+                .is_broker()
+                .then(|| BrokerTarget::new(self.to_janus.clone(), self.from_janus.clone(), self.mqtt_qos)),
         }
     }
 }
@@ -214,6 +238,91 @@ struct FanoutArgs {
     ice_ip: std::net::IpAddr,
 }
 
+#[derive(Args, Debug)]
+struct EchoArgs {
+    /// Janus WebSocket URL (echo always uses the WebSocket transport).
+    #[arg(long, default_value = "ws://127.0.0.1:8188/")]
+    url: String,
+
+    /// API secret, sent as `apisecret` in every request.
+    #[arg(long)]
+    apisecret: Option<String>,
+
+    /// Per-request timeout in seconds (includes waiting for async answers).
+    #[arg(long, default_value_t = 10.0, value_parser = positive_secs)]
+    timeout: f64,
+
+    /// Print the result as one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+
+    /// Echo sessions (ignored with --ramp).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    sessions: u32,
+
+    /// Increasing session counts, e.g. 50,100,200: one measured window
+    /// each, stopping at the first whose loss reaches --max-loss.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    ramp: Option<Vec<u32>>,
+
+    /// Packets per second each session sends (one VP8 frame per packet).
+    #[arg(long, default_value_t = 50.0, value_parser = positive_rate)]
+    rate: f64,
+
+    /// RTP payload bytes per packet.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(16..=1200))]
+    payload: u32,
+
+    /// A keyframe every this many packets (0: only when the server sends a PLI).
+    #[arg(long, default_value_t = 100)]
+    keyframe_every: u64,
+
+    /// Measured window in seconds (per step).
+    #[arg(long, default_value_t = 20.0, value_parser = positive_secs)]
+    duration: f64,
+
+    /// Seconds between every session receiving its echo and the window.
+    #[arg(long, default_value_t = 3.0, value_parser = non_negative_secs)]
+    settle: f64,
+
+    /// Server process to read CPU time from (/proc/PID/stat).
+    #[arg(long)]
+    server_pid: Option<u32>,
+
+    /// EchoTest handles per WebSocket (one session each).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    per_socket: u32,
+
+    /// Sessions set up in parallel.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    concurrency: u32,
+
+    /// Worker threads of the bench's media runtime [default: --threads or the CPUs available].
+    #[arg(long)]
+    media_threads: Option<usize>,
+
+    /// Loss (percent) at which a ramp stops; the report names the largest N below it.
+    #[arg(long, default_value_t = 1.0)]
+    max_loss: f64,
+
+    /// Local address for the bench's ICE host candidates (a non-loopback
+    /// one for servers that skip loopback, such as Janus).
+    #[arg(long, default_value = "127.0.0.1")]
+    ice_ip: std::net::IpAddr,
+}
+
+/// The steps of a media scenario: `--ramp` or the single count.
+fn ramp_steps(ramp: &Option<Vec<u32>>, single: u32) -> Result<Vec<usize>, String> {
+    let steps: Vec<usize> = match ramp {
+        Some(list) => list.iter().map(|&n| n as usize).collect(),
+        None => vec![single as usize],
+    };
+    if steps.windows(2).any(|w| w[0] >= w[1]) {
+        return Err("--ramp needs strictly increasing counts".into());
+    }
+    Ok(steps)
+}
+
 fn positive_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 10_000.0 => Ok(v),
@@ -288,6 +397,9 @@ async fn run(scenario: Scenario, threads: usize) -> Result<(), String> {
             }
         }
         Scenario::Idle(a) => {
+            if a.conn.transport.is_broker() {
+                return Err("idle supports the http and ws transports only".into());
+            }
             let report = idle::run(idle::IdleOptions {
                 target: a.conn.target(),
                 sessions: a.sessions as usize,
@@ -304,14 +416,7 @@ async fn run(scenario: Scenario, threads: usize) -> Result<(), String> {
             }
         }
         Scenario::Fanout(a) => {
-            let mut steps: Vec<usize> = match &a.ramp {
-                Some(list) => list.iter().map(|&n| n as usize).collect(),
-                None => vec![a.subscribers as usize],
-            };
-            if steps.windows(2).any(|w| w[0] >= w[1]) {
-                return Err("--ramp needs strictly increasing subscriber counts".into());
-            }
-            steps.dedup();
+            let steps = ramp_steps(&a.ramp, a.subscribers)?;
             let report = fanout::run(fanout::FanoutOptions {
                 url: a.url,
                 apisecret: a.apisecret,
@@ -334,6 +439,32 @@ async fn run(scenario: Scenario, threads: usize) -> Result<(), String> {
             report.print(a.json);
             if report.steps.iter().all(|s| s.received == 0) {
                 return Err("no subscriber received anything".into());
+            }
+        }
+        Scenario::Echo(a) => {
+            let report = echo::run(echo::EchoOptions {
+                url: a.url,
+                apisecret: a.apisecret,
+                timeout: Duration::from_secs_f64(a.timeout),
+                steps: ramp_steps(&a.ramp, a.sessions)?,
+                send: media_peer::SendSpec {
+                    rate: a.rate,
+                    payload: a.payload as usize,
+                    keyframe_every: a.keyframe_every,
+                },
+                duration: Duration::from_secs_f64(a.duration),
+                settle: Duration::from_secs_f64(a.settle),
+                server_pid: a.server_pid,
+                per_socket: a.per_socket as usize,
+                concurrency: a.concurrency as usize,
+                media_threads: a.media_threads.unwrap_or(threads),
+                max_loss_pct: a.max_loss,
+                ice_ip: a.ice_ip,
+            })
+            .await?;
+            report.print(a.json);
+            if report.steps.iter().all(|s| s.tally.received == 0) {
+                return Err("no session received its echo".into());
             }
         }
     }
@@ -389,5 +520,37 @@ mod tests {
             _ => panic!("wrong scenario"),
         }
         assert!(Cli::try_parse_from(["portunus-bench", "fanout", "--rate", "0"]).is_err());
+        assert!(Cli::try_parse_from(["portunus-bench", "fanout", "--ramp", "200,100"]).is_ok());
+        assert!(ramp_steps(&Some(vec![200, 100]), 1).is_err());
+        assert_eq!(ramp_steps(&None, 7).unwrap(), vec![7]);
+    }
+
+    #[test]
+    fn parses_echo_and_broker_transports() {
+        let cli =
+            Cli::try_parse_from(["portunus-bench", "echo", "--ramp", "50,100,200", "--ice-ip", "192.0.2.2"]).unwrap();
+        match cli.scenario {
+            Scenario::Echo(a) => {
+                assert_eq!(a.ramp, Some(vec![50, 100, 200]));
+                assert_eq!((a.rate, a.sessions), (50.0, 50));
+            }
+            _ => panic!("wrong scenario"),
+        }
+        let cli = Cli::try_parse_from(["portunus-bench", "api", "--transport", "rabbitmq"]).unwrap();
+        match cli.scenario {
+            Scenario::Api(a) => {
+                let t = a.conn.target();
+                assert_eq!(t.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+                let b = t.broker.expect("broker options");
+                assert_eq!((b.to_janus.as_str(), b.from_janus.as_str(), b.mqtt_qos), ("to-janus", "from-janus", 1));
+            }
+            _ => panic!("wrong scenario"),
+        }
+        let cli = Cli::try_parse_from(["portunus-bench", "api", "--transport", "mqtt", "--from-janus", "out"]).unwrap();
+        match cli.scenario {
+            Scenario::Api(a) => assert_eq!(a.conn.target().broker.map(|b| b.from_janus), Some("out".into())),
+            _ => panic!("wrong scenario"),
+        }
+        assert!(Cli::try_parse_from(["portunus-bench", "api", "--transport", "mqtt", "--mqtt-qos", "3"]).is_err());
     }
 }

@@ -55,6 +55,12 @@ impl Protocol for V5 {
                 None,
             ));
         }
+        // Replies are small writes answering a request: with Nagle on (rumqttc's default) each
+        // one waited for the broker's delayed ACK, about 40 ms on Linux (found by
+        // `portunus-bench api --transport mqtt`).
+        let mut net = opts.network_options();
+        net.set_tcp_nodelay(true);
+        opts.set_network_options(net);
         AsyncClient::new(opts, s.max_buffered.max(1))
     }
 

@@ -1,0 +1,373 @@
+//! The `echo` scenario: N WebRTC sessions with the EchoTest plugin, each
+//! sending synthetic VP8 RTP at a fixed rate on one `sendrecv` video track
+//! and counting what the server sends back, over the Janus WebSocket API.
+//!
+//! The peers are the ones of the `fanout` scenario (`media_peer`): every
+//! packet is SRTP-decrypted by the server, handed to EchoTest and encrypted
+//! again on its way back, so the server's CPU per echoed packet is the cost
+//! of one relayed packet (in and out). Sessions are added step by step
+//! (`--ramp`), each step measured after every session receives its echo;
+//! figures are server CPU per relayed packet, the bench's own CPU, loss
+//! (sequence gaps, or the shortfall against what each session sent) and
+//! RFC 3550 jitter of the echoed stream.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portunus_actors::api::SdpType;
+use portunus_actors::media::{IceSettings, MediaEngine, MediaKind, MediaPort, OfferSpec, OfferTrack, Peer};
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::janus::{Target, Transport, ECHOTEST};
+use crate::media_peer::{
+    jsep_sdp, CountingSink, CpuWindow, Group, KeyframeRequests, PcState, SendSpec, Snap, Tally, Vp8Sender,
+    CONNECT_TIMEOUT,
+};
+use crate::procstat::check_pid;
+
+pub struct EchoOptions {
+    pub url: String,
+    pub apisecret: Option<String>,
+    pub timeout: Duration,
+    /// Session counts to measure, increasing; one entry without a ramp.
+    pub steps: Vec<usize>,
+    /// What every session sends.
+    pub send: SendSpec,
+    pub duration: Duration,
+    /// Time between every session receiving and the window.
+    pub settle: Duration,
+    pub server_pid: Option<u32>,
+    /// Echo handles per WebSocket (one Janus session per socket).
+    pub per_socket: usize,
+    /// Sessions set up in parallel.
+    pub concurrency: usize,
+    /// Worker threads of the bench's media runtime.
+    pub media_threads: usize,
+    /// A ramp stops at the first step whose loss reaches this (percent).
+    pub max_loss_pct: f64,
+    /// Address the bench's own ICE host candidates use.
+    pub ice_ip: IpAddr,
+}
+
+/// One EchoTest handle with its PeerConnection.
+struct EchoPeer {
+    peer: Peer,
+    sink: Arc<CountingSink>,
+    sender: Vp8Sender,
+    keyframes: Arc<KeyframeRequests>,
+}
+
+async fn add_echo(engine: &MediaEngine, g: &Group, send: SendSpec) -> Result<EchoPeer, String> {
+    let handle = g.attach(ECHOTEST).await?;
+    let port = MediaPort::default();
+    let keyframes = KeyframeRequests::new();
+    // The echo sink also hears the server's PLIs for what this peer sends.
+    let sink = CountingSink::new(Some(keyframes.clone()));
+    port.set_sink(sink.clone());
+    let state = Arc::new(PcState::default());
+    let peer = Peer::create(engine, port.clone(), state.events()).await.map_err(|e| format!("echo peer: {e}"))?;
+    let result = async {
+        let spec = OfferSpec {
+            tracks: vec![OfferTrack { kind: MediaKind::Video, codec: "vp8".into(), mid: None, send_only: false }],
+            data: false,
+            ice_restart: false,
+        };
+        let offer = peer.offer(spec, false).await.map_err(|e| format!("echo offer: {e}"))?;
+        let body = json!({"audio": true, "video": true});
+        let reply = g
+            .message(handle, body, Some(json!({"type": "offer", "sdp": offer})))
+            .await
+            .map_err(|e| format!("echotest offer: {e}"))?;
+        let answer = jsep_sdp(&reply, "answer")?;
+        peer.set_remote(SdpType::Answer, answer).await.map_err(|e| format!("echo answer: {e}"))?;
+        state.wait_connected().await?;
+        port.writer("0").ok_or_else(|| "echo peer has no writer for mid 0".to_string())
+    }
+    .await;
+    match result {
+        Ok(writer) => {
+            let sender = Vp8Sender::start(engine, writer, send, keyframes.clone());
+            Ok(EchoPeer { peer, sink, sender, keyframes })
+        }
+        Err(e) => {
+            peer.close().await;
+            Err(e)
+        }
+    }
+}
+
+/// The figures of one measured window with `sessions` echo sessions.
+pub struct EchoStep {
+    pub sessions: usize,
+    pub window_s: f64,
+    /// Packets all sessions sent in the window.
+    pub sent: u64,
+    pub tally: Tally,
+    pub server_cpu_s: Option<f64>,
+    pub client_cpu_s: f64,
+    pub cpus: Vec<(String, f64, f64)>,
+}
+
+impl EchoStep {
+    /// CPU microseconds per packet echoed back (received by the bench).
+    fn per_packet_us(&self, cpu_s: f64) -> Option<f64> {
+        (self.tally.received > 0).then(|| cpu_s * 1e6 / self.tally.received as f64)
+    }
+
+    pub fn server_us_per_packet(&self) -> Option<f64> {
+        self.server_cpu_s.and_then(|c| self.per_packet_us(c))
+    }
+
+    pub fn client_us_per_packet(&self) -> Option<f64> {
+        self.per_packet_us(self.client_cpu_s)
+    }
+
+    fn pct(&self, cpu_s: f64) -> f64 {
+        cpu_s / self.window_s * 100.0
+    }
+
+    fn to_json(&self) -> Value {
+        let t = &self.tally;
+        json!({
+            "sessions": self.sessions,
+            "window_s": round(self.window_s, 2),
+            "sent": self.sent,
+            "echoed": t.received,
+            "echoed_pps": round(t.received as f64 / self.window_s, 0),
+            "silent_sessions": t.silent,
+            "gap_lost": t.gap_lost,
+            "late": t.late,
+            "gap_loss_pct": round(t.gap_loss_pct, 3),
+            "shortfall_pct": round(t.shortfall_pct, 3),
+            "loss_pct": round(t.loss_pct, 3),
+            "worst_session_loss_pct": round(t.worst_loss_pct, 3),
+            "jitter_ms": {"mean": round(t.jitter_mean_ms, 3), "worst": round(t.jitter_max_ms, 3)},
+            "server": self.server_cpu_s.map(|c| json!({
+                "cpu_s": round(c, 3),
+                "cpu_pct_of_one_core": round(self.pct(c), 1),
+                "us_per_relayed_packet": self.server_us_per_packet().map(|v| round(v, 2)),
+            })),
+            "client": {
+                "cpu_s": round(self.client_cpu_s, 3),
+                "cpu_pct_of_one_core": round(self.pct(self.client_cpu_s), 1),
+                "us_per_relayed_packet": self.client_us_per_packet().map(|v| round(v, 2)),
+            },
+            "cpus": self.cpus.iter().map(|(n, busy, soft)| json!({"cpu": n, "busy_pct": round(*busy, 1), "softirq_pct": round(*soft, 1)})).collect::<Vec<_>>(),
+        })
+    }
+
+    fn describe(&self) -> String {
+        let t = &self.tally;
+        let us = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+        let server = match self.server_cpu_s {
+            Some(c) => format!(
+                "server CPU {c:.2} s ({:.0}% of one core), {} us per relayed packet",
+                self.pct(c),
+                us(self.server_us_per_packet())
+            ),
+            None => "server CPU: not sampled (no --server-pid)".into(),
+        };
+        let cpus: Vec<String> =
+            self.cpus.iter().map(|(n, busy, soft)| format!("{n} {busy:.0}% (softirq {soft:.0}%)")).collect();
+        format!(
+            "N={:<5} sent {} pkts in {:.1} s, echoed {} ({:.0} pkts/s), loss {:.2}% (gaps {:.2}%, shortfall {:.2}%, worst session {:.2}%), silent {}, late {}\n        jitter mean {:.2} ms, worst session {:.2} ms\n        {server}\n        client CPU {:.2} s ({:.0}% of one core), {} us per relayed packet\n        machine: {}",
+            self.sessions,
+            self.sent,
+            self.window_s,
+            t.received,
+            t.received as f64 / self.window_s,
+            t.loss_pct,
+            t.gap_loss_pct,
+            t.shortfall_pct,
+            t.worst_loss_pct,
+            t.silent,
+            t.late,
+            t.jitter_mean_ms,
+            t.jitter_max_ms,
+            self.client_cpu_s,
+            self.pct(self.client_cpu_s),
+            us(self.client_us_per_packet()),
+            cpus.join(", "),
+        )
+    }
+}
+
+pub struct EchoReport {
+    pub steps: Vec<EchoStep>,
+    pub send: SendSpec,
+    pub max_loss_pct: f64,
+    pub setup_errors: Vec<String>,
+    pub plis: u64,
+}
+
+impl EchoReport {
+    /// The largest measured N whose loss stayed below the threshold.
+    pub fn largest_ok(&self) -> Option<usize> {
+        self.steps
+            .iter()
+            .filter(|s| s.tally.loss_pct < self.max_loss_pct && s.tally.silent == 0)
+            .map(|s| s.sessions)
+            .max()
+    }
+
+    pub fn print(&self, as_json: bool) {
+        if as_json {
+            let v = json!({
+                "scenario": "echo",
+                "rate_pps": self.send.rate,
+                "payload_bytes": self.send.payload,
+                "max_loss_pct": self.max_loss_pct,
+                "largest_n_below_max_loss": self.largest_ok(),
+                "plis": self.plis,
+                "setup_errors": self.setup_errors,
+                "steps": self.steps.iter().map(EchoStep::to_json).collect::<Vec<_>>(),
+            });
+            println!("{v}");
+            return;
+        }
+        println!(
+            "echo: N EchoTest sessions, each sending VP8 at {} pkts/s x {} bytes and receiving it back",
+            self.send.rate, self.send.payload
+        );
+        for s in &self.steps {
+            println!("{}", s.describe());
+        }
+        match self.largest_ok() {
+            Some(n) => println!("largest N with loss < {}%: {n}", self.max_loss_pct),
+            None => println!("no step had loss < {}%", self.max_loss_pct),
+        }
+        println!("PLIs received: {}", self.plis);
+        if let Some(first) = self.setup_errors.first() {
+            println!("setup errors: {} (first: {first})", self.setup_errors.len());
+        }
+    }
+}
+
+fn round(v: f64, decimals: i32) -> f64 {
+    let f = 10f64.powi(decimals);
+    (v * f).round() / f
+}
+
+pub async fn run(opts: EchoOptions) -> Result<EchoReport, String> {
+    if let Some(pid) = opts.server_pid {
+        check_pid(pid).map_err(|e| format!("cannot read /proc/{pid}: {e}"))?;
+    }
+    let target = Target {
+        transport: Transport::Ws,
+        url: opts.url.clone(),
+        apisecret: opts.apisecret.clone(),
+        timeout: opts.timeout,
+        broker: None,
+    };
+    let settings = IceSettings {
+        ips: vec![opts.ice_ip],
+        // No `receiving:false` timers: the bench only counts.
+        no_media_timer: 0,
+        threads: opts.media_threads.max(1),
+        ..IceSettings::default()
+    };
+    let engine = MediaEngine::start(settings, None).map_err(|e| format!("media engine: {e}"))?;
+
+    let mut groups: Vec<Arc<Group>> = Vec::new();
+    let mut peers: Vec<EchoPeer> = Vec::new();
+    let mut setup_errors: Vec<String> = Vec::new();
+    let mut steps = Vec::new();
+    let semaphore = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let mut failure = None;
+
+    for &n in &opts.steps {
+        let setup = Instant::now();
+        let mut tasks = Vec::with_capacity(n.saturating_sub(peers.len()));
+        for i in peers.len()..n {
+            let gi = i / opts.per_socket.max(1);
+            while groups.len() <= gi {
+                match Group::open(&target).await {
+                    Ok(g) => groups.push(Arc::new(g)),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            let Some(g) = groups.get(gi).cloned() else { break };
+            let (engine, permit, send) = (engine.clone(), semaphore.clone(), opts.send);
+            tasks.push(tokio::spawn(async move {
+                let _p = permit.acquire_owned().await;
+                add_echo(&engine, &g, send).await
+            }));
+        }
+        for t in tasks {
+            match t.await {
+                Ok(Ok(p)) => peers.push(p),
+                Ok(Err(e)) => setup_errors.push(e),
+                Err(e) => setup_errors.push(format!("task: {e}")),
+            }
+        }
+        eprintln!(
+            "echo: {} sessions up in {:.1} s ({} setup errors so far)",
+            peers.len(),
+            setup.elapsed().as_secs_f64(),
+            setup_errors.len()
+        );
+        if failure.is_some() || peers.is_empty() {
+            break;
+        }
+        // Wait until every session hears its echo, then settle.
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        while peers.iter().any(|p| p.sink.snapshot().received == 0) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(opts.settle).await;
+
+        let step = window(&peers, &opts).await;
+        eprintln!(
+            "echo: N={} loss {:.2}% server {} us/pkt client {} us/pkt",
+            step.sessions,
+            step.tally.loss_pct,
+            step.server_us_per_packet().map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
+            step.client_us_per_packet().map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
+        );
+        let stop = step.tally.loss_pct >= opts.max_loss_pct || peers.len() < n;
+        steps.push(step);
+        if stop {
+            break;
+        }
+    }
+
+    // Teardown: stop sending, close every PeerConnection, destroy sessions.
+    let plis = peers.iter().map(|p| p.keyframes.plis()).sum();
+    let (pcs, senders): (Vec<Peer>, Vec<Vp8Sender>) = peers.into_iter().map(|p| (p.peer, p.sender)).unzip();
+    futures_util::future::join_all(senders.into_iter().map(Vp8Sender::stop)).await;
+    futures_util::future::join_all(pcs.iter().map(Peer::close)).await;
+    futures_util::future::join_all(groups.iter().map(|g| g.close())).await;
+    if let Some(e) = failure {
+        if steps.is_empty() {
+            return Err(e);
+        }
+        setup_errors.push(e);
+    }
+    Ok(EchoReport { steps, send: opts.send, max_loss_pct: opts.max_loss_pct, setup_errors, plis })
+}
+
+async fn window(peers: &[EchoPeer], opts: &EchoOptions) -> EchoStep {
+    let cpu = CpuWindow::start(opts.server_pid);
+    let before: Vec<(Snap, u64)> = peers.iter().map(|p| (p.sink.snapshot(), p.sender.sent())).collect();
+    tokio::time::sleep(opts.duration).await;
+    let after: Vec<(Snap, u64)> = peers.iter().map(|p| (p.sink.snapshot(), p.sender.sent())).collect();
+    let cpu = cpu.finish();
+    let sent: u64 = before.iter().zip(&after).map(|(a, b)| b.1 - a.1).sum();
+    // Each session should get back what it sent itself.
+    let tally = Tally::of(before.into_iter().zip(after).map(|((a, s0), (b, s1))| (a, b, s1 - s0)));
+    EchoStep {
+        sessions: peers.len(),
+        window_s: cpu.window_s,
+        sent,
+        tally,
+        server_cpu_s: cpu.server_cpu_s,
+        client_cpu_s: cpu.client_cpu_s,
+        cpus: cpu.cpus,
+    }
+}
