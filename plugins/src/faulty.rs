@@ -4,7 +4,8 @@
 //! Body `{"panic": "message"}` panics in `handle_message`; `{"panic_in": "query"}` arms a panic
 //! for the Admin API `handle_info`; `{"offer": {"audio": bool, "video": bool, "data": bool}}`
 //! makes the plugin offer (a plugin-initiated negotiation; media and data coming back on the
-//! PeerConnection are echoed); anything else answers `{"faulty": "ok"}` synchronously.
+//! PeerConnection are echoed); `{"silent": true}` acknowledges and never answers (a stuck
+//! plugin); anything else answers `{"faulty": "ok"}` synchronously.
 
 use std::sync::Arc;
 
@@ -68,6 +69,9 @@ impl PluginSession for FaultySession {
         }
         if msg.body.get("panic_in").and_then(Value::as_str) == Some("query") {
             self.panic_in_query = true;
+        }
+        if msg.body.get("silent").and_then(Value::as_bool) == Some(true) {
+            return PluginReply::Async { hint: None };
         }
         if let Some(Value::Object(o)) = msg.body.get("offer") {
             let on = |k: &str| o.get(k).and_then(Value::as_bool).unwrap_or(false);

@@ -180,3 +180,35 @@ async fn panic_while_describing_a_handle() {
     let list = server.admin().post(&format!("/admin/{s}"), json!({"janus": "list_handles", "transaction": "l"})).await;
     assert_eq!(list["handles"], json!([echo]));
 }
+
+/// A plugin that acknowledges and never answers: its requests are tracked as in flight (Admin
+/// `get_status`) until their session ends, not forever.
+#[tokio::test]
+async fn unanswered_requests_leave_with_their_session() {
+    let server = TestServer::start();
+    let http = server.http();
+    let admin = server.admin();
+    let in_flight = |admin: crate::common::http::HttpClient| async move {
+        let status = admin.post("/admin", json!({"janus": "get_status", "transaction": "st"})).await;
+        status["status"]["requests_in_flight"].as_u64().unwrap_or(u64::MAX)
+    };
+    let s = http.create().await;
+    let h = http.attach(s, FAULTY).await;
+    for t in ["q1", "q2"] {
+        let reply = http.handle_request(s, h, "message", json!({"transaction": t, "body": {"silent": true}})).await;
+        assert_eq!(reply["janus"], "ack", "{reply}");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while in_flight(server.admin()).await != 2 {
+        assert!(std::time::Instant::now() < deadline, "two requests in flight");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        http.post(&format!("/janus/{s}"), json!({"janus": "destroy", "transaction": "d"})).await["janus"],
+        "success"
+    );
+    while in_flight(admin.clone()).await != 0 {
+        assert!(std::time::Instant::now() < deadline + Duration::from_secs(5), "forgotten with the session");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
