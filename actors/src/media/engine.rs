@@ -21,8 +21,8 @@ use webrtc::peer_connection::{
 };
 use webrtc::runtime::{Runtime as EngineRuntime, TokioRuntime};
 
-use super::capture::{CaptureSlot, CaptureTap};
-use super::rtcp_tap::{NackCounter, RtcpTap};
+use super::capture::CaptureSlot;
+use super::tap::{DeliverRtcp, NackCounter, Tap};
 use super::MediaError;
 
 /// Network and ICE settings for every PeerConnection.
@@ -187,7 +187,7 @@ impl MediaEngine {
             let registry = self
                 .interceptors(&mut codecs, nack_queue_ms)?
                 // Wire-most: Admin packet dumps see what crosses SRTP, engine-made RTCP included.
-                .with(Slot::from(500), CaptureTap::new(capture.clone()));
+                .with(Slot::from(500), Tap::new(capture.clone()));
             let mut setting = SettingEngineBuilder::new()
                 .with_multicast_dns_mode(MulticastDnsMode::Disabled)
                 .with_network_types(vec![NetworkType::Udp4, NetworkType::Udp6])
@@ -240,8 +240,8 @@ impl MediaEngine {
             .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
         let registry = configure_twcc_receiver_only(registry, codecs).map_err(err)?;
         Ok(configure_rtcp_reports(registry)
-            .with(Slot::from(3_500), NackCounter::new(self.inner.counters.clone()))
-            .with(Slot::from(14_000), RtcpTap::default()))
+            .with(Slot::from(3_500), Tap::new(NackCounter(self.inner.counters.clone())))
+            .with(Slot::from(14_000), Tap::new(DeliverRtcp)))
     }
 
     fn pick_port(&self) -> u16 {

@@ -8,9 +8,9 @@ mod engine;
 pub mod network;
 mod peer;
 mod port;
-mod rtcp_tap;
 pub mod sdp;
 pub mod srtp;
+mod tap;
 mod types;
 mod writer;
 

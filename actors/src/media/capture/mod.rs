@@ -1,7 +1,8 @@
 //! Admin `start_pcap` / `start_text2pcap`: dumps of the plain (decrypted) RTP and RTCP one handle
 //! receives and sends, to a pcap file or to Wireshark text2pcap text.
 //!
-//! Where packets are taken: [`CaptureTap`], an interceptor at the wire end of every
+//! Where packets are taken: a [`Tap`](super::tap::Tap) with the handle's [`CaptureSlot`] as its
+//! observer, an interceptor at the wire end of every
 //! PeerConnection's interceptor chain, so it sees inbound packets just after SRTP decryption and
 //! outbound ones just before encryption, including the RTCP the engine makes itself (reports,
 //! NACKs, TWCC), as Janus dumps at its ICE layer.
@@ -15,20 +16,19 @@
 
 mod format;
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, Endianness, TsResolution};
-use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
+use rtc::interceptor::{Packet, TaggedPacket};
+
+use super::tap::Observer;
 use rtc::shared::marshal::Marshal;
 use tokio::sync::oneshot;
 
@@ -374,53 +374,15 @@ pub(crate) fn is_protected(path: &Path, protected: &[String]) -> bool {
     protected.iter().filter(|p| !p.is_empty()).any(|p| clean.starts_with(p))
 }
 
-/// The interceptor that feeds a handle's dump: one per PeerConnection, at the wire end of the
-/// chain (see the module docs). Passes every packet through unchanged.
-pub(crate) struct CaptureTap {
-    slot: Arc<CaptureSlot>,
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
-}
-
-impl CaptureTap {
-    pub(crate) fn new(slot: Arc<CaptureSlot>) -> Self {
-        CaptureTap { slot, reads: VecDeque::new(), writes: VecDeque::new() }
-    }
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for CaptureTap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.slot.record(true, &msg.message.packet);
-        self.reads.push_back(msg);
-        Ok(())
+/// Packet dumps watch the wire end of the chain (plain RTP/RTCP both ways).
+impl Observer for Arc<CaptureSlot> {
+    fn inbound(&mut self, msg: &mut TaggedPacket) {
+        self.record(true, &msg.message.packet);
     }
 
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
+    fn outbound(&mut self, msg: &TaggedPacket) {
+        self.record(false, &msg.message.packet);
     }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.slot.record(false, &msg.message.packet);
-        self.writes.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
-}
-
-impl Interceptor for CaptureTap {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
-//! Interceptors that watch RTCP inside the engine's chain: [`RtcpTap`] hands every inbound RTCP
-//! compound to the application (without it the engine consumes RTCP and PLI/FIR/REMB never reach
-//! plugins); [`NackCounter`] counts NACKs and retransmissions for `/metrics`, which the engine's
-//! own NACK interceptors generate and answer out of the application's sight.
+//! Interceptors that only watch the engine's packet chain: [`Tap`] passes every packet on in
+//! order and shows it to an [`Observer`] on the way. The observers here: [`DeliverRtcp`] hands
+//! inbound RTCP to the application (without it the engine consumes RTCP and PLI/FIR/REMB never
+//! reach plugins); [`NackCounter`] counts NACKs and retransmissions for `/metrics`, which the
+//! engine's own NACK interceptors generate and answer out of the application's sight. Packet
+//! dumps (`capture`) are one more.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -15,14 +17,28 @@ use rtc::shared::error::Error;
 
 use super::types::MediaCounters;
 
-/// The interceptor.
-#[derive(Default)]
-pub struct RtcpTap {
+/// What a [`Tap`] does with the packets going past it.
+pub(crate) trait Observer: Send + Sync + 'static {
+    /// A packet from the network, on its way to the application.
+    fn inbound(&mut self, _msg: &mut TaggedPacket) {}
+    /// A packet on its way to the network.
+    fn outbound(&mut self, _msg: &TaggedPacket) {}
+}
+
+/// An interceptor that changes nothing but what its observer marks.
+pub(crate) struct Tap<O> {
+    observer: O,
     reads: VecDeque<TaggedPacket>,
     writes: VecDeque<TaggedPacket>,
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpTap {
+impl<O: Observer> Tap<O> {
+    pub(crate) fn new(observer: O) -> Self {
+        Tap { observer, reads: VecDeque::new(), writes: VecDeque::new() }
+    }
+}
+
+impl<O: Observer> Protocol<TaggedPacket, TaggedPacket, ()> for Tap<O> {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
     type Eout = ();
@@ -30,9 +46,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpTap {
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if matches!(msg.message.packet, Packet::Rtcp(_)) {
-            msg.message.add(Attribute::DeliverToApplication);
-        }
+        self.observer.inbound(&mut msg);
         self.reads.push_back(msg);
         Ok(())
     }
@@ -42,6 +56,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpTap {
     }
 
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.observer.outbound(&msg);
         self.writes.push_back(msg);
         Ok(())
     }
@@ -51,28 +66,28 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpTap {
     }
 }
 
-impl Interceptor for RtcpTap {
+impl<O: Observer> Interceptor for Tap<O> {
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
+/// Marks inbound RTCP for delivery to the application.
+pub(crate) struct DeliverRtcp;
+
+impl Observer for DeliverRtcp {
+    fn inbound(&mut self, msg: &mut TaggedPacket) {
+        if matches!(msg.message.packet, Packet::Rtcp(_)) {
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+    }
+}
+
 /// Counts NACKed packets both ways and the retransmissions sent. Sits between the pacer and the
 /// NACK responder: on the way out it sees the generator's NACKs and the responder's resends; on
 /// the way in it sees the peer's NACKs before the responder acts on them.
-pub struct NackCounter {
-    counters: Arc<MediaCounters>,
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
-}
-
-impl NackCounter {
-    /// A counter adding to the engine-wide totals.
-    pub fn new(counters: Arc<MediaCounters>) -> Self {
-        NackCounter { counters, reads: VecDeque::new(), writes: VecDeque::new() }
-    }
-}
+pub(crate) struct NackCounter(pub(crate) Arc<MediaCounters>);
 
 /// Sequence numbers requested by the NACKs of one RTCP compound.
 fn nacked(packet: &Packet) -> u64 {
@@ -85,49 +100,24 @@ fn nacked(packet: &Packet) -> u64 {
         .sum()
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for NackCounter {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+impl Observer for NackCounter {
+    fn inbound(&mut self, msg: &mut TaggedPacket) {
         let n = nacked(&msg.message.packet);
         if n > 0 {
-            self.counters.nacks_in.fetch_add(n, Ordering::Relaxed);
+            self.0.nacks_in.fetch_add(n, Ordering::Relaxed);
         }
-        self.reads.push_back(msg);
-        Ok(())
     }
 
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+    fn outbound(&mut self, msg: &TaggedPacket) {
         if msg.message.has(&Attribute::Retransmission) {
-            self.counters.retransmissions_out.fetch_add(1, Ordering::Relaxed);
+            self.0.retransmissions_out.fetch_add(1, Ordering::Relaxed);
         } else {
             let n = nacked(&msg.message.packet);
             if n > 0 {
-                self.counters.nacks_out.fetch_add(n, Ordering::Relaxed);
+                self.0.nacks_out.fetch_add(n, Ordering::Relaxed);
             }
         }
-        self.writes.push_back(msg);
-        Ok(())
     }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
-}
-
-impl Interceptor for NackCounter {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]
@@ -143,7 +133,7 @@ mod tests {
     #[test]
     fn counts_nacked_sequence_numbers_each_way() {
         let counters = Arc::new(MediaCounters::default());
-        let mut c = NackCounter::new(counters.clone());
+        let mut c = Tap::new(NackCounter(counters.clone()));
         // Packet 10 plus the two flagged in the bitmap after it; then 20 alone.
         let nack = TransportLayerNack {
             sender_ssrc: 1,
@@ -159,5 +149,12 @@ mod tests {
         // Everything passes through, in order.
         assert!(c.poll_read().is_some() && c.poll_write().is_some() && c.poll_write().is_some());
         assert!(c.poll_read().is_none() && c.poll_write().is_none());
+    }
+
+    #[test]
+    fn inbound_rtcp_is_marked_for_the_application() {
+        let mut t = Tap::new(DeliverRtcp);
+        t.handle_read(tagged(Packet::Rtcp(vec![]))).expect("read");
+        assert!(t.poll_read().expect("passed on").message.has(&Attribute::DeliverToApplication));
     }
 }
