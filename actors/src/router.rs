@@ -1,14 +1,17 @@
-//! The `TransactionRouter` actor: asynchronous plugin requests in flight, keyed by (session,
+//! The `TransactionRouter`: asynchronous plugin requests in flight, keyed by (session,
 //! transaction).
 //!
 //! Direct replies travel back on the request's own future, so the router does not carry them. It
 //! keeps the table of `message` requests a plugin acknowledged (`ack`) but has not answered with
 //! an event yet, so that a stuck plugin is seen (a warning and a counter after [`STUCK_AFTER`])
-//! and the Admin API can report how many requests are in flight. Handles report both ends; a
-//! session that ends takes its entries with it, and an entry never answered is dropped after
-//! [`FORGET_AFTER`], so a plugin that never answers cannot fill the table.
+//! and the Admin API can report how many requests are in flight. Handles write both ends straight
+//! into the shared [`InFlightTable`] (a short lock, no message: a thread wake-up per request
+//! would cost more than the bookkeeping); the actor sweeps it once a second. A session that ends
+//! takes its entries with it, and an entry never answered is dropped after [`FORGET_AFTER`], so
+//! a plugin that never answers cannot fill the table.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -22,140 +25,126 @@ pub const FORGET_AFTER: Duration = Duration::from_secs(120);
 /// Most requests tracked at once; beyond it new ones are not tracked (and counted).
 const CAPACITY: usize = 65_536;
 
-/// A plugin acknowledged a request and will answer with an event.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Begin {
-    /// Session.
-    pub session: SessionId,
-    /// Transaction.
-    pub transaction: Transaction,
-}
-
-/// The plugin pushed an event for that transaction.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct End {
-    /// Session.
-    pub session: SessionId,
-    /// Transaction.
-    pub transaction: Transaction,
-}
-
-/// A session ended: its requests will never be answered.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Forget {
-    /// Session.
-    pub session: SessionId,
-}
-
-/// How many requests are in flight, and how many were ever reported stuck.
-#[derive(Message)]
-#[rtype(result = "(usize, u64)")]
-pub struct InFlight;
-
 struct Pending {
-    session: SessionId,
-    transaction: Transaction,
     since: Instant,
     reported: bool,
 }
 
-/// The router actor.
 #[derive(Default)]
-pub struct TransactionRouter {
+struct Table {
     pending: HashMap<(SessionId, Transaction), Pending>,
     stuck: u64,
     untracked: u64,
 }
 
-impl Actor for TransactionRouter {
-    type Context = Context<Self>;
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(16_384);
-        ctx.run_interval(Duration::from_secs(1), |this, _| this.sweep(Instant::now()));
-    }
-}
+/// The requests in flight, shared by every handle and the router actor. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct InFlightTable(Arc<Mutex<Table>>);
 
-impl TransactionRouter {
+impl InFlightTable {
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A plugin acknowledged a request and will answer with an event.
+    pub fn begin(&self, session: SessionId, transaction: Transaction) {
+        let mut t = self.lock();
+        if t.pending.len() >= CAPACITY {
+            t.untracked += 1;
+            return;
+        }
+        t.pending.insert((session, transaction), Pending { since: Instant::now(), reported: false });
+    }
+
+    /// The plugin pushed an event for that transaction.
+    pub fn end(&self, session: SessionId, transaction: &Transaction) {
+        let mut t = self.lock();
+        if !t.pending.is_empty() {
+            t.pending.remove(&(session, transaction.clone()));
+        }
+    }
+
+    /// A session ended: its requests will never be answered.
+    pub fn forget(&self, session: SessionId) {
+        let mut t = self.lock();
+        if !t.pending.is_empty() {
+            t.pending.retain(|(s, _), _| *s != session);
+        }
+    }
+
+    /// How many requests are in flight, and how many were ever reported stuck.
+    pub fn counts(&self) -> (usize, u64) {
+        let t = self.lock();
+        (t.pending.len(), t.stuck)
+    }
+
     /// Reports requests stuck for [`STUCK_AFTER`] and forgets those older than [`FORGET_AFTER`].
-    fn sweep(&mut self, now: Instant) {
-        let stuck = &mut self.stuck;
-        self.pending.retain(|_, p| {
+    fn sweep(&self, now: Instant) {
+        let mut guard = self.lock();
+        let Table { pending, stuck, .. } = &mut *guard;
+        pending.retain(|(session, transaction), p| {
             let age = now.saturating_duration_since(p.since);
             if !p.reported && age >= STUCK_AFTER {
                 p.reported = true;
                 *stuck += 1;
-                tracing::warn!(session_id = p.session.0, transaction = %p.transaction, "plugin has not answered for 10 s");
+                tracing::warn!(session_id = session.0, transaction = %transaction, "plugin has not answered for 10 s");
             }
             age < FORGET_AFTER
         });
     }
 }
 
-impl Handler<Forget> for TransactionRouter {
-    type Result = ();
-    fn handle(&mut self, msg: Forget, _: &mut Context<Self>) {
-        if !self.pending.is_empty() {
-            self.pending.retain(|_, p| p.session != msg.session);
-        }
+/// The router actor: sweeps the table.
+pub struct TransactionRouter {
+    table: InFlightTable,
+}
+
+impl TransactionRouter {
+    /// A router sweeping `table`.
+    pub fn new(table: InFlightTable) -> Self {
+        TransactionRouter { table }
     }
 }
 
-impl Handler<Begin> for TransactionRouter {
-    type Result = ();
-    fn handle(&mut self, msg: Begin, _: &mut Context<Self>) {
-        if self.pending.len() >= CAPACITY {
-            self.untracked += 1;
-            return;
-        }
-        self.pending.insert(
-            (msg.session, msg.transaction.clone()),
-            Pending { session: msg.session, transaction: msg.transaction, since: Instant::now(), reported: false },
-        );
-    }
-}
-
-impl Handler<End> for TransactionRouter {
-    type Result = ();
-    fn handle(&mut self, msg: End, _: &mut Context<Self>) {
-        self.pending.remove(&(msg.session, msg.transaction));
-    }
-}
-
-impl Handler<InFlight> for TransactionRouter {
-    type Result = MessageResult<InFlight>;
-    fn handle(&mut self, _: InFlight, _: &mut Context<Self>) -> Self::Result {
-        MessageResult((self.pending.len(), self.stuck))
+impl Actor for TransactionRouter {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(Duration::from_secs(1), |this, _| this.table.sweep(Instant::now()));
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
-    fn begin(r: &mut TransactionRouter, session: u64, t: &str, since: Instant) {
-        let transaction = Transaction(Arc::from(t));
-        r.pending.insert(
-            (SessionId(session), transaction.clone()),
-            Pending { session: SessionId(session), transaction, since, reported: false },
-        );
+    fn tx(t: &str) -> Transaction {
+        Transaction(Arc::from(t))
     }
 
     #[test]
     fn unanswered_requests_are_reported_then_forgotten() {
-        let mut r = TransactionRouter::default();
+        let table = InFlightTable::default();
+        table.begin(SessionId(1), tx("a"));
+        table.begin(SessionId(1), tx("b"));
         let t0 = Instant::now();
-        begin(&mut r, 1, "a", t0);
-        begin(&mut r, 1, "b", t0 + Duration::from_secs(100));
-        r.sweep(t0 + STUCK_AFTER);
-        assert_eq!((r.pending.len(), r.stuck), (2, 1));
-        r.sweep(t0 + STUCK_AFTER + Duration::from_secs(1));
-        assert_eq!(r.stuck, 1, "reported once");
-        r.sweep(t0 + FORGET_AFTER);
-        assert_eq!(r.pending.len(), 1, "the old one is gone, the recent one stays");
+        table.lock().pending.get_mut(&(SessionId(1), tx("b"))).expect("b").since = t0 + Duration::from_secs(100);
+        table.sweep(t0 + STUCK_AFTER + Duration::from_secs(1));
+        assert_eq!(table.counts(), (2, 1));
+        table.sweep(t0 + STUCK_AFTER + Duration::from_secs(2));
+        assert_eq!(table.counts().1, 1, "reported once");
+        table.sweep(t0 + FORGET_AFTER + Duration::from_secs(1));
+        assert_eq!(table.counts().0, 1, "the old one is gone, the recent one stays");
+    }
+
+    #[test]
+    fn answered_and_ended_sessions_leave_the_table() {
+        let table = InFlightTable::default();
+        table.begin(SessionId(1), tx("a"));
+        table.begin(SessionId(2), tx("a"));
+        table.begin(SessionId(2), tx("b"));
+        table.end(SessionId(1), &tx("a"));
+        assert_eq!(table.counts().0, 2);
+        table.forget(SessionId(2));
+        assert_eq!(table.counts().0, 0);
     }
 }

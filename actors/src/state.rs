@@ -84,7 +84,7 @@ pub struct ServerState {
     /// Logging hooks.
     pub log: Arc<dyn LogControl>,
     /// Tracks async plugin requests until their event (set by the gateway at start).
-    pub router: Option<actix::Addr<crate::router::TransactionRouter>>,
+    pub requests: crate::router::InFlightTable,
     /// The media engine (`None` when it could not start: media requests then fail with 490).
     pub media: Option<crate::media::MediaEngine>,
     /// Process start, the zero of monotonic times reported in µs.
@@ -120,7 +120,7 @@ impl ServerState {
             events,
             signed_tokens,
             log,
-            router: None,
+            requests: crate::router::InFlightTable::default(),
             media: None,
             started: Instant::now(),
         }

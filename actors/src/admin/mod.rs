@@ -14,7 +14,6 @@ use crate::gateway::Core;
 use crate::handle::HandleRequest;
 use crate::media::{CaptureFormat, CaptureSpec};
 use crate::plugin::registry::MessagePlugin;
-use crate::router::InFlight;
 use crate::session::registry::{DescribeSession, DestroySession, ListSessions, SetSessionTimeout};
 use crate::session::{HandleInfo, ListHandles, ToHandle};
 
@@ -91,7 +90,7 @@ impl Core {
         let bad = |e: crate::api::validate::FieldError| ApiError::from(e);
         match name {
             "get_status" => {
-                let (in_flight, stuck) = self.inner.router.send(InFlight).await.unwrap_or((0, 0));
+                let (in_flight, stuck) = st.requests.counts();
                 Ok(ok().with(
                     "status",
                     json!({

@@ -96,8 +96,7 @@ impl Gateway {
         let auth_config = AuthConfig { api_secret: g.api_secret.clone(), tokens, admin_secret: g.admin_secret.clone() };
         let mut state = ServerState::new(cfg.settings.clone(), events, cfg.log);
         state.media = start_media(&cfg.settings);
-        let router = TransactionRouter::default().start();
-        state.router = Some(router.clone());
+        let router = TransactionRouter::new(state.requests.clone()).start();
         let state = Arc::new(state);
 
         let mut plugin_list = Vec::new();
@@ -135,7 +134,7 @@ impl Gateway {
                 auth,
                 auth_config,
                 plugins,
-                router,
+                _router: router,
                 transports: cfg.transports,
                 plugin_descriptors,
                 plugin_map: plugin_list.iter().map(|p| (p.descriptor().package, p.clone())).collect(),
@@ -196,7 +195,8 @@ pub(crate) struct CoreInner {
     pub(crate) auth: Addr<AuthStore>,
     pub(crate) auth_config: AuthConfig,
     pub(crate) plugins: Addr<PluginRegistry>,
-    pub(crate) router: Addr<TransactionRouter>,
+    /// Kept so the router keeps sweeping; handles write to its table directly.
+    pub(crate) _router: Addr<TransactionRouter>,
     pub(crate) transports: Vec<TransportDescriptor>,
     pub(crate) plugin_descriptors: Vec<PluginDescriptor>,
     pub(crate) plugin_list: Vec<SharedPlugin>,

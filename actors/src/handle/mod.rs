@@ -217,8 +217,8 @@ impl Handle {
 
     /// A plugin `event` for the client; an answered transaction leaves the router's table.
     fn plugin_event(&self, transaction: Option<Transaction>, data: Value) -> Outgoing {
-        if let (Some(router), Some(t)) = (&self.state.router, &transaction) {
-            let _ = router.try_send(crate::router::End { session: self.session_id, transaction: t.clone() });
+        if let Some(t) = &transaction {
+            self.state.requests.end(self.session_id, t);
         }
         Outgoing {
             janus: "event",
@@ -372,10 +372,7 @@ impl Handle {
             Ok(PluginReply::Sync(v)) => sync_outcome(self.package(), v).map(Ok),
             Ok(PluginReply::Later(fut)) => Ok(Err(fut)),
             Ok(PluginReply::Async { hint }) => {
-                if let Some(router) = &self.state.router {
-                    let _ =
-                        router.try_send(crate::router::Begin { session: self.session_id, transaction: tx_for_router });
-                }
+                self.state.requests.begin(self.session_id, tx_for_router);
                 Ok(Ok(HandleOutcome::Async(hint)))
             }
             Ok(PluginReply::Error(text)) => Err(ApiError::new(ErrorCode::PluginMessage, text)),

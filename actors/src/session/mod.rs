@@ -218,9 +218,7 @@ impl Actor for Session {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.state.counters.sessions.fetch_sub(1, Ordering::Relaxed);
-        if let Some(router) = &self.state.router {
-            let _ = router.try_send(crate::router::Forget { session: self.id });
-        }
+        self.state.requests.forget(self.id);
     }
 }
 
