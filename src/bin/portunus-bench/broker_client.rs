@@ -14,7 +14,6 @@
 //! RPC pattern), otherwise by the JSON `transaction` (events, MQTT).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,12 +22,10 @@ use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use serde_json::Value;
 use tokio::sync::{oneshot, OnceCell};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
-use crate::janus::{next_transaction, parse_messages, request, BenchError, Result, Router, Target, Transport, Want};
+use crate::janus::{parse_messages, BenchError, Result, Routed, RoutedTransport, Router, Target, Transport};
 
 /// Requests the MQTT client may buffer before `publish` waits.
 const MQTT_REQUEST_CAPACITY: usize = 1024;
@@ -84,11 +81,7 @@ enum Out {
 /// One broker connection shared by every client of a run.
 pub struct BrokerLink {
     out: Out,
-    router: Arc<Router>,
-    /// Set by the reader when the connection ends, so requests fail fast.
-    closed: Arc<AtomicBool>,
-    apisecret: Option<String>,
-    timeout: Duration,
+    routed: Routed,
     reader: JoinHandle<()>,
     /// Kept so the AMQP connection lives as long as the link.
     _amqp: Option<Connection>,
@@ -122,28 +115,18 @@ impl BrokerLink {
             .basic_consume(b.from_janus.as_str().into(), "portunus-bench".into(), no_ack, FieldTable::default())
             .await
             .map_err(|e| connect_err(&format!("consume {}", b.from_janus), e))?;
-        let router = Arc::new(Router::default());
-        let closed = Arc::new(AtomicBool::new(false));
+        let routed = Routed::new(target);
         let reader = {
-            let (router, closed) = (Arc::clone(&router), Arc::clone(&closed));
+            let router = routed.router.clone();
             tokio::spawn(async move {
                 while let Some(Ok(delivery)) = consumer.next().await {
                     let correlation = delivery.properties.correlation_id().as_ref().map(|c| c.to_string());
                     deliver(&router, &delivery.data, correlation.as_deref());
                 }
-                closed.store(true, Ordering::SeqCst);
                 router.close_all();
             })
         };
-        Ok(BrokerLink {
-            out: Out::Rabbit { ch, queue: b.to_janus.clone() },
-            router,
-            closed,
-            apisecret: target.apisecret.clone(),
-            timeout: target.timeout,
-            reader,
-            _amqp: Some(conn),
-        })
+        Ok(BrokerLink { out: Out::Rabbit { ch, queue: b.to_janus.clone() }, routed, reader, _amqp: Some(conn) })
     }
 
     async fn connect_mqtt(target: &Target, b: &BrokerTarget) -> Result<BrokerLink> {
@@ -165,11 +148,10 @@ impl BrokerLink {
             .subscribe(b.from_janus.clone(), qos)
             .await
             .map_err(|e| BenchError::Connect(format!("subscribe {}: {e}", b.from_janus)))?;
-        let router = Arc::new(Router::default());
-        let closed = Arc::new(AtomicBool::new(false));
+        let routed = Routed::new(target);
         let (subscribed_tx, subscribed) = oneshot::channel::<std::result::Result<(), String>>();
         let reader = {
-            let (router, closed) = (Arc::clone(&router), Arc::clone(&closed));
+            let router = routed.router.clone();
             tokio::spawn(async move {
                 let mut subscribed_tx = Some(subscribed_tx);
                 loop {
@@ -191,7 +173,6 @@ impl BrokerLink {
                         }
                     }
                 }
-                closed.store(true, Ordering::SeqCst);
                 router.close_all();
             })
         };
@@ -202,65 +183,38 @@ impl BrokerLink {
             Ok(Err(e)) => return Err(BenchError::Connect(format!("MQTT: {e}"))),
             Err(_) => return Err(BenchError::Connect("MQTT event loop ended".into())),
         }
-        Ok(BrokerLink {
-            out: Out::Mqtt { client, topic: b.to_janus.clone(), qos },
-            router,
-            closed,
-            apisecret: target.apisecret.clone(),
-            timeout: target.timeout,
-            reader,
-            _amqp: None,
-        })
+        Ok(BrokerLink { out: Out::Mqtt { client, topic: b.to_janus.clone(), qos }, routed, reader, _amqp: None })
+    }
+}
+
+impl RoutedTransport for BrokerLink {
+    fn routed(&self) -> &Routed {
+        &self.routed
     }
 
-    /// Sends one request (ids in the body, as on the WebSocket) and waits
-    /// for the reply `want` asks for.
-    pub async fn call(
-        &self,
-        session: Option<u64>,
-        handle: Option<u64>,
-        verb: &str,
-        extra: Option<Value>,
-        want: Want,
-    ) -> Result<Value> {
-        let deadline = Instant::now() + self.timeout;
-        let txn = next_transaction();
-        let mut body = request(verb, &txn, self.apisecret.as_deref());
-        if let Some(s) = session {
-            body.insert("session_id".into(), Value::from(s));
-        }
-        if let Some(h) = handle {
-            body.insert("handle_id".into(), Value::from(h));
-        }
-        if let Some(Value::Object(fields)) = extra {
-            body.extend(fields);
-        }
-        let bytes = serde_json::to_vec(&Value::Object(body)).map_err(|e| BenchError::Protocol(e.to_string()))?;
-
-        let mut waiter = self.router.register(&txn);
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(BenchError::Closed);
-        }
-        let sending = async {
-            match &self.out {
-                Out::Rabbit { ch, queue } => {
-                    // The transaction doubles as the correlation id: unique
-                    // per request, and the reply carries it back.
-                    let props = BasicProperties::default()
-                        .with_content_type("application/json".into())
-                        .with_correlation_id(txn.as_str().into());
-                    ch.basic_publish("".into(), queue.as_str().into(), BasicPublishOptions::default(), &bytes, props)
-                        .await
-                        .map(drop)
-                        .map_err(|e| BenchError::Io(e.to_string()))
-                }
-                Out::Mqtt { client, topic, qos } => {
-                    client.publish(topic.clone(), *qos, false, bytes).await.map_err(|e| BenchError::Io(e.to_string()))
-                }
+    async fn send(&self, txn: &str, text: String) -> Result<()> {
+        match &self.out {
+            Out::Rabbit { ch, queue } => {
+                // The transaction doubles as the correlation id: unique
+                // per request, and the reply carries it back.
+                let props = BasicProperties::default()
+                    .with_content_type("application/json".into())
+                    .with_correlation_id(txn.into());
+                ch.basic_publish(
+                    "".into(),
+                    queue.as_str().into(),
+                    BasicPublishOptions::default(),
+                    text.as_bytes(),
+                    props,
+                )
+                .await
+                .map(drop)
+                .map_err(|e| BenchError::Io(e.to_string()))
             }
-        };
-        tokio::time::timeout_at(deadline, sending).await.map_err(|_| BenchError::Timeout)??;
-        waiter.wait(want, deadline).await
+            Out::Mqtt { client, topic, qos } => {
+                client.publish(topic.clone(), *qos, false, text).await.map_err(|e| BenchError::Io(e.to_string()))
+            }
+        }
     }
 }
 
@@ -319,8 +273,11 @@ fn mqtt_host_port(url: &str) -> Result<(String, u16)> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::janus::Want;
 
     #[test]
     fn parses_mqtt_urls() {

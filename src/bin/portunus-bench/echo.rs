@@ -11,46 +11,20 @@
 //! (sequence gaps, or the shortfall against what each session sent) and
 //! RFC 3550 jitter of the echoed stream.
 
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use portunus_actors::api::SdpType;
-use portunus_actors::media::{IceSettings, MediaEngine, MediaKind, MediaPort, OfferSpec, OfferTrack, Peer};
+use portunus_actors::media::{MediaEngine, MediaKind, MediaPort, OfferSpec, OfferTrack, Peer};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::janus::{Target, Transport, ECHOTEST};
+use crate::janus::ECHOTEST;
 use crate::media_peer::{
-    jsep_sdp, CountingSink, CpuWindow, Group, KeyframeRequests, PcState, SendSpec, Snap, Tally, Vp8Sender,
-    CONNECT_TIMEOUT,
+    join_setups, jsep_sdp, largest_ok, log_setup, print_outcome, settle, CountingSink, CpuWindow, Group,
+    KeyframeRequests, MediaOptions, PcState, SendSpec, Snap, StepWindow, Tally, Vp8Sender,
 };
-use crate::procstat::check_pid;
-
-pub struct EchoOptions {
-    pub url: String,
-    pub apisecret: Option<String>,
-    pub timeout: Duration,
-    /// Session counts to measure, increasing; one entry without a ramp.
-    pub steps: Vec<usize>,
-    /// What every session sends.
-    pub send: SendSpec,
-    pub duration: Duration,
-    /// Time between every session receiving and the window.
-    pub settle: Duration,
-    pub server_pid: Option<u32>,
-    /// Echo handles per WebSocket (one Janus session per socket).
-    pub per_socket: usize,
-    /// Sessions set up in parallel.
-    pub concurrency: usize,
-    /// Worker threads of the bench's media runtime.
-    pub media_threads: usize,
-    /// A ramp stops at the first step whose loss reaches this (percent).
-    pub max_loss_pct: f64,
-    /// Address the bench's own ICE host candidates use.
-    pub ice_ip: IpAddr,
-}
+use crate::report::round;
 
 /// One EchoTest handle with its PeerConnection.
 struct EchoPeer {
@@ -99,44 +73,21 @@ async fn add_echo(engine: &MediaEngine, g: &Group, send: SendSpec) -> Result<Ech
     }
 }
 
-/// The figures of one measured window with `sessions` echo sessions.
+/// The figures of one measured window; N counts echo sessions.
 pub struct EchoStep {
-    pub sessions: usize,
-    pub window_s: f64,
-    /// Packets all sessions sent in the window.
-    pub sent: u64,
-    pub tally: Tally,
-    pub server_cpu_s: Option<f64>,
-    pub client_cpu_s: f64,
-    pub cpus: Vec<(String, f64, f64)>,
+    pub window: StepWindow,
 }
 
 impl EchoStep {
-    /// CPU microseconds per packet echoed back (received by the bench).
-    fn per_packet_us(&self, cpu_s: f64) -> Option<f64> {
-        (self.tally.received > 0).then(|| cpu_s * 1e6 / self.tally.received as f64)
-    }
-
-    pub fn server_us_per_packet(&self) -> Option<f64> {
-        self.server_cpu_s.and_then(|c| self.per_packet_us(c))
-    }
-
-    pub fn client_us_per_packet(&self) -> Option<f64> {
-        self.per_packet_us(self.client_cpu_s)
-    }
-
-    fn pct(&self, cpu_s: f64) -> f64 {
-        cpu_s / self.window_s * 100.0
-    }
-
     fn to_json(&self) -> Value {
-        let t = &self.tally;
+        let w = &self.window;
+        let t = &w.tally;
         json!({
-            "sessions": self.sessions,
-            "window_s": round(self.window_s, 2),
-            "sent": self.sent,
+            "sessions": w.n,
+            "window_s": round(w.cpu.window_s, 2),
+            "sent": w.sent,
             "echoed": t.received,
-            "echoed_pps": round(t.received as f64 / self.window_s, 0),
+            "echoed_pps": round(t.received as f64 / w.cpu.window_s, 0),
             "silent_sessions": t.silent,
             "gap_lost": t.gap_lost,
             "late": t.late,
@@ -145,40 +96,39 @@ impl EchoStep {
             "loss_pct": round(t.loss_pct, 3),
             "worst_session_loss_pct": round(t.worst_loss_pct, 3),
             "jitter_ms": {"mean": round(t.jitter_mean_ms, 3), "worst": round(t.jitter_max_ms, 3)},
-            "server": self.server_cpu_s.map(|c| json!({
+            "server": w.cpu.server_cpu_s.map(|c| json!({
                 "cpu_s": round(c, 3),
-                "cpu_pct_of_one_core": round(self.pct(c), 1),
-                "us_per_relayed_packet": self.server_us_per_packet().map(|v| round(v, 2)),
+                "cpu_pct_of_one_core": round(w.pct(c), 1),
+                "us_per_relayed_packet": w.server_us_per_packet().map(|v| round(v, 2)),
             })),
             "client": {
-                "cpu_s": round(self.client_cpu_s, 3),
-                "cpu_pct_of_one_core": round(self.pct(self.client_cpu_s), 1),
-                "us_per_relayed_packet": self.client_us_per_packet().map(|v| round(v, 2)),
+                "cpu_s": round(w.cpu.client_cpu_s, 3),
+                "cpu_pct_of_one_core": round(w.pct(w.cpu.client_cpu_s), 1),
+                "us_per_relayed_packet": w.client_us_per_packet().map(|v| round(v, 2)),
             },
-            "cpus": self.cpus.iter().map(|(n, busy, soft)| json!({"cpu": n, "busy_pct": round(*busy, 1), "softirq_pct": round(*soft, 1)})).collect::<Vec<_>>(),
+            "cpus": w.cpus_json(),
         })
     }
 
     fn describe(&self) -> String {
-        let t = &self.tally;
+        let w = &self.window;
+        let t = &w.tally;
         let us = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
-        let server = match self.server_cpu_s {
+        let server = match w.cpu.server_cpu_s {
             Some(c) => format!(
                 "server CPU {c:.2} s ({:.0}% of one core), {} us per relayed packet",
-                self.pct(c),
-                us(self.server_us_per_packet())
+                w.pct(c),
+                us(w.server_us_per_packet())
             ),
             None => "server CPU: not sampled (no --server-pid)".into(),
         };
-        let cpus: Vec<String> =
-            self.cpus.iter().map(|(n, busy, soft)| format!("{n} {busy:.0}% (softirq {soft:.0}%)")).collect();
         format!(
             "N={:<5} sent {} pkts in {:.1} s, echoed {} ({:.0} pkts/s), loss {:.2}% (gaps {:.2}%, shortfall {:.2}%, worst session {:.2}%), silent {}, late {}\n        jitter mean {:.2} ms, worst session {:.2} ms\n        {server}\n        client CPU {:.2} s ({:.0}% of one core), {} us per relayed packet\n        machine: {}",
-            self.sessions,
-            self.sent,
-            self.window_s,
+            w.n,
+            w.sent,
+            w.cpu.window_s,
             t.received,
-            t.received as f64 / self.window_s,
+            t.received as f64 / w.cpu.window_s,
             t.loss_pct,
             t.gap_loss_pct,
             t.shortfall_pct,
@@ -187,10 +137,10 @@ impl EchoStep {
             t.late,
             t.jitter_mean_ms,
             t.jitter_max_ms,
-            self.client_cpu_s,
-            self.pct(self.client_cpu_s),
-            us(self.client_us_per_packet()),
-            cpus.join(", "),
+            w.cpu.client_cpu_s,
+            w.pct(w.cpu.client_cpu_s),
+            us(w.client_us_per_packet()),
+            w.cpus_text(),
         )
     }
 }
@@ -206,11 +156,7 @@ pub struct EchoReport {
 impl EchoReport {
     /// The largest measured N whose loss stayed below the threshold.
     pub fn largest_ok(&self) -> Option<usize> {
-        self.steps
-            .iter()
-            .filter(|s| s.tally.loss_pct < self.max_loss_pct && s.tally.silent == 0)
-            .map(|s| s.sessions)
-            .max()
+        largest_ok(self.steps.iter().map(|s| &s.window), self.max_loss_pct)
     }
 
     pub fn print(&self, as_json: bool) {
@@ -235,41 +181,13 @@ impl EchoReport {
         for s in &self.steps {
             println!("{}", s.describe());
         }
-        match self.largest_ok() {
-            Some(n) => println!("largest N with loss < {}%: {n}", self.max_loss_pct),
-            None => println!("no step had loss < {}%", self.max_loss_pct),
-        }
-        println!("PLIs received: {}", self.plis);
-        if let Some(first) = self.setup_errors.first() {
-            println!("setup errors: {} (first: {first})", self.setup_errors.len());
-        }
+        let plis = format!("PLIs received: {}", self.plis);
+        print_outcome(self.largest_ok(), self.max_loss_pct, &plis, &self.setup_errors);
     }
 }
 
-fn round(v: f64, decimals: i32) -> f64 {
-    let f = 10f64.powi(decimals);
-    (v * f).round() / f
-}
-
-pub async fn run(opts: EchoOptions) -> Result<EchoReport, String> {
-    if let Some(pid) = opts.server_pid {
-        check_pid(pid).map_err(|e| format!("cannot read /proc/{pid}: {e}"))?;
-    }
-    let target = Target {
-        transport: Transport::Ws,
-        url: opts.url.clone(),
-        apisecret: opts.apisecret.clone(),
-        timeout: opts.timeout,
-        broker: None,
-    };
-    let settings = IceSettings {
-        ips: vec![opts.ice_ip],
-        // No `receiving:false` timers: the bench only counts.
-        no_media_timer: 0,
-        threads: opts.media_threads.max(1),
-        ..IceSettings::default()
-    };
-    let engine = MediaEngine::start(settings, None).map_err(|e| format!("media engine: {e}"))?;
+pub async fn run(opts: MediaOptions) -> Result<EchoReport, String> {
+    let (target, engine) = opts.start()?;
 
     let mut groups: Vec<Arc<Group>> = Vec::new();
     let mut peers: Vec<EchoPeer> = Vec::new();
@@ -299,38 +217,17 @@ pub async fn run(opts: EchoOptions) -> Result<EchoReport, String> {
                 add_echo(&engine, &g, send).await
             }));
         }
-        for t in tasks {
-            match t.await {
-                Ok(Ok(p)) => peers.push(p),
-                Ok(Err(e)) => setup_errors.push(e),
-                Err(e) => setup_errors.push(format!("task: {e}")),
-            }
-        }
-        eprintln!(
-            "echo: {} sessions up in {:.1} s ({} setup errors so far)",
-            peers.len(),
-            setup.elapsed().as_secs_f64(),
-            setup_errors.len()
-        );
+        join_setups(tasks, &mut peers, &mut setup_errors).await;
+        log_setup("echo", peers.len(), "sessions", setup, setup_errors.len());
         if failure.is_some() || peers.is_empty() {
             break;
         }
         // Wait until every session hears its echo, then settle.
-        let deadline = Instant::now() + CONNECT_TIMEOUT;
-        while peers.iter().any(|p| p.sink.snapshot().received == 0) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        tokio::time::sleep(opts.settle).await;
+        settle(peers.iter().map(|p| &*p.sink), opts.settle).await;
 
         let step = window(&peers, &opts).await;
-        eprintln!(
-            "echo: N={} loss {:.2}% server {} us/pkt client {} us/pkt",
-            step.sessions,
-            step.tally.loss_pct,
-            step.server_us_per_packet().map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
-            step.client_us_per_packet().map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
-        );
-        let stop = step.tally.loss_pct >= opts.max_loss_pct || peers.len() < n;
+        step.window.log("echo");
+        let stop = step.window.tally.loss_pct >= opts.max_loss_pct || peers.len() < n;
         steps.push(step);
         if stop {
             break;
@@ -352,7 +249,7 @@ pub async fn run(opts: EchoOptions) -> Result<EchoReport, String> {
     Ok(EchoReport { steps, send: opts.send, max_loss_pct: opts.max_loss_pct, setup_errors, plis })
 }
 
-async fn window(peers: &[EchoPeer], opts: &EchoOptions) -> EchoStep {
+async fn window(peers: &[EchoPeer], opts: &MediaOptions) -> EchoStep {
     let cpu = CpuWindow::start(opts.server_pid);
     let before: Vec<(Snap, u64)> = peers.iter().map(|p| (p.sink.snapshot(), p.sender.sent())).collect();
     tokio::time::sleep(opts.duration).await;
@@ -361,13 +258,5 @@ async fn window(peers: &[EchoPeer], opts: &EchoOptions) -> EchoStep {
     let sent: u64 = before.iter().zip(&after).map(|(a, b)| b.1 - a.1).sum();
     // Each session should get back what it sent itself.
     let tally = Tally::of(before.into_iter().zip(after).map(|((a, s0), (b, s1))| (a, b, s1 - s0)));
-    EchoStep {
-        sessions: peers.len(),
-        window_s: cpu.window_s,
-        sent,
-        tally,
-        server_cpu_s: cpu.server_cpu_s,
-        client_cpu_s: cpu.client_cpu_s,
-        cpus: cpu.cpus,
-    }
+    EchoStep { window: StepWindow { n: peers.len(), sent, tally, cpu } }
 }

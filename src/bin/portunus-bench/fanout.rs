@@ -18,53 +18,22 @@
 //! by step to the same room and reports the largest count with loss below
 //! `--max-loss`.
 
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use portunus_actors::api::SdpType;
-use portunus_actors::media::{IceSettings, MediaEngine, MediaKind, MediaPort, OfferSpec, OfferTrack, Peer};
+use portunus_actors::media::{MediaEngine, MediaKind, MediaPort, OfferSpec, OfferTrack, Peer};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::janus::{Target, Transport};
+use crate::janus::Target;
 use crate::media_peer::{
-    jsep_sdp, plugin_data, rand_u16, CountingSink, CpuWindow, Group, KeyframeRequests, PcState, SendSpec, Snap, Tally,
-    Vp8Sender, CONNECT_TIMEOUT,
+    join_setups, jsep_sdp, largest_ok, log_setup, plugin_data, print_outcome, rand_u16, settle, CountingSink,
+    CpuWindow, Group, KeyframeRequests, MediaOptions, PcState, Snap, StepWindow, Tally, Vp8Sender,
 };
-use crate::procstat::check_pid;
+use crate::report::round;
 
 const VIDEOROOM: &str = "janus.plugin.videoroom";
-
-pub struct FanoutOptions {
-    pub url: String,
-    pub apisecret: Option<String>,
-    pub timeout: Duration,
-    /// Subscriber counts to measure, increasing; one entry without a ramp.
-    pub steps: Vec<usize>,
-    /// Publisher packets per second.
-    pub rate: f64,
-    /// RTP payload bytes per packet.
-    pub payload: usize,
-    /// A keyframe every this many packets (0 = only on PLI).
-    pub keyframe_every: u64,
-    pub duration: Duration,
-    /// Time between all subscribers receiving and the measured window.
-    pub settle: Duration,
-    pub server_pid: Option<u32>,
-    /// Subscriber handles per WebSocket (one session per socket).
-    pub per_socket: usize,
-    /// Subscribers set up in parallel.
-    pub concurrency: usize,
-    /// Worker threads of the bench's media runtime.
-    pub media_threads: usize,
-    /// A ramp stops at the first step whose loss reaches this (percent).
-    pub max_loss_pct: f64,
-    pub room: Option<u64>,
-    /// Address the bench's own ICE host candidates use.
-    pub ice_ip: IpAddr,
-}
 
 struct Subscriber {
     peer: Peer,
@@ -82,7 +51,7 @@ async fn start_publisher(
     engine: &MediaEngine,
     g: &Group,
     room: u64,
-    opts: &FanoutOptions,
+    opts: &MediaOptions,
 ) -> Result<(Publisher, u64), String> {
     let handle = g.attach(VIDEOROOM).await?;
     let port = MediaPort::default();
@@ -106,8 +75,7 @@ async fn start_publisher(
     peer.set_remote(SdpType::Answer, answer).await.map_err(|e| format!("publisher answer: {e}"))?;
     state.wait_connected().await.map_err(|e| format!("publisher: {e}"))?;
     let writer = port.writer("0").ok_or("publisher has no writer for mid 0")?;
-    let spec = SendSpec { rate: opts.rate, payload: opts.payload, keyframe_every: opts.keyframe_every };
-    let sender = Vp8Sender::start(engine, writer, spec, keyframes.clone());
+    let sender = Vp8Sender::start(engine, writer, opts.send, keyframes.clone());
     Ok((Publisher { peer, sender, keyframes }, id))
 }
 
@@ -140,117 +108,85 @@ async fn add_subscriber(engine: &MediaEngine, g: &Group, room: u64, feed: u64) -
     }
 }
 
-#[derive(Clone, Debug)]
+/// The figures of one measured window; N counts subscribers.
 pub struct StepReport {
-    pub subscribers: usize,
-    pub window_s: f64,
+    pub window: StepWindow,
+    /// The publisher's packets per second.
     pub rate: f64,
-    /// Packets the publisher sent in the window.
-    pub sent: u64,
-    /// Packets all subscribers received in the window (= forwarded).
-    pub received: u64,
-    /// Subscribers that received nothing in the window.
-    pub silent: usize,
-    pub gap_lost: u64,
-    pub late: u64,
-    /// Loss from sequence gaps, percent of expected packets.
-    pub gap_loss_pct: f64,
-    /// Shortfall against `sent * subscribers`, percent.
-    pub shortfall_pct: f64,
-    /// The larger of the two: what the ramp compares with `--max-loss`.
-    pub loss_pct: f64,
-    pub worst_sub_loss_pct: f64,
-    pub jitter_mean_ms: f64,
-    pub jitter_max_ms: f64,
-    pub server_cpu_s: Option<f64>,
-    pub client_cpu_s: f64,
-    /// Busy share of every CPU in the window (user+system+irq+softirq).
-    pub cpus: Vec<(String, f64, f64)>,
 }
 
 impl StepReport {
-    fn per_packet_us(&self, cpu_s: f64) -> Option<f64> {
-        (self.received > 0).then(|| cpu_s * 1e6 / self.received as f64)
-    }
-
-    pub fn server_us_per_packet(&self) -> Option<f64> {
-        self.server_cpu_s.and_then(|c| self.per_packet_us(c))
-    }
-
-    pub fn client_us_per_packet(&self) -> Option<f64> {
-        self.per_packet_us(self.client_cpu_s)
-    }
-
     fn to_json(&self) -> Value {
-        let pct = |cpu: f64| round(cpu / self.window_s * 100.0, 1);
+        let w = &self.window;
+        let t = &w.tally;
+        let pct = |cpu: f64| round(w.pct(cpu), 1);
         json!({
-            "subscribers": self.subscribers,
-            "window_s": round(self.window_s, 2),
+            "subscribers": w.n,
+            "window_s": round(w.cpu.window_s, 2),
             "rate_pps": self.rate,
-            "sent": self.sent,
-            "received": self.received,
-            "forwarded_pps": round(self.received as f64 / self.window_s, 0),
-            "silent_subscribers": self.silent,
-            "gap_lost": self.gap_lost,
-            "late": self.late,
-            "gap_loss_pct": round(self.gap_loss_pct, 3),
-            "shortfall_pct": round(self.shortfall_pct, 3),
-            "loss_pct": round(self.loss_pct, 3),
-            "worst_subscriber_loss_pct": round(self.worst_sub_loss_pct, 3),
-            "jitter_ms": {"mean": round(self.jitter_mean_ms, 3), "worst": round(self.jitter_max_ms, 3)},
-            "server": self.server_cpu_s.map(|c| json!({
+            "sent": w.sent,
+            "received": t.received,
+            "forwarded_pps": round(t.received as f64 / w.cpu.window_s, 0),
+            "silent_subscribers": t.silent,
+            "gap_lost": t.gap_lost,
+            "late": t.late,
+            "gap_loss_pct": round(t.gap_loss_pct, 3),
+            "shortfall_pct": round(t.shortfall_pct, 3),
+            "loss_pct": round(t.loss_pct, 3),
+            "worst_subscriber_loss_pct": round(t.worst_loss_pct, 3),
+            "jitter_ms": {"mean": round(t.jitter_mean_ms, 3), "worst": round(t.jitter_max_ms, 3)},
+            "server": w.cpu.server_cpu_s.map(|c| json!({
                 "cpu_s": round(c, 3),
                 "cpu_pct_of_one_core": pct(c),
-                "us_per_forwarded_packet": self.server_us_per_packet().map(|v| round(v, 2)),
+                "us_per_forwarded_packet": w.server_us_per_packet().map(|v| round(v, 2)),
             })),
             "client": {
-                "cpu_s": round(self.client_cpu_s, 3),
-                "cpu_pct_of_one_core": pct(self.client_cpu_s),
-                "us_per_received_packet": self.client_us_per_packet().map(|v| round(v, 2)),
+                "cpu_s": round(w.cpu.client_cpu_s, 3),
+                "cpu_pct_of_one_core": pct(w.cpu.client_cpu_s),
+                "us_per_received_packet": w.client_us_per_packet().map(|v| round(v, 2)),
             },
-            "cpus": self.cpus.iter().map(|(n, busy, soft)| json!({"cpu": n, "busy_pct": round(*busy, 1), "softirq_pct": round(*soft, 1)})).collect::<Vec<_>>(),
+            "cpus": w.cpus_json(),
         })
     }
 
     fn describe(&self) -> String {
-        let pct = |cpu: f64| cpu / self.window_s * 100.0;
+        let w = &self.window;
+        let t = &w.tally;
         let mut s = format!(
             "N={:<5} sent {} pkts in {:.1} s, received {} ({:.0} pkts/s forwarded), loss {:.2}% (gaps {:.2}%, shortfall {:.2}%, worst subscriber {:.2}%), silent {}, late {}\n",
-            self.subscribers,
-            self.sent,
-            self.window_s,
-            self.received,
-            self.received as f64 / self.window_s,
-            self.loss_pct,
-            self.gap_loss_pct,
-            self.shortfall_pct,
-            self.worst_sub_loss_pct,
-            self.silent,
-            self.late,
+            w.n,
+            w.sent,
+            w.cpu.window_s,
+            t.received,
+            t.received as f64 / w.cpu.window_s,
+            t.loss_pct,
+            t.gap_loss_pct,
+            t.shortfall_pct,
+            t.worst_loss_pct,
+            t.silent,
+            t.late,
         );
         s.push_str(&format!(
             "        jitter mean {:.2} ms, worst subscriber {:.2} ms\n",
-            self.jitter_mean_ms, self.jitter_max_ms
+            t.jitter_mean_ms, t.jitter_max_ms
         ));
-        match (self.server_cpu_s, self.server_us_per_packet()) {
+        match (w.cpu.server_cpu_s, w.server_us_per_packet()) {
             (Some(c), Some(us)) => s.push_str(&format!(
                 "        server CPU {:.2} s ({:.0}% of one core), {:.2} us per forwarded packet\n",
                 c,
-                pct(c),
+                w.pct(c),
                 us
             )),
-            (Some(c), None) => s.push_str(&format!("        server CPU {:.2} s ({:.0}% of one core)\n", c, pct(c))),
+            (Some(c), None) => s.push_str(&format!("        server CPU {:.2} s ({:.0}% of one core)\n", c, w.pct(c))),
             _ => s.push_str("        server CPU: not sampled (no --server-pid)\n"),
         }
         s.push_str(&format!(
             "        client CPU {:.2} s ({:.0}% of one core), {} us per received packet\n",
-            self.client_cpu_s,
-            pct(self.client_cpu_s),
-            self.client_us_per_packet().map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
+            w.cpu.client_cpu_s,
+            w.pct(w.cpu.client_cpu_s),
+            w.client_us_per_packet().map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
         ));
-        let cpus: Vec<String> =
-            self.cpus.iter().map(|(n, busy, soft)| format!("{n} {busy:.0}% (softirq {soft:.0}%)")).collect();
-        s.push_str(&format!("        machine: {}", cpus.join(", ")));
+        s.push_str(&format!("        machine: {}", w.cpus_text()));
         s
     }
 }
@@ -268,7 +204,7 @@ pub struct FanoutReport {
 impl FanoutReport {
     /// The largest measured N whose loss stayed below the threshold.
     pub fn largest_ok(&self) -> Option<usize> {
-        self.steps.iter().filter(|s| s.loss_pct < self.max_loss_pct && s.silent == 0).map(|s| s.subscribers).max()
+        largest_ok(self.steps.iter().map(|s| &s.window), self.max_loss_pct)
     }
 
     pub fn print(&self, as_json: bool) {
@@ -294,46 +230,19 @@ impl FanoutReport {
         for s in &self.steps {
             println!("{}", s.describe());
         }
-        match self.largest_ok() {
-            Some(n) => println!("largest N with loss < {}%: {n}", self.max_loss_pct),
-            None => println!("no step had loss < {}%", self.max_loss_pct),
-        }
-        println!("publisher PLIs received: {}", self.plis);
-        if !self.setup_errors.is_empty() {
-            println!("setup errors: {} (first: {})", self.setup_errors.len(), self.setup_errors[0]);
-        }
+        let plis = format!("publisher PLIs received: {}", self.plis);
+        print_outcome(self.largest_ok(), self.max_loss_pct, &plis, &self.setup_errors);
     }
 }
 
-fn round(v: f64, decimals: i32) -> f64 {
-    let f = 10f64.powi(decimals);
-    (v * f).round() / f
-}
-
-pub async fn run(opts: FanoutOptions) -> Result<FanoutReport, String> {
-    if let Some(pid) = opts.server_pid {
-        check_pid(pid).map_err(|e| format!("cannot read /proc/{pid}: {e}"))?;
-    }
-    let target = Target {
-        transport: Transport::Ws,
-        url: opts.url.clone(),
-        apisecret: opts.apisecret.clone(),
-        timeout: opts.timeout,
-        broker: None,
-    };
-    let settings = IceSettings {
-        ips: vec![opts.ice_ip],
-        // No `receiving:false` timers: the bench only counts.
-        no_media_timer: 0,
-        threads: opts.media_threads.max(1),
-        ..IceSettings::default()
-    };
-    let engine = MediaEngine::start(settings, None).map_err(|e| format!("media engine: {e}"))?;
+/// Runs the scenario in room `room` (a random id if `None`).
+pub async fn run(opts: MediaOptions, room: Option<u64>) -> Result<FanoutReport, String> {
+    let (target, engine) = opts.start()?;
 
     // Control session: room and publisher.
     let control = Group::open(&target).await?;
     let admin = control.attach(VIDEOROOM).await?;
-    let room = opts.room.unwrap_or_else(|| 1_000_000 + (rand_u16() as u64) * 97);
+    let room = room.unwrap_or_else(|| 1_000_000 + (rand_u16() as u64) * 97);
     let create = json!({"request": "create", "room": room, "publishers": 1, "description": "portunus-bench fanout"});
     control.message(admin, create, None).await.map_err(|e| format!("create room {room}: {e}"))?;
     eprintln!("fanout: room {room} created");
@@ -351,10 +260,10 @@ async fn measure(
     target: &Target,
     control: &Group,
     room: u64,
-    opts: &FanoutOptions,
+    opts: &MediaOptions,
 ) -> Result<FanoutReport, String> {
     let (publisher, feed) = start_publisher(engine, control, room, opts).await?;
-    eprintln!("fanout: publisher {feed} connected, sending {} pkts/s", opts.rate);
+    eprintln!("fanout: publisher {feed} connected, sending {} pkts/s", opts.send.rate);
 
     let mut groups: Vec<Arc<Group>> = Vec::new();
     let mut subs: Vec<Subscriber> = Vec::new();
@@ -380,38 +289,17 @@ async fn measure(
                 add_subscriber(&engine, &g, room, feed).await
             }));
         }
-        for t in tasks {
-            match t.await {
-                Ok(Ok(s)) => subs.push(s),
-                Ok(Err(e)) => setup_errors.push(e),
-                Err(e) => setup_errors.push(format!("task: {e}")),
-            }
-        }
-        eprintln!(
-            "fanout: {} subscribers up in {:.1} s ({} setup errors so far)",
-            subs.len(),
-            setup.elapsed().as_secs_f64(),
-            setup_errors.len()
-        );
+        join_setups(tasks, &mut subs, &mut setup_errors).await;
+        log_setup("fanout", subs.len(), "subscribers", setup, setup_errors.len());
         if subs.len() < n {
             eprintln!("fanout: only {} of {n} subscribers could be set up; measuring those", subs.len());
         }
         // Wait until every subscriber receives, then settle.
-        let deadline = Instant::now() + CONNECT_TIMEOUT;
-        while subs.iter().any(|s| s.sink.snapshot().received == 0) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        tokio::time::sleep(opts.settle).await;
+        settle(subs.iter().map(|s| &*s.sink), opts.settle).await;
 
         let step = window(&subs, &publisher, opts).await;
-        eprintln!(
-            "fanout: N={} loss {:.2}% server {} us/pkt client {} us/pkt",
-            step.subscribers,
-            step.loss_pct,
-            step.server_us_per_packet().map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
-            step.client_us_per_packet().map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
-        );
-        let stop = step.loss_pct >= opts.max_loss_pct || subs.len() < n;
+        step.window.log("fanout");
+        let stop = step.window.tally.loss_pct >= opts.max_loss_pct || subs.len() < n;
         steps.push(step);
         if stop {
             break;
@@ -429,15 +317,15 @@ async fn measure(
     Ok(FanoutReport {
         steps,
         max_loss_pct: opts.max_loss_pct,
-        rate: opts.rate,
-        payload: opts.payload,
+        rate: opts.send.rate,
+        payload: opts.send.payload,
         setup_errors,
         plis,
         ramp: opts.steps.len() > 1,
     })
 }
 
-async fn window(subs: &[Subscriber], publisher: &Publisher, opts: &FanoutOptions) -> StepReport {
+async fn window(subs: &[Subscriber], publisher: &Publisher, opts: &MediaOptions) -> StepReport {
     let cpu = CpuWindow::start(opts.server_pid);
     let sent0 = publisher.sender.sent();
     let before: Vec<Snap> = subs.iter().map(|s| s.sink.snapshot()).collect();
@@ -447,23 +335,5 @@ async fn window(subs: &[Subscriber], publisher: &Publisher, opts: &FanoutOptions
     let cpu = cpu.finish();
     // Every subscriber should have received everything the publisher sent.
     let t = Tally::of(before.into_iter().zip(after).map(|(a, b)| (a, b, sent)));
-    StepReport {
-        subscribers: subs.len(),
-        window_s: cpu.window_s,
-        rate: opts.rate,
-        sent,
-        received: t.received,
-        silent: t.silent,
-        gap_lost: t.gap_lost,
-        late: t.late,
-        gap_loss_pct: t.gap_loss_pct,
-        shortfall_pct: t.shortfall_pct,
-        loss_pct: t.loss_pct,
-        worst_sub_loss_pct: t.worst_loss_pct,
-        jitter_mean_ms: t.jitter_mean_ms,
-        jitter_max_ms: t.jitter_max_ms,
-        server_cpu_s: cpu.server_cpu_s,
-        client_cpu_s: cpu.client_cpu_s,
-        cpus: cpu.cpus,
-    }
+    StepReport { window: StepWindow { n: subs.len(), sent, tally: t, cpu }, rate: opts.send.rate }
 }

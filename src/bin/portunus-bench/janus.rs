@@ -1,17 +1,19 @@
 //! Transport-independent Janus API wire logic: the error type every
 //! scenario counts, transaction ids, request construction, reply
 //! classification, the transaction router shared by the HTTP long poll and
-//! the WebSocket reader, and [`Conn`], the one handle scenarios use to talk
+//! the WebSocket and broker readers, the request side those last two share
+//! ([`RoutedTransport`]), and [`Conn`], the one handle scenarios use to talk
 //! to a server regardless of transport.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::broker_client::{BrokerLink, BrokerTarget};
 use crate::janus_http::HttpJanus;
@@ -225,6 +227,9 @@ pub fn parse_messages(bytes: &[u8]) -> Result<Vec<Value>> {
 #[derive(Default)]
 pub struct Router {
     waiting: Mutex<HashMap<String, mpsc::UnboundedSender<Value>>>,
+    /// Set by [`Router::close_all`] when the connection ends, so new
+    /// requests fail fast instead of waiting for their timeout.
+    closed: AtomicBool,
 }
 
 impl Router {
@@ -255,9 +260,18 @@ impl Router {
         }
     }
 
-    /// Fails every outstanding waiter at once (their channels close).
+    /// Fails every outstanding waiter at once (their channels close), and
+    /// marks the router closed for good.
     pub fn close_all(&self) {
+        // Order matters: flag first, then fail the waiters, so a request
+        // registering concurrently sees one or the other.
+        self.closed.store(true, Ordering::SeqCst);
         self.lock().clear();
+    }
+
+    /// Whether [`Router::close_all`] ran: check it after registering.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<Value>>> {
@@ -277,7 +291,7 @@ pub struct Waiter {
 
 impl Waiter {
     /// Waits until a routed message satisfies `want`, or `deadline`.
-    pub async fn wait(&mut self, want: Want, deadline: tokio::time::Instant) -> Result<Value> {
+    pub async fn wait(&mut self, want: Want, deadline: Instant) -> Result<Value> {
         loop {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Err(_) => return Err(BenchError::Timeout),
@@ -295,6 +309,64 @@ impl Waiter {
 impl Drop for Waiter {
     fn drop(&mut self) {
         self.router.lock().remove(&self.txn);
+    }
+}
+
+/// What the WebSocket and broker clients hold for [`RoutedTransport`].
+pub struct Routed {
+    /// Fed by the client's reader task, which calls `close_all` when the
+    /// connection ends.
+    pub router: Arc<Router>,
+    pub apisecret: Option<String>,
+    pub timeout: Duration,
+}
+
+impl Routed {
+    pub fn new(target: &Target) -> Routed {
+        Routed { router: Arc::default(), apisecret: target.apisecret.clone(), timeout: target.timeout }
+    }
+}
+
+/// The transports whose requests carry session and handle ids in the body
+/// and whose every answer comes back through one [`Router`] by transaction
+/// (WebSocket, RabbitMQ, MQTT). Each only says how a request leaves.
+pub trait RoutedTransport {
+    fn routed(&self) -> &Routed;
+
+    /// Sends one serialized request; `txn` is its transaction.
+    async fn send(&self, txn: &str, text: String) -> Result<()>;
+
+    /// Sends one request and waits for the reply `want` asks for,
+    /// skipping acks where appropriate.
+    async fn call(
+        &self,
+        session: Option<u64>,
+        handle: Option<u64>,
+        verb: &str,
+        extra: Option<Value>,
+        want: Want,
+    ) -> Result<Value> {
+        let routed = self.routed();
+        let deadline = Instant::now() + routed.timeout;
+        let txn = next_transaction();
+        let mut body = request(verb, &txn, routed.apisecret.as_deref());
+        if let Some(s) = session {
+            body.insert("session_id".into(), Value::from(s));
+        }
+        if let Some(h) = handle {
+            body.insert("handle_id".into(), Value::from(h));
+        }
+        if let Some(Value::Object(fields)) = extra {
+            body.extend(fields);
+        }
+        let text = serde_json::to_string(&Value::Object(body)).map_err(|e| BenchError::Protocol(e.to_string()))?;
+
+        let mut waiter = routed.router.register(&txn);
+        if routed.router.is_closed() {
+            return Err(BenchError::Closed);
+        }
+        tokio::time::timeout_at(deadline, self.send(&txn, text)).await.map_err(|_| BenchError::Timeout)??;
+        waiter.wait(want, deadline).await
     }
 }
 
@@ -455,7 +527,7 @@ mod tests {
         let mut w = router.register("x");
         assert!(router.route(json!({"janus":"ack","transaction":"x"})));
         assert!(router.route(json!({"janus":"event","transaction":"x","plugindata":{}})));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        let deadline = Instant::now() + Duration::from_secs(1);
         let got = w.wait(Want::PluginAnswer, deadline).await.unwrap();
         assert_eq!(got["janus"], "event");
         drop(w);

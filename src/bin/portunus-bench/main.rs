@@ -167,18 +167,6 @@ struct FanoutArgs {
     #[arg(long, default_value = "ws://127.0.0.1:8188/")]
     url: String,
 
-    /// API secret, sent as `apisecret` in every request.
-    #[arg(long)]
-    apisecret: Option<String>,
-
-    /// Per-request timeout in seconds (includes waiting for async answers).
-    #[arg(long, default_value_t = 10.0, value_parser = positive_secs)]
-    timeout: f64,
-
-    /// Print the result as one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
-
     /// Receive-only subscribers (ignored with --ramp).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=20_000))]
     subscribers: u32,
@@ -192,25 +180,9 @@ struct FanoutArgs {
     #[arg(long, default_value_t = 50.0, value_parser = positive_rate)]
     rate: f64,
 
-    /// RTP payload bytes per packet.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(16..=1200))]
-    payload: u32,
-
-    /// A keyframe every this many packets (0: only when the server sends a PLI).
-    #[arg(long, default_value_t = 100)]
-    keyframe_every: u64,
-
-    /// Measured window in seconds (per step).
-    #[arg(long, default_value_t = 20.0, value_parser = positive_secs)]
-    duration: f64,
-
     /// Seconds between every subscriber receiving and the window.
     #[arg(long, default_value_t = 3.0, value_parser = non_negative_secs)]
     settle: f64,
-
-    /// Server process to read CPU time from (/proc/PID/stat).
-    #[arg(long)]
-    server_pid: Option<u32>,
 
     /// Subscriber handles per WebSocket (one session each).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
@@ -220,22 +192,12 @@ struct FanoutArgs {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     concurrency: u32,
 
-    /// Worker threads of the bench's media runtime [default: --threads or the CPUs available].
-    #[arg(long)]
-    media_threads: Option<usize>,
-
-    /// Loss (percent) at which a ramp stops; the report names the largest N below it.
-    #[arg(long, default_value_t = 1.0)]
-    max_loss: f64,
-
     /// Room id to create (default: a random one).
     #[arg(long)]
     room: Option<u64>,
 
-    /// Local address for the bench's ICE host candidates (a non-loopback
-    /// one for servers that skip loopback, such as Janus).
-    #[arg(long, default_value = "127.0.0.1")]
-    ice_ip: std::net::IpAddr,
+    #[command(flatten)]
+    media: MediaArgs,
 }
 
 #[derive(Args, Debug)]
@@ -243,18 +205,6 @@ struct EchoArgs {
     /// Janus WebSocket URL (echo always uses the WebSocket transport).
     #[arg(long, default_value = "ws://127.0.0.1:8188/")]
     url: String,
-
-    /// API secret, sent as `apisecret` in every request.
-    #[arg(long)]
-    apisecret: Option<String>,
-
-    /// Per-request timeout in seconds (includes waiting for async answers).
-    #[arg(long, default_value_t = 10.0, value_parser = positive_secs)]
-    timeout: f64,
-
-    /// Print the result as one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
 
     /// Echo sessions (ignored with --ramp).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=20_000))]
@@ -269,6 +219,38 @@ struct EchoArgs {
     #[arg(long, default_value_t = 50.0, value_parser = positive_rate)]
     rate: f64,
 
+    /// Seconds between every session receiving its echo and the window.
+    #[arg(long, default_value_t = 3.0, value_parser = non_negative_secs)]
+    settle: f64,
+
+    /// EchoTest handles per WebSocket (one session each).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    per_socket: u32,
+
+    /// Sessions set up in parallel.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    concurrency: u32,
+
+    #[command(flatten)]
+    media: MediaArgs,
+}
+
+/// Options the media scenarios (`fanout`, `echo`) share word for word;
+/// those whose help names the scenario's own peers stay in its struct.
+#[derive(Args, Debug)]
+struct MediaArgs {
+    /// API secret, sent as `apisecret` in every request.
+    #[arg(long)]
+    apisecret: Option<String>,
+
+    /// Per-request timeout in seconds (includes waiting for async answers).
+    #[arg(long, default_value_t = 10.0, value_parser = positive_secs)]
+    timeout: f64,
+
+    /// Print the result as one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+
     /// RTP payload bytes per packet.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(16..=1200))]
     payload: u32,
@@ -281,21 +263,9 @@ struct EchoArgs {
     #[arg(long, default_value_t = 20.0, value_parser = positive_secs)]
     duration: f64,
 
-    /// Seconds between every session receiving its echo and the window.
-    #[arg(long, default_value_t = 3.0, value_parser = non_negative_secs)]
-    settle: f64,
-
     /// Server process to read CPU time from (/proc/PID/stat).
     #[arg(long)]
     server_pid: Option<u32>,
-
-    /// EchoTest handles per WebSocket (one session each).
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
-    per_socket: u32,
-
-    /// Sessions set up in parallel.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    concurrency: u32,
 
     /// Worker threads of the bench's media runtime [default: --threads or the CPUs available].
     #[arg(long)]
@@ -309,6 +279,41 @@ struct EchoArgs {
     /// one for servers that skip loopback, such as Janus).
     #[arg(long, default_value = "127.0.0.1")]
     ice_ip: std::net::IpAddr,
+}
+
+/// What a media scenario's own flags say, next to the shared [`MediaArgs`].
+struct MediaScenario {
+    url: String,
+    steps: Vec<usize>,
+    rate: f64,
+    settle: f64,
+    per_socket: u32,
+    concurrency: u32,
+}
+
+impl MediaArgs {
+    /// The options `fanout::run` and `echo::run` take.
+    fn options(&self, own: MediaScenario, threads: usize) -> media_peer::MediaOptions {
+        media_peer::MediaOptions {
+            url: own.url,
+            apisecret: self.apisecret.clone(),
+            timeout: Duration::from_secs_f64(self.timeout),
+            steps: own.steps,
+            send: media_peer::SendSpec {
+                rate: own.rate,
+                payload: self.payload as usize,
+                keyframe_every: self.keyframe_every,
+            },
+            duration: Duration::from_secs_f64(self.duration),
+            settle: Duration::from_secs_f64(own.settle),
+            server_pid: self.server_pid,
+            per_socket: own.per_socket as usize,
+            concurrency: own.concurrency as usize,
+            media_threads: self.media_threads.unwrap_or(threads),
+            max_loss_pct: self.max_loss,
+            ice_ip: self.ice_ip,
+        }
+    }
 }
 
 /// The steps of a media scenario: `--ramp` or the single count.
@@ -416,54 +421,32 @@ async fn run(scenario: Scenario, threads: usize) -> Result<(), String> {
             }
         }
         Scenario::Fanout(a) => {
-            let steps = ramp_steps(&a.ramp, a.subscribers)?;
-            let report = fanout::run(fanout::FanoutOptions {
+            let own = MediaScenario {
                 url: a.url,
-                apisecret: a.apisecret,
-                timeout: Duration::from_secs_f64(a.timeout),
-                steps,
+                steps: ramp_steps(&a.ramp, a.subscribers)?,
                 rate: a.rate,
-                payload: a.payload as usize,
-                keyframe_every: a.keyframe_every,
-                duration: Duration::from_secs_f64(a.duration),
-                settle: Duration::from_secs_f64(a.settle),
-                server_pid: a.server_pid,
-                per_socket: a.per_socket as usize,
-                concurrency: a.concurrency as usize,
-                media_threads: a.media_threads.unwrap_or(threads),
-                max_loss_pct: a.max_loss,
-                room: a.room,
-                ice_ip: a.ice_ip,
-            })
-            .await?;
-            report.print(a.json);
-            if report.steps.iter().all(|s| s.received == 0) {
+                settle: a.settle,
+                per_socket: a.per_socket,
+                concurrency: a.concurrency,
+            };
+            let report = fanout::run(a.media.options(own, threads), a.room).await?;
+            report.print(a.media.json);
+            if report.steps.iter().all(|s| s.window.tally.received == 0) {
                 return Err("no subscriber received anything".into());
             }
         }
         Scenario::Echo(a) => {
-            let report = echo::run(echo::EchoOptions {
+            let own = MediaScenario {
                 url: a.url,
-                apisecret: a.apisecret,
-                timeout: Duration::from_secs_f64(a.timeout),
                 steps: ramp_steps(&a.ramp, a.sessions)?,
-                send: media_peer::SendSpec {
-                    rate: a.rate,
-                    payload: a.payload as usize,
-                    keyframe_every: a.keyframe_every,
-                },
-                duration: Duration::from_secs_f64(a.duration),
-                settle: Duration::from_secs_f64(a.settle),
-                server_pid: a.server_pid,
-                per_socket: a.per_socket as usize,
-                concurrency: a.concurrency as usize,
-                media_threads: a.media_threads.unwrap_or(threads),
-                max_loss_pct: a.max_loss,
-                ice_ip: a.ice_ip,
-            })
-            .await?;
-            report.print(a.json);
-            if report.steps.iter().all(|s| s.tally.received == 0) {
+                rate: a.rate,
+                settle: a.settle,
+                per_socket: a.per_socket,
+                concurrency: a.concurrency,
+            };
+            let report = echo::run(a.media.options(own, threads)).await?;
+            report.print(a.media.json);
+            if report.steps.iter().all(|s| s.window.tally.received == 0) {
                 return Err("no session received its echo".into());
             }
         }
@@ -515,7 +498,7 @@ mod tests {
             Scenario::Fanout(a) => {
                 assert_eq!(a.ramp, Some(vec![100, 200, 400]));
                 assert_eq!(a.rate, 50.0);
-                assert_eq!(a.server_pid, Some(7));
+                assert_eq!(a.media.server_pid, Some(7));
             }
             _ => panic!("wrong scenario"),
         }

@@ -3,26 +3,29 @@
 //! the synthetic VP8 RTP sender, the packet-counting sink (loss by sequence
 //! gaps, RFC 3550 jitter), the Janus sessions they run in (one WebSocket
 //! and one session per group of handles, kept alive), and the measured
-//! window's CPU sampling and loss tally.
+//! window's CPU sampling and loss tally, the options both take and the
+//! pieces of their ramp loop and reports.
 //!
 //! Nothing here decodes media: sinks see packets already decrypted by the
 //! engine and only count them, so the bench stays cheap per packet.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portunus_actors::media::{
-    EventFn, Feedback, MediaEngine, MediaKind, MediaPort, MediaSink, PeerEvent, RtpPacket, RtpWriter,
+    EventFn, Feedback, IceSettings, MediaEngine, MediaKind, MediaPort, MediaSink, PeerEvent, RtpPacket, RtpWriter,
 };
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::janus::{BenchError, Target, Want};
-use crate::procstat::{CpuSample, Proc, SystemCpu};
+use crate::janus::{BenchError, RoutedTransport, Target, Transport, Want};
+use crate::procstat::{check_pid, CpuSample, Proc, SystemCpu};
+use crate::report::round;
 use crate::ws_client::WsJanus;
 
 /// VP8's RTP clock.
@@ -32,6 +35,57 @@ pub const CLOCK: f64 = 90_000.0;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Keepalive period for every session (Janus times sessions out after 60 s).
 const KEEPALIVE: Duration = Duration::from_secs(20);
+
+/// What a media scenario's run takes from the command line.
+pub struct MediaOptions {
+    pub url: String,
+    pub apisecret: Option<String>,
+    pub timeout: Duration,
+    /// Receiver counts to measure, increasing; one entry without a ramp.
+    pub steps: Vec<usize>,
+    /// What every sender sends.
+    pub send: SendSpec,
+    pub duration: Duration,
+    /// Time between every receiver receiving and the measured window.
+    pub settle: Duration,
+    pub server_pid: Option<u32>,
+    /// Handles per WebSocket (one Janus session per socket).
+    pub per_socket: usize,
+    /// Peers set up in parallel.
+    pub concurrency: usize,
+    /// Worker threads of the bench's media runtime.
+    pub media_threads: usize,
+    /// A ramp stops at the first step whose loss reaches this (percent).
+    pub max_loss_pct: f64,
+    /// Address the bench's own ICE host candidates use.
+    pub ice_ip: IpAddr,
+}
+
+impl MediaOptions {
+    /// The start of a run: checks that `--server-pid` can be read, then
+    /// starts the bench's media engine. Returns the WebSocket target too.
+    pub fn start(&self) -> Result<(Target, MediaEngine), String> {
+        if let Some(pid) = self.server_pid {
+            check_pid(pid).map_err(|e| format!("cannot read /proc/{pid}: {e}"))?;
+        }
+        let target = Target {
+            transport: Transport::Ws,
+            url: self.url.clone(),
+            apisecret: self.apisecret.clone(),
+            timeout: self.timeout,
+            broker: None,
+        };
+        let settings = IceSettings {
+            ips: vec![self.ice_ip],
+            // No `receiving:false` timers: the bench only counts.
+            no_media_timer: 0,
+            threads: self.media_threads.max(1),
+            ..IceSettings::default()
+        };
+        let engine = MediaEngine::start(settings, None).map_err(|e| format!("media engine: {e}"))?;
+        Ok((target, engine))
+    }
+}
 
 /// Per-receiver statistics, updated by the engine's track reader.
 #[derive(Default)]
@@ -500,6 +554,114 @@ impl Tally {
         t.jitter_mean_ms = if jitters.is_empty() { 0.0 } else { jitters.iter().sum::<f64>() / jitters.len() as f64 };
         t.jitter_max_ms = jitters.iter().copied().fold(0.0, f64::max);
         t
+    }
+}
+
+/// Collects the peers that setup tasks produced, and the errors of those
+/// that failed.
+pub async fn join_setups<P>(
+    tasks: Vec<JoinHandle<Result<P, String>>>,
+    peers: &mut Vec<P>,
+    setup_errors: &mut Vec<String>,
+) {
+    for t in tasks {
+        match t.await {
+            Ok(Ok(p)) => peers.push(p),
+            Ok(Err(e)) => setup_errors.push(e),
+            Err(e) => setup_errors.push(format!("task: {e}")),
+        }
+    }
+}
+
+/// Waits until every sink has received something (or
+/// [`CONNECT_TIMEOUT`]), then for `settle`.
+pub async fn settle<'a>(sinks: impl Iterator<Item = &'a CountingSink> + Clone, settle: Duration) {
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    while sinks.clone().any(|s| s.snapshot().received == 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(settle).await;
+}
+
+/// The progress line after a ramp step's setup, on stderr.
+pub fn log_setup(scenario: &str, up: usize, what: &str, setup: Instant, setup_errors: usize) {
+    eprintln!(
+        "{scenario}: {up} {what} up in {:.1} s ({setup_errors} setup errors so far)",
+        setup.elapsed().as_secs_f64()
+    );
+}
+
+/// The figures of one measured window with `n` receivers.
+pub struct StepWindow {
+    pub n: usize,
+    /// Packets sent in the window (by the publisher, or by all sessions).
+    pub sent: u64,
+    pub tally: Tally,
+    pub cpu: WindowCpu,
+}
+
+impl StepWindow {
+    /// CPU microseconds per packet received by the bench.
+    fn per_packet_us(&self, cpu_s: f64) -> Option<f64> {
+        (self.tally.received > 0).then(|| cpu_s * 1e6 / self.tally.received as f64)
+    }
+
+    pub fn server_us_per_packet(&self) -> Option<f64> {
+        self.cpu.server_cpu_s.and_then(|c| self.per_packet_us(c))
+    }
+
+    pub fn client_us_per_packet(&self) -> Option<f64> {
+        self.per_packet_us(self.cpu.client_cpu_s)
+    }
+
+    /// `cpu_s` as a percentage of one core over the window.
+    pub fn pct(&self, cpu_s: f64) -> f64 {
+        cpu_s / self.cpu.window_s * 100.0
+    }
+
+    /// The progress line after a measured window, on stderr.
+    pub fn log(&self, scenario: &str) {
+        let us = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+        eprintln!(
+            "{scenario}: N={} loss {:.2}% server {} us/pkt client {} us/pkt",
+            self.n,
+            self.tally.loss_pct,
+            us(self.server_us_per_packet()),
+            us(self.client_us_per_packet()),
+        );
+    }
+
+    /// Every CPU's busy and softirq share, for `--json`.
+    pub fn cpus_json(&self) -> Value {
+        let cpus = self.cpu.cpus.iter();
+        cpus.map(|(n, busy, soft)| json!({"cpu": n, "busy_pct": round(*busy, 1), "softirq_pct": round(*soft, 1)}))
+            .collect()
+    }
+
+    /// Every CPU's busy and softirq share, for the text report.
+    pub fn cpus_text(&self) -> String {
+        let cpus: Vec<String> =
+            self.cpu.cpus.iter().map(|(n, busy, soft)| format!("{n} {busy:.0}% (softirq {soft:.0}%)")).collect();
+        cpus.join(", ")
+    }
+}
+
+/// The largest measured N whose loss stayed below `max_loss_pct` with
+/// no silent receiver.
+pub fn largest_ok<'a>(steps: impl Iterator<Item = &'a StepWindow>, max_loss_pct: f64) -> Option<usize> {
+    steps.filter(|s| s.tally.loss_pct < max_loss_pct && s.tally.silent == 0).map(|s| s.n).max()
+}
+
+/// The report lines after the steps: the ramp's outcome and, between
+/// the two, the scenario's PLI count.
+pub fn print_outcome(largest: Option<usize>, max_loss_pct: f64, plis: &str, setup_errors: &[String]) {
+    match largest {
+        Some(n) => println!("largest N with loss < {max_loss_pct}%: {n}"),
+        None => println!("no step had loss < {max_loss_pct}%"),
+    }
+    println!("{plis}");
+    if let Some(first) = setup_errors.first() {
+        println!("setup errors: {} (first: {first})", setup_errors.len());
     }
 }
 

@@ -116,7 +116,8 @@ impl CpuUse {
     }
 }
 
-fn round(v: f64, decimals: i32) -> f64 {
+/// `v` rounded to `decimals` places, for JSON output.
+pub fn round(v: f64, decimals: i32) -> f64 {
     let f = 10f64.powi(decimals);
     (v * f).round() / f
 }

@@ -4,21 +4,17 @@
 //! to the request waiting for its `transaction`, so many requests can be in
 //! flight on one socket, as with janus.js.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::janus::{next_transaction, parse_messages, request, BenchError, Result, Router, Target, Want};
+use crate::janus::{parse_messages, BenchError, Result, Routed, RoutedTransport, Target};
 
 /// How long `close` waits for the server to acknowledge the close frame
 /// before dropping the socket anyway.
@@ -26,12 +22,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 pub struct WsJanus {
     out: mpsc::UnboundedSender<Message>,
-    router: Arc<Router>,
-    /// Set by the reader when the socket ends, so new requests fail fast
-    /// instead of waiting for their timeout.
-    closed: Arc<AtomicBool>,
-    apisecret: Option<String>,
-    timeout: Duration,
+    routed: Routed,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
 }
@@ -58,11 +49,9 @@ impl WsJanus {
             let _ = sink.close().await;
         });
 
-        let router = Arc::new(Router::default());
-        let closed = Arc::new(AtomicBool::new(false));
+        let routed = Routed::new(target);
         let reader = {
-            let router = Arc::clone(&router);
-            let closed = Arc::clone(&closed);
+            let router = routed.router.clone();
             tokio::spawn(async move {
                 while let Some(item) = source.next().await {
                     let payload = match item {
@@ -80,54 +69,11 @@ impl WsJanus {
                         }
                     }
                 }
-                // Order matters: flag first, then fail the waiters, so a
-                // request registering concurrently sees one or the other.
-                closed.store(true, Ordering::SeqCst);
                 router.close_all();
             })
         };
 
-        Ok(WsJanus {
-            out,
-            router,
-            closed,
-            apisecret: target.apisecret.clone(),
-            timeout: target.timeout,
-            reader,
-            writer,
-        })
-    }
-
-    /// Sends one request (ids go in the body on this transport) and waits
-    /// for the reply `want` asks for, skipping acks where appropriate.
-    pub async fn call(
-        &self,
-        session: Option<u64>,
-        handle: Option<u64>,
-        verb: &str,
-        extra: Option<Value>,
-        want: Want,
-    ) -> Result<Value> {
-        let deadline = Instant::now() + self.timeout;
-        let txn = next_transaction();
-        let mut body = request(verb, &txn, self.apisecret.as_deref());
-        if let Some(s) = session {
-            body.insert("session_id".into(), Value::from(s));
-        }
-        if let Some(h) = handle {
-            body.insert("handle_id".into(), Value::from(h));
-        }
-        if let Some(Value::Object(fields)) = extra {
-            body.extend(fields);
-        }
-        let text = serde_json::to_string(&Value::Object(body)).map_err(|e| BenchError::Protocol(e.to_string()))?;
-
-        let mut waiter = self.router.register(&txn);
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(BenchError::Closed);
-        }
-        self.out.send(Message::text(text)).map_err(|_| BenchError::Closed)?;
-        waiter.wait(want, deadline).await
+        Ok(WsJanus { out, routed, reader, writer })
     }
 
     /// Sends a close frame and waits briefly for the server's side of the
@@ -138,6 +84,16 @@ impl WsJanus {
         let (dead, _) = mpsc::unbounded_channel();
         drop(std::mem::replace(&mut self.out, dead));
         let _ = tokio::time::timeout(CLOSE_GRACE, &mut self.reader).await;
+    }
+}
+
+impl RoutedTransport for WsJanus {
+    fn routed(&self) -> &Routed {
+        &self.routed
+    }
+
+    async fn send(&self, _txn: &str, text: String) -> Result<()> {
+        self.out.send(Message::text(text)).map_err(|_| BenchError::Closed)
     }
 }
 
