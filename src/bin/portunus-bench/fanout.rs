@@ -91,7 +91,7 @@ async fn add_subscriber(engine: &MediaEngine, g: &Group, room: u64, feed: u64) -
         let reply = g.message(handle, body, None).await.map_err(|e| format!("subscriber join: {e}"))?;
         let offer = jsep_sdp(&reply, "offer")?;
         peer.set_remote(SdpType::Offer, offer).await.map_err(|e| format!("subscriber offer: {e}"))?;
-        let answer = peer.answer(vec![], false, false).await.map_err(|e| format!("subscriber answer: {e}"))?;
+        let answer = peer.answer(vec![], vec![], false, false).await.map_err(|e| format!("subscriber answer: {e}"))?;
         let body = json!({"request": "start", "room": room});
         g.message(handle, body, Some(json!({"type": "answer", "sdp": answer})))
             .await
