@@ -319,6 +319,36 @@ async def test_h264_publisher_reaches_subscribers_as_h264(server):
 
 
 @pytest.mark.asyncio
+async def test_room_codecs_decide_what_publishers_send(server):
+    """A room whose `videocodec` is h264 (and `audiocodec` pcmu): a publisher offering VP8 and
+    opus first is answered with only H.264 and PCMU, so it sends those and subscribers decode them."""
+    pub, sub = Publisher(), Subscriber()
+    async with client(server) as pj, client(server) as sj:
+        await pj.attach(VR)
+        await sj.attach(VR)
+        room = await create_room(pj, videocodec="h264", audiocodec="pcmu")
+        offer = await pub.pc.createOffer()
+        assert offer.sdp.index("VP8/90000") < offer.sdp.index("H264/90000"), "aiortc prefers VP8"
+        await pub.pc.setLocalDescription(offer)
+        jsep = {"type": "offer", "sdp": pub.pc.localDescription.sdp, "trickle": False}
+        await pj.message({"request": "joinandconfigure", "ptype": "publisher", "room": room}, jsep)
+        ev = await pj.next_event(is_event("videoroom", "joined"))
+        assert (data_of(ev)["video_codec"], data_of(ev)["audio_codec"]) == ("h264", "pcmu"), data_of(ev)
+        answer = ev["jsep"]["sdp"]
+        video, audio = answer.split("m=video", 1)[1], answer.split("m=audio", 1)[1].split("m=video")[0]
+        assert "H264/90000" in video and "VP8/90000" not in video, video
+        assert "PCMU/8000" in audio and "opus/48000" not in audio, audio
+        await pub.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        feed = data_of(ev)["id"]
+        await pj.next_event(lambda e: e.get("janus") == "webrtcup")
+        await sub.subscribe(sj, room, feed)
+        await sub.frames("video", 10)
+        await sub.frames("audio", 10)
+    await pub.close()
+    await sub.close()
+
+
+@pytest.mark.asyncio
 async def test_join_then_configure_with_an_offer_publishes(server):
     pub, sub = Publisher(), Subscriber()
     async with client(server) as pj, client(server) as oj, client(server) as sj:

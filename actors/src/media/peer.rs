@@ -534,9 +534,12 @@ impl Peer {
     /// Answers the applied offer, sending on `send`; waits for gathering unless `trickle`.
     /// Answers the applied offer, sending `send`; with `only_these_codecs` each sent m-line lists
     /// only its track's codec.
+    /// `receive_codecs` are m-lines we only receive on whose codec the answer restricts the same
+    /// way (an SFU publisher told which codec to send).
     pub async fn answer(
         &self,
         send: Vec<SendTrack>,
+        receive_codecs: Vec<SendTrack>,
         only_these_codecs: bool,
         trickle: bool,
     ) -> Result<String, MediaError> {
@@ -557,9 +560,12 @@ impl Peer {
                     .await
                     .map_err(|e| MediaError::Engine(e.to_string()))?;
                 if only_these_codecs {
-                    prefer_codec(&pc, sender.id(), t).await;
+                    prefer_codec(&pc, Transceiver::Sending(sender.id()), t).await;
                 }
                 added.push((t.clone(), track, sender));
+            }
+            for t in &receive_codecs {
+                prefer_codec(&pc, Transceiver::Mid(&t.mid), t).await;
             }
             let answer = pc.create_answer(None).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
             pc.set_local_description(answer).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
@@ -609,7 +615,7 @@ impl Peer {
                         .await
                         .map_err(|e| MediaError::Engine(e.to_string()))?
                 };
-                prefer_codec(&pc, sender.id(), &send).await;
+                prefer_codec(&pc, Transceiver::Sending(sender.id()), &send).await;
                 added.push((send, track, sender));
             }
             let has_channel = io.channels.read().map(|c| !c.is_empty()).unwrap_or(false);
@@ -916,7 +922,13 @@ impl Peer {
 
 /// Lists only the codec the plugin sends on this track: the peer must not pick another one (the
 /// plugin relays its source's payloads as they are, or asked for this codec).
-async fn prefer_codec(pc: &Arc<dyn PeerConnection>, sender_id: rtc::rtp_transceiver::RTCRtpSenderId, t: &SendTrack) {
+/// Which transceiver: the one of a sender, or the one of a mid.
+enum Transceiver<'a> {
+    Sending(rtc::rtp_transceiver::RTCRtpSenderId),
+    Mid(&'a str),
+}
+
+async fn prefer_codec(pc: &Arc<dyn PeerConnection>, which: Transceiver<'_>, t: &SendTrack) {
     let kind = if t.kind == MediaKind::Audio { RtpCodecKind::Audio } else { RtpCodecKind::Video };
     let Some(mut params) = super::engine::registered_codec(kind, &t.codec.name, &t.codec.fmtp) else { return };
     // The exact variant: an offered codec keeps the peer's payload type and profile.
@@ -925,13 +937,15 @@ async fn prefer_codec(pc: &Arc<dyn PeerConnection>, sender_id: rtc::rtp_transcei
         params.rtp_codec.sdp_fmtp_line = t.codec.fmtp.clone();
     }
     for transceiver in pc.get_transceivers().await {
-        if let Ok(Some(s)) = transceiver.sender().await {
-            if s.id() == sender_id {
-                if let Err(e) = transceiver.set_codec_preferences(vec![params]).await {
-                    tracing::debug!(error = %e, codec = %t.codec.name, "codec preference not applied");
-                }
-                return;
+        let this = match which {
+            Transceiver::Sending(id) => transceiver.sender().await.ok().flatten().is_some_and(|s| s.id() == id),
+            Transceiver::Mid(mid) => transceiver.mid().await.ok().flatten().as_deref() == Some(mid),
+        };
+        if this {
+            if let Err(e) = transceiver.set_codec_preferences(vec![params]).await {
+                tracing::debug!(error = %e, codec = %t.codec.name, "codec preference not applied");
             }
+            return;
         }
     }
 }

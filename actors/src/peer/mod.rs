@@ -226,7 +226,10 @@ fn send_plan(info: &SdpInfo, spec: &AnswerSpec) -> Vec<SendTrack> {
     info.sections
         .iter()
         .filter(|s| {
-            !s.disabled && s.kind != MediaKind::Data && matches!(s.direction, Direction::SendRecv | Direction::RecvOnly)
+            let wanted = if spec.recv_only { Direction::SendOnly } else { Direction::RecvOnly };
+            !s.disabled
+                && s.kind != MediaKind::Data
+                && matches!(s.direction, d if d == Direction::SendRecv || d == wanted)
         })
         .filter_map(|s| {
             let (supported, preferred, profile) = match s.kind {
@@ -270,10 +273,17 @@ impl Handler<CreateAnswer> for PeerConnection {
             let e = checked.err().unwrap_or_else(|| ApiError::new(ErrorCode::WebrtcState, "Invalid PeerConnection"));
             return AtomicResponse::new(Box::pin(async move { Err(e) }.into_actor(self)));
         };
-        let plan = if msg.0.recv_only { Vec::new() } else { send_plan(info, &msg.0) };
-        let full_trickle = self.engine.settings().full_trickle;
+        let plan = send_plan(info, &msg.0);
         let only_these = msg.0.has_codec_preferences();
-        let fut = async move { peer.answer(plan, only_these, full_trickle).await };
+        // Receive-only answers send nothing, but still name the one codec the peer must use when
+        // the plugin chose.
+        let (send, receive) = match (msg.0.recv_only, only_these) {
+            (false, _) => (plan, Vec::new()),
+            (true, true) => (Vec::new(), plan),
+            (true, false) => (Vec::new(), Vec::new()),
+        };
+        let full_trickle = self.engine.settings().full_trickle;
+        let fut = async move { peer.answer(send, receive, only_these, full_trickle).await };
         AtomicResponse::new(Box::pin(fut.into_actor(self).map(|res, act, _| match res {
             Ok(sdp) => {
                 act.negotiation.applied(From::Plugin, SdpType::Answer);

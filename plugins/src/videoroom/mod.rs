@@ -391,8 +391,8 @@ fn deliver(ctx: &PluginCtx, tx: Transaction, reply: RoomReply) {
     let tx = Some(tx);
     if let Some(spec) = reply.offer {
         let _ = ctx.push_offer(tx, reply.data, spec);
-    } else if reply.answer {
-        let _ = ctx.push_answer(tx, reply.data, AnswerSpec { recv_only: true, ..AnswerSpec::default() });
+    } else if let Some(spec) = reply.answer {
+        let _ = ctx.push_answer(tx, reply.data, spec);
     } else {
         let _ = ctx.push_event(tx, reply.data, None);
     }
@@ -452,7 +452,7 @@ async fn run_request(
                                     }
                                 }
                             }
-                            joined.answer = true;
+                            joined.answer = published.answer;
                         }
                     }
                     deliver(ctx, tx, joined);
@@ -476,7 +476,7 @@ async fn run_request(
                     // Publishing for the first time, or a renegotiation of the same streams:
                     // answered receive-only either way.
                     let mut r = ask(role, RoomRequest::ConfigurePublisher { handle, body, offer: Some(offer) }).await?;
-                    r.answer = true;
+                    r.answer = r.answer.or(Some(AnswerSpec { recv_only: true, ..AnswerSpec::default() }));
                     r
                 }
                 (_, None) => ask(role, RoomRequest::ConfigurePublisher { handle, body, offer: None }).await?,

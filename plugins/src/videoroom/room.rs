@@ -16,6 +16,7 @@ use portunus_actors::api::ids::random_id;
 use portunus_actors::api::validate::Fields;
 use portunus_actors::media::sdp::{Direction, SdpInfo};
 use portunus_actors::media::srtp::SrtpSender;
+use portunus_actors::media::AnswerSpec;
 use portunus_actors::media::{MediaKind, OfferSpec, OfferTrack};
 use portunus_actors::plugin::boundary::guard;
 use portunus_actors::plugin::PluginCtx;
@@ -135,8 +136,8 @@ pub struct RoomReply {
     pub data: Value,
     /// Offer this (subscribers).
     pub offer: Option<OfferSpec>,
-    /// Answer the client's offer, receive-only (publishers).
-    pub answer: bool,
+    /// Answer the client's offer like this (publishers: receive-only, in the room's codecs).
+    pub answer: Option<AnswerSpec>,
     /// Close the requester's PeerConnection after replying.
     pub close_pc: bool,
 }
@@ -783,6 +784,19 @@ impl Room {
         refuse_recording(body)?;
         apply_identity(p, body)?;
         let descriptions = descriptions(body)?;
+        // The room's codecs in its order, narrowed by the request's own `audiocodec`/`videocodec`.
+        let allowed = |key: &str, room_list: &[String], ours: &[&str]| -> Result<Vec<String>, VrError> {
+            let asked: Option<Vec<String>> =
+                body.opt_str(key)?.map(|v| v.split(',').map(|c| c.trim().to_ascii_lowercase()).collect());
+            let list = asked.unwrap_or_else(|| room_list.to_vec());
+            Ok(list.into_iter().filter(|c| ours.contains(&c.as_str())).collect())
+        };
+        let answer = AnswerSpec {
+            recv_only: true,
+            audio_codecs: allowed("audiocodec", &props.audiocodec, AUDIO)?,
+            video_codecs: allowed("videocodec", &props.videocodec, VIDEO)?,
+            ..AnswerSpec::default()
+        };
         let port = p.ctx.media().clone();
         let streams: Vec<PubStream> = offer
             .sections
@@ -794,8 +808,17 @@ impl Room {
             })
             .map(|s| {
                 let mid = s.mid.clone().unwrap_or_else(|| s.mindex.to_string());
-                let ours = if s.kind == MediaKind::Audio { AUDIO } else { VIDEO };
-                let codec = s.codecs.iter().find(|c| ours.contains(&c.name.as_str())).map(|c| c.name.clone());
+                // As the answer chooses: the first allowed codec offered, else the first we relay.
+                let (ours, allowed) = match s.kind {
+                    MediaKind::Audio => (AUDIO, &answer.audio_codecs),
+                    _ => (VIDEO, &answer.video_codecs),
+                };
+                let offered = |name: &str| s.codecs.iter().any(|c| c.name == name);
+                let codec = allowed
+                    .iter()
+                    .find(|c| offered(c))
+                    .cloned()
+                    .or_else(|| s.codecs.iter().find(|c| ours.contains(&c.name.as_str())).map(|c| c.name.clone()));
                 let talk = s
                     .extmaps
                     .iter()
@@ -842,7 +865,7 @@ impl Room {
                 }
             }
         }
-        Ok(RoomReply { data, answer: true, ..Default::default() })
+        Ok(RoomReply { data, answer: Some(answer), ..Default::default() })
     }
 
     fn configure_publisher(&mut self, handle: u64, body: &Map<String, Value>) -> Result<RoomReply, VrError> {
