@@ -936,14 +936,29 @@ async fn prefer_codec(pc: &Arc<dyn PeerConnection>, which: Transceiver<'_>, t: &
     if !t.codec.fmtp.is_empty() {
         params.rtp_codec.sdp_fmtp_line = t.codec.fmtp.clone();
     }
+    // DTMF (telephone-event at the audio codec's clock rate) stays next to a chosen audio codec.
+    let mut prefs = vec![params.clone()];
+    if kind == RtpCodecKind::Audio {
+        prefs.extend(super::engine::codec_table().into_iter().filter_map(|(k, c)| {
+            (k == RtpCodecKind::Audio
+                && c.rtp_codec.mime_type.eq_ignore_ascii_case("audio/telephone-event")
+                && c.rtp_codec.clock_rate == params.rtp_codec.clock_rate)
+                .then_some(c)
+        }));
+    }
     for transceiver in pc.get_transceivers().await {
         let this = match which {
             Transceiver::Sending(id) => transceiver.sender().await.ok().flatten().is_some_and(|s| s.id() == id),
             Transceiver::Mid(mid) => transceiver.mid().await.ok().flatten().as_deref() == Some(mid),
         };
         if this {
-            if let Err(e) = transceiver.set_codec_preferences(vec![params]).await {
-                tracing::debug!(error = %e, codec = %t.codec.name, "codec preference not applied");
+            // With DTMF when the peer offered it; the engine refuses a list naming a codec the
+            // peer did not offer, so without DTMF otherwise.
+            let with_dtmf = prefs.len() > 1 && transceiver.set_codec_preferences(prefs).await.is_ok();
+            if !with_dtmf {
+                if let Err(e) = transceiver.set_codec_preferences(vec![params]).await {
+                    tracing::debug!(error = %e, codec = %t.codec.name, "codec preference not applied");
+                }
             }
             return;
         }
