@@ -14,7 +14,6 @@ use crate::gateway::Core;
 use crate::handle::HandleRequest;
 use crate::media::{CaptureFormat, CaptureSpec};
 use crate::plugin::registry::MessagePlugin;
-use crate::session::registry::{DescribeSession, DestroySession, ListSessions, SetSessionTimeout};
 use crate::session::{HandleInfo, ListHandles, ToHandle};
 
 type Reply = Result<Outgoing, ApiError>;
@@ -86,7 +85,7 @@ impl Core {
         let st = &self.inner.state;
         let rt = &st.runtime;
         let ok = || Outgoing::success(None, t);
-        let registry = &self.inner.registry;
+        let directory = &self.inner.directory;
         let bad = |e: crate::api::validate::FieldError| ApiError::from(e);
         match name {
             "get_status" => {
@@ -186,7 +185,7 @@ impl Core {
                 Ok(ok().with("accept", v))
             }
             "list_sessions" => {
-                let mut ids = registry.send(ListSessions).await.unwrap_or_default();
+                let mut ids = directory.ids();
                 ids.sort_unstable();
                 Ok(ok().with("sessions", ids.into_iter().map(|s| s.0).collect::<Vec<_>>()))
             }
@@ -287,8 +286,8 @@ impl Core {
     }
 
     async fn admin_session(&self, name: &str, t: &Transaction, s: SessionId, body: &Map<String, Value>) -> Reply {
-        let registry = &self.inner.registry;
-        let facts = registry.send(DescribeSession(s)).await.map_err(|_| ApiError::no_session(s))??;
+        let directory = &self.inner.directory;
+        let facts = directory.describe(s)?;
         match name {
             "list_handles" => {
                 let mut handles = facts.addr.send(ListHandles).await.unwrap_or_default();
@@ -296,13 +295,13 @@ impl Core {
                 Ok(Outgoing::success(Some(s), t).with("handles", handles.into_iter().map(|h| h.0).collect::<Vec<_>>()))
             }
             "destroy_session" => {
-                registry.send(DestroySession(s)).await.map_err(|_| ApiError::no_session(s))??;
+                directory.destroy(s)?;
                 Ok(Outgoing::success(Some(s), t))
             }
             "set_session_timeout" => {
                 let timeout =
                     body.opt_i64("timeout").map_err(ApiError::from)?.ok_or_else(|| ApiError::missing("timeout"))?;
-                registry.send(SetSessionTimeout { id: s, timeout }).await.map_err(|_| ApiError::no_session(s))??;
+                directory.set_timeout(s, timeout)?;
                 Ok(Outgoing::success(Some(s), t).with("timeout", timeout))
             }
             other => Err(ApiError::unhandled_at_path(other)),
@@ -317,7 +316,7 @@ impl Core {
         h: HandleId,
         body: &Map<String, Value>,
     ) -> Reply {
-        let facts = self.inner.registry.send(DescribeSession(s)).await.map_err(|_| ApiError::no_session(s))??;
+        let facts = self.inner.directory.describe(s)?;
         let to_handle = |request| facts.addr.send(ToHandle { handle: h, request });
         match name {
             "handle_info" => {

@@ -1,5 +1,5 @@
 //! The Janus API request pipeline: validation order of reference 1.2, then dispatch to the
-//! registry, the session and its handles.
+//! session directory, the session and its handles.
 
 use std::sync::atomic::Ordering;
 
@@ -14,7 +14,6 @@ use crate::api::{
 };
 use crate::auth::{CheckApiAccess, CheckPluginAccess};
 use crate::handle::{HandleOutcome, HandleRequest};
-use crate::session::registry::{ClaimSession, CreateSession, DestroySession, TransportGone};
 use crate::session::{Attach, Poll, PollOutcome, ToHandle};
 use crate::transport::Origin;
 
@@ -81,7 +80,7 @@ impl Core {
 
     /// A transport connection closed: its sessions are destroyed (or orphaned for reclaim).
     pub fn transport_gone(&self, connection: ConnectionId) {
-        self.inner.registry.do_send(TransportGone(connection));
+        self.inner.directory.transport_gone(connection);
     }
 
     /// Whether Janus API requests need credentials.
@@ -137,8 +136,8 @@ impl Core {
         if !self.authorized(env.apisecret.take(), env.token.clone()).await {
             return Err(fail(ApiError::unauthorized()));
         }
-        // The directory resolves the session (and refreshes its activity) without an actor hop;
-        // the request then goes to the session, usually on this very thread.
+        // The directory resolves the session (and refreshes its activity) on this thread; the
+        // request then goes to the session, usually on this very thread too.
         let directory = &self.inner.directory;
         let to_handle = |handle: HandleId, request: HandleRequest| async move {
             let addr = directory.lookup(session).ok_or_else(|| ApiError::no_session(session))?;
@@ -158,12 +157,7 @@ impl Core {
                 Ok(Outgoing::ack(Some(session), &t))
             }
             ("claim", None) => {
-                self.inner
-                    .registry
-                    .send(ClaimSession { id: session, origin: origin.clone() })
-                    .await
-                    .map_err(|_| fail(ApiError::no_session(session)))?
-                    .map_err(fail)?;
+                directory.claim(session, origin).map_err(fail)?;
                 Ok(Outgoing::success(Some(session), &t))
             }
             ("attach", None) => {
@@ -198,12 +192,7 @@ impl Core {
                 Ok(reply)
             }
             ("destroy", None) => {
-                self.inner
-                    .registry
-                    .send(DestroySession(session))
-                    .await
-                    .map_err(|_| fail(ApiError::no_session(session)))?
-                    .map_err(fail)?;
+                directory.destroy(session).map_err(fail)?;
                 Ok(Outgoing::success(Some(session), &t))
             }
             // Janus resolves the session (and the handle) before looking at the name.
@@ -228,12 +217,7 @@ impl Core {
                 match (name, outcome) {
                     ("keepalive", _) => Ok(Outgoing::ack(Some(session), &t)),
                     ("claim", _) => {
-                        self.inner
-                            .registry
-                            .send(ClaimSession { id: session, origin: origin.clone() })
-                            .await
-                            .map_err(|_| fail(ApiError::no_session(session)))?
-                            .map_err(fail)?;
+                        directory.claim(session, origin).map_err(fail)?;
                         Ok(Outgoing::success(Some(session), &t))
                     }
                     ("detach" | "hangup", _) => Ok(Outgoing::success(Some(session), &t)),
@@ -274,16 +258,7 @@ impl Core {
                 }
                 // Validated as a non-negative integer by the envelope parser.
                 let requested = env.body.get("id").and_then(Value::as_u64).filter(|id| *id > 0).map(SessionId);
-                let id = self
-                    .inner
-                    .registry
-                    .send(CreateSession { id: requested, origin: origin.clone(), near: actix::Arbiter::try_current() })
-                    .await
-                    .map_err(|_| Failure {
-                        session: requested,
-                        error: ApiError::unknown("Session registry unavailable"),
-                    })?
-                    .map_err(Failure::at(requested))?;
+                let id = self.inner.directory.create(requested, origin).map_err(Failure::at(requested))?;
                 let mut reply = Outgoing::success(None, t);
                 reply.data = Some(IdData { id: id.0 });
                 Ok(reply)

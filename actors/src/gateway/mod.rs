@@ -21,7 +21,6 @@ use crate::events::{EventBus, EventPublisher, EventType};
 use crate::plugin::boundary::guard;
 use crate::plugin::{PluginDescriptor, PluginEnv, PluginRegistry, SharedPlugin};
 use crate::router::TransactionRouter;
-use crate::session::registry::DestroyAll;
 use crate::session::{SessionDirectory, SessionRegistry};
 use crate::settings::CoreSettings;
 use crate::state::{LogControl, ServerState};
@@ -70,7 +69,7 @@ impl Handler<Shutdown> for Gateway {
                 serde_json::json!({"status": "shutdown", "signum": msg.signum}),
             );
             core.inner.state.runtime.accepting.store(false, Ordering::Relaxed);
-            let n = core.inner.registry.send(DestroyAll).await.unwrap_or(0);
+            let n = core.inner.directory.destroy_all();
             for p in &core.inner.plugin_list {
                 if let Err(panic) = guard(|| p.destroy()) {
                     tracing::error!(plugin = p.descriptor().package, panic = %panic.0, "plugin panicked in destroy");
@@ -119,17 +118,19 @@ impl Gateway {
         // them, so their requests and events rarely cross threads; transports already spread
         // connections over one worker per CPU. Dedicated session threads are opt-in.
         let workers: Vec<Arbiter> = (0..state.settings.limits.session_workers).map(|_| Arbiter::new()).collect();
-        let directory = Arc::new(SessionDirectory::default());
-        let registry =
-            SessionRegistry::new(state.clone(), workers.iter().map(|a| a.handle()).collect(), directory.clone())
-                .start();
+        let directory = Arc::new(SessionDirectory::new(
+            state.clone(),
+            workers.iter().map(|a| a.handle()).collect(),
+            Arbiter::current(),
+        ));
+        let registry = SessionRegistry::new(directory.clone()).start();
         let auth = AuthStore::new(auth_config.clone(), packages).start();
         let plugins = PluginRegistry::new(plugin_list.clone()).start();
 
         let core = Core {
             inner: Arc::new(CoreInner {
                 state,
-                registry,
+                _registry: registry,
                 directory,
                 auth,
                 auth_config,
@@ -189,8 +190,9 @@ pub struct Core {
 
 pub(crate) struct CoreInner {
     pub(crate) state: Arc<ServerState>,
-    pub(crate) registry: Addr<SessionRegistry>,
-    /// Sessions by id, resolved without a hop to the registry.
+    /// Kept so the registry keeps sweeping; requests use the directory directly.
+    pub(crate) _registry: Addr<SessionRegistry>,
+    /// Every session: created, resolved and destroyed on the request's own thread.
     pub(crate) directory: Arc<SessionDirectory>,
     pub(crate) auth: Addr<AuthStore>,
     pub(crate) auth_config: AuthConfig,

@@ -1,30 +1,33 @@
-//! The session directory: a read-mostly index from session id to the session's address, written
-//! only by the [`SessionRegistry`](super::SessionRegistry) and read by the request pipeline.
+//! The session directory: every live session (id, address, owner, activity, timeout) in one
+//! table shared by the request pipeline and the [`SessionRegistry`](super::SessionRegistry)
+//! actor.
 //!
-//! Without it every request that names a session would first hop to the registry's thread to
-//! resolve the id (a cross-thread wake-up and a context switch each way), then on to the session.
-//! With it a request resolves the session where it arrived and, since sessions live on the
-//! arbiter of the transport worker that created them, usually reaches the session and its handles
-//! without leaving that thread.
+//! Requests create, resolve and destroy sessions here on the thread they arrived on. Before it,
+//! `create` and `destroy` hopped to the registry's thread and back (two sleeping threads woken per
+//! request, which was most of the CPU of a lone client's API cycle), and every other request hopped
+//! there to resolve its session. The registry actor keeps what has to happen on a clock: the
+//! 2-second timeout sweep.
 //!
-//! The registry still owns the bookkeeping (ids, owners, timeouts, the sweep); a lookup here only
-//! stamps the session's last activity into an atomic that the registry folds into its table
-//! before it looks at activity ([`Stamp`]). Invariant: the registry inserts a row before it
-//! replies to `create` and removes it before it replies to `destroy` or ends the session, so a
-//! lookup never finds a session the registry no longer knows.
+//! Resolving a session takes the read lock and stamps its activity into an atomic ([`Stamp`]);
+//! the sweep folds the stamps into the table under the write lock. Whoever removes a row (destroy,
+//! sweep, transport gone, shutdown) is the one that ends the session, so it ends exactly once.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use actix::Addr;
+use actix::prelude::*;
+use serde_json::json;
 
-use super::Session;
-use crate::api::SessionId;
+use super::table::{Expiry, SessionTable, TimeoutOverride};
+use super::{Claimed, EndSession, Session};
+use crate::api::{ApiError, ConnectionId, ErrorCode, SessionId};
+use crate::events::EventType;
+use crate::state::ServerState;
+use crate::transport::{Origin, OwnerKind, SessionOver};
 
 /// The last activity of one session, as nanoseconds after the directory's epoch (0 = none since
-/// the registry last set it).
+/// the sweep last folded it).
 #[derive(Debug, Default)]
 pub struct Stamp(AtomicU64);
 
@@ -43,59 +46,224 @@ impl Stamp {
     }
 }
 
-struct Row {
+/// A session as the table holds it.
+#[derive(Clone)]
+pub struct Slot {
     addr: Addr<Session>,
     stamp: Arc<Stamp>,
 }
 
-/// The directory. Cheap to share (`Arc`); lookups take a read lock for a hash probe.
-pub struct SessionDirectory {
-    epoch: Instant,
-    // A std lock, never held across an `.await` or while calling out: readers probe and clone an
-    // address, the one writer (the registry actor) inserts or removes a row.
-    rows: RwLock<HashMap<SessionId, Row>>,
+/// What the Admin API reports about a session in `handle_info`.
+#[derive(Clone, Debug)]
+pub struct SessionFacts {
+    /// The session's address.
+    pub addr: Addr<Session>,
+    /// Monotonic µs of last activity.
+    pub last_activity_us: u64,
+    /// Effective timeout in seconds (0 = never).
+    pub timeout: u64,
+    /// Owning transport package.
+    pub transport: &'static str,
 }
 
-impl Default for SessionDirectory {
-    fn default() -> Self {
-        SessionDirectory { epoch: Instant::now(), rows: RwLock::default() }
-    }
+/// The directory. Shared as an `Arc`; no lock is held across an `.await` or while calling out.
+pub struct SessionDirectory {
+    epoch: Instant,
+    table: RwLock<SessionTable<Slot>>,
+    state: Arc<ServerState>,
+    /// Dedicated session threads (`session_workers`), used round-robin; empty by default.
+    workers: Vec<ArbiterHandle>,
+    next_worker: AtomicUsize,
+    /// Where sessions go when neither a worker nor the request's own arbiter is at hand.
+    home: ArbiterHandle,
 }
 
 impl SessionDirectory {
+    /// A directory placing sessions round-robin on `workers`; when empty, on the arbiter the
+    /// `create` came from (the transport worker that will carry the session's requests), or on
+    /// `home`.
+    pub fn new(state: Arc<ServerState>, workers: Vec<ArbiterHandle>, home: ArbiterHandle) -> Self {
+        SessionDirectory {
+            epoch: Instant::now(),
+            table: RwLock::default(),
+            state,
+            workers,
+            next_worker: AtomicUsize::new(0),
+            home,
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, SessionTable<Slot>> {
+        self.table.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, SessionTable<Slot>> {
+        self.table.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Resolves a session for a request and stamps its activity (any request that resolves a
     /// session keeps it alive).
     pub fn lookup(&self, id: SessionId) -> Option<Addr<Session>> {
-        let rows = self.rows.read().unwrap_or_else(|e| e.into_inner());
-        let row = rows.get(&id)?;
-        row.stamp.set(self.epoch, Instant::now());
-        Some(row.addr.clone())
+        let table = self.read();
+        let slot = &table.get(id)?.addr;
+        slot.stamp.set(self.epoch, Instant::now());
+        Some(slot.addr.clone())
     }
 
-    /// The epoch stamps count from.
-    pub fn epoch(&self) -> Instant {
-        self.epoch
+    fn spawn_session(&self, id: SessionId, owner: OwnerKind) -> Addr<Session> {
+        let arbiter = match self.workers.len() {
+            0 => Arbiter::try_current().unwrap_or_else(|| self.home.clone()),
+            n => self.workers[self.next_worker.fetch_add(1, Ordering::Relaxed) % n].clone(),
+        };
+        let state = self.state.clone();
+        Session::start_in_arbiter(&arbiter, move |_| Session::new(id, owner, state))
     }
 
-    /// Registry only: adds a session; returns its activity stamp.
-    pub(crate) fn insert(&self, id: SessionId, addr: Addr<Session>) -> Arc<Stamp> {
-        let stamp = Arc::new(Stamp::default());
-        let mut rows = self.rows.write().unwrap_or_else(|e| e.into_inner());
-        rows.insert(id, Row { addr, stamp: stamp.clone() });
-        stamp
+    /// `create`: a new session (`requested` is a client-chosen id), placed near the caller.
+    pub fn create(&self, requested: Option<SessionId>, origin: &Origin) -> Result<SessionId, ApiError> {
+        let limit = self.state.settings.limits.max_sessions;
+        let id = {
+            let mut table = self.write();
+            if table.len() >= limit {
+                return Err(ApiError::unknown(format!("Too many sessions (limit {limit})")));
+            }
+            let id = match requested {
+                Some(id) if table.contains(id) => return Err(ApiError::plain(ErrorCode::SessionConflict)),
+                Some(id) => id,
+                None => loop {
+                    let id = SessionId::random();
+                    if !table.contains(id) {
+                        break id;
+                    }
+                },
+            };
+            // Starting an actor only queues its construction on the arbiter: cheap under the lock,
+            // and the row must exist before anyone can learn the id.
+            let addr = self.spawn_session(id, origin.owner.clone());
+            let slot = Slot { addr, stamp: Arc::default() };
+            table.insert(id, slot, origin.connection, origin.transport, Instant::now());
+            id
+        };
+        if let OwnerKind::Push(sink) = &origin.owner {
+            sink.session_created(id);
+        }
+        self.state.events.publish(
+            EventType::Session,
+            None,
+            Some(id),
+            None,
+            None,
+            json!({"name": "created", "transport": {"transport": origin.transport, "id": origin.connection.0.to_string()}}),
+        );
+        Ok(id)
     }
 
-    /// Registry only: removes a session.
-    pub(crate) fn remove(&self, id: SessionId) {
-        let mut rows = self.rows.write().unwrap_or_else(|e| e.into_inner());
-        rows.remove(&id);
+    /// `destroy` (and Admin `destroy_session`).
+    pub fn destroy(&self, id: SessionId) -> Result<(), ApiError> {
+        let entry = self.write().remove(id).ok_or_else(|| ApiError::no_session(id))?;
+        end(&entry.addr, SessionOver::Destroyed, true);
+        Ok(())
     }
 
-    /// Registry only: removes every session.
-    pub(crate) fn clear(&self) {
-        let mut rows = self.rows.write().unwrap_or_else(|e| e.into_inner());
-        rows.clear();
+    /// `claim`: `origin` becomes the session's owner.
+    pub fn claim(&self, id: SessionId, origin: &Origin) -> Result<(), ApiError> {
+        let mut table = self.write();
+        let current = table.get(id).ok_or_else(|| ApiError::no_session(id))?;
+        if current.owner == origin.connection && !current.orphaned {
+            // Janus compat (1.6): claiming from the owning connection is a no-op.
+            table.touch(id, Instant::now());
+            return Ok(());
+        }
+        let entry = table
+            .claim(id, origin.connection, origin.transport, Instant::now())
+            .ok_or_else(|| ApiError::no_session(id))?;
+        entry.addr.addr.do_send(Claimed { owner: origin.owner.clone() });
+        Ok(())
     }
+
+    /// A transport connection closed: its sessions end, or wait to be reclaimed.
+    pub fn transport_gone(&self, connection: ConnectionId) {
+        let reclaim = self.state.settings.general.reclaim_session_timeout > 0;
+        let gone = self.write().connection_gone(connection, reclaim, Instant::now());
+        for (id, entry) in gone {
+            tracing::debug!(session_id = id.0, "transport gone: destroying its session");
+            end(&entry.addr, SessionOver::Destroyed, false);
+        }
+    }
+
+    /// Admin `list_sessions`.
+    pub fn ids(&self) -> Vec<SessionId> {
+        self.read().ids()
+    }
+
+    /// Admin `set_session_timeout` for one session (-1 = global, 0 = never).
+    pub fn set_timeout(&self, id: SessionId, timeout: i64) -> Result<(), ApiError> {
+        let t = match timeout {
+            -1 => TimeoutOverride::Global,
+            0 => TimeoutOverride::Never,
+            s if s > 0 => TimeoutOverride::Seconds(s as u64),
+            _ => return Err(ApiError::invalid_type("timeout", "an integer greater than or equal to -1")),
+        };
+        if self.write().set_timeout(id, t) {
+            Ok(())
+        } else {
+            Err(ApiError::no_session(id))
+        }
+    }
+
+    /// Admin lookup that does not refresh activity.
+    pub fn describe(&self, id: SessionId) -> Result<SessionFacts, ApiError> {
+        let mut table = self.write();
+        self.fold_stamps(&mut table);
+        let e = table.get(id).ok_or_else(|| ApiError::no_session(id))?;
+        let timeout = match e.timeout {
+            TimeoutOverride::Global => self.state.session_timeout(),
+            TimeoutOverride::Never => 0,
+            TimeoutOverride::Seconds(s) => s,
+        };
+        Ok(SessionFacts {
+            addr: e.addr.addr.clone(),
+            last_activity_us: self.state.monotonic_us(e.last_activity),
+            timeout,
+            transport: e.transport,
+        })
+    }
+
+    /// The timeout sweep: ends the sessions whose time is up.
+    pub fn sweep(&self) {
+        let expired = {
+            let mut table = self.write();
+            self.fold_stamps(&mut table);
+            let reclaim = self.state.settings.general.reclaim_session_timeout;
+            table.sweep(Instant::now(), self.state.session_timeout(), reclaim)
+        };
+        for (id, entry, why) in expired {
+            tracing::info!(session_id = id.0, ?why, "session expired");
+            match why {
+                Expiry::TimedOut => end(&entry.addr, SessionOver::TimedOut, true),
+                Expiry::NotReclaimed => end(&entry.addr, SessionOver::Destroyed, false),
+            }
+        }
+    }
+
+    /// Shutdown: ends every session, telling owners. Returns how many there were.
+    pub fn destroy_all(&self) -> usize {
+        let all = self.write().drain();
+        for (_, e) in &all {
+            end(&e.addr, SessionOver::Destroyed, true);
+        }
+        all.len()
+    }
+
+    /// Folds the activity stamped by lookups into the table.
+    fn fold_stamps(&self, table: &mut SessionTable<Slot>) {
+        table.refresh(|slot| slot.stamp.last(self.epoch));
+    }
+}
+
+fn end(slot: &Slot, why: SessionOver, notify_owner: bool) {
+    // The session may already be gone.
+    slot.addr.do_send(EndSession { why, notify_owner });
 }
 
 #[cfg(test)]
