@@ -9,6 +9,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use serde_json::{Map, Value};
+
 use crate::api::{ConnectionId, SessionId};
 
 /// Why a session left a connection.
@@ -84,4 +86,11 @@ impl Origin {
     pub fn push(transport: &'static str, connection: ConnectionId, sink: Arc<dyn EventSink>) -> Self {
         Origin { transport, connection, owner: OwnerKind::Push(sink) }
     }
+}
+
+/// A transport's side of Admin `query_transport` (Janus's `query_transport` callback).
+pub trait TransportControl: Send + Sync + 'static {
+    /// Answers one request object; the value becomes the reply's `response`: `result: 200` and
+    /// the data, or `error_code`/`error` for a request it cannot serve.
+    fn query(&self, request: &Map<String, Value>) -> Value;
 }

@@ -357,3 +357,96 @@ reconnect_backoff = 50
 async fn next_ws(rx: &mut mpsc::UnboundedReceiver<Value>) -> Value {
     tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("a message in time").expect("open")
 }
+
+/// The next event from `transport`, skipping others (the Admin queries of the test are HTTP
+/// requests and report events of their own).
+async fn next_transport_event(rx: &mut mpsc::UnboundedReceiver<Post>, transport: &str) -> Value {
+    loop {
+        let event = collect(rx, 1).await.remove(0).1;
+        if event["type"] == 128 && event["event"]["transport"] == transport {
+            return event;
+        }
+    }
+}
+
+async fn janus_ws(
+    server: &Server,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}/", server.ready["ws"]).into_client_request().expect("ws request");
+    req.headers_mut().insert("Sec-WebSocket-Protocol", "janus-protocol".parse().expect("header"));
+    tokio_tungstenite::connect_async(req).await.expect("WebSocket connects").0
+}
+
+/// Transport events (type 128) as the webhook receives them, and Admin `query_transport` on the
+/// HTTP and WebSocket transports: `connections` counts, `configure` switches the events off.
+#[tokio::test]
+async fn transport_events_and_query_transport() {
+    const WS: &str = "janus.transport.websockets";
+    const HTTP: &str = "janus.transport.http";
+    let (url, mut rx) = receiver(false).await;
+    let toml = config(&url, "grouping = false").replace(r#"events = "external""#, r#"events = "transports,external""#);
+    let server = Server::spawn(&toml);
+    let query = |transport: &'static str, req: Value| {
+        let server = &server;
+        async move {
+            let reply =
+                server.admin_api(request("query_transport", json!({"transport": transport, "request": req}))).await;
+            assert_eq!(reply["janus"], "success", "{reply}");
+            reply["response"].clone()
+        }
+    };
+
+    // A WebSocket connects: a "connected" event with its address, counted by `connections`.
+    let ws = janus_ws(&server).await;
+    let event = next_transport_event(&mut rx, WS).await;
+    let data = &event["event"]["data"];
+    assert_eq!(
+        (&data["event"], &data["admin_api"], &data["ip"]),
+        (&json!("connected"), &json!(false), &json!("127.0.0.1"))
+    );
+    assert!(data["port"].as_u64().is_some_and(|p| p > 0), "{event}");
+    let ws_id = event["event"]["id"].clone();
+    assert_eq!(query(WS, json!({"request": "connections"})).await, json!({"result": 200, "connections": 1}));
+
+    // That query was an HTTP request to the Admin API: a "request" event.
+    let event = next_transport_event(&mut rx, HTTP).await;
+    assert_eq!(event["event"]["data"]["event"], "request", "{event}");
+    assert_eq!(event["event"]["data"]["admin_api"], true);
+
+    // Closing the WebSocket: "disconnected" for the same instance.
+    drop(ws);
+    let event = next_transport_event(&mut rx, WS).await;
+    assert_eq!(event["event"]["data"], json!({"event": "disconnected"}));
+    assert_eq!(event["event"]["id"], ws_id);
+
+    let counts = query(HTTP, json!({"request": "connections"})).await;
+    assert_eq!(counts["result"], 200, "{counts}");
+    assert!(
+        counts["connections"]["http"].is_u64() && counts["connections"]["admin_http"].as_u64() >= Some(1),
+        "{counts}"
+    );
+    assert_eq!(counts["messages"], 1, "the query itself is the one request being served: {counts}");
+
+    // configure: events off; bad requests answer Janus's transport error codes.
+    let reply = query(WS, json!({"request": "configure", "events": false, "json": "indented"})).await;
+    assert_eq!(reply, json!({"result": 200, "notes": ["Ignored unsupported indentation format"]}));
+    assert_eq!(
+        query(WS, json!({"request": "nope"})).await,
+        json!({"error_code": 411, "error": "Unknown request 'nope'"})
+    );
+    assert_eq!(query(WS, json!({})).await["error_code"], 412);
+    assert_eq!(query(WS, json!({"request": "configure", "events": 1})).await["error_code"], 413);
+    assert_eq!(query(HTTP, json!({"request": "configure", "events": false})).await, json!({"result": 200}));
+    // The events of the queries made before HTTP's went off.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while rx.try_recv().is_ok() {}
+
+    // With both off, a new WebSocket and its close report nothing: the next event the receiver
+    // gets is the custom event sent after them.
+    drop(janus_ws(&server).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    custom_event(&server, 7).await;
+    let event = collect(&mut rx, 1).await.remove(0).1;
+    assert_eq!(event["type"], 4, "no transport event once they are off: {event}");
+}

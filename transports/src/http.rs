@@ -15,6 +15,7 @@ use portunus_actors::gateway::{PollResult, TransportDescriptor};
 use portunus_actors::transport::Origin;
 use portunus_actors::Core;
 
+use crate::control::Control;
 use crate::settings::{CorsSettings, HttpSettings};
 
 /// Package name of this transport.
@@ -23,6 +24,12 @@ pub const PACKAGE: &str = "janus.transport.http";
 /// Open HTTP connections to the Janus API port (for `/metrics`; the admin port, where scrapes
 /// arrive, is not counted).
 pub static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Open HTTP connections to the Admin API port (for `query_transport`).
+pub static ADMIN_CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Requests being served, both APIs (`query_transport`'s `messages`).
+pub static IN_FLIGHT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// `server_info` entry.
 pub const DESCRIPTOR: TransportDescriptor = TransportDescriptor {
@@ -50,11 +57,12 @@ pub struct HttpState {
     base_path: String,
     origin: Origin,
     settings: HttpSettings,
+    control: Arc<Control>,
 }
 
 impl HttpState {
     /// State for one server.
-    pub fn new(core: Core, api: Api, settings: HttpSettings) -> Arc<Self> {
+    pub fn new(core: Core, api: Api, settings: HttpSettings, control: Arc<Control>) -> Arc<Self> {
         let base = match api {
             Api::Janus => settings.base_path.clone(),
             Api::Admin => settings.admin.admin_base_path.clone(),
@@ -66,6 +74,7 @@ impl HttpState {
             // Janus compat (1.6): HTTP sessions belong to the transport as a whole.
             origin: Origin::long_poll(PACKAGE, ConnectionId::next()),
             settings,
+            control,
         })
     }
 }
@@ -82,6 +91,15 @@ async fn entry(req: HttpRequest, payload: web::Payload, state: web::Data<HttpSta
     if let Some(resp) = enforce_cors(cors, req.headers()) {
         return resp;
     }
+    state.control.notify(state.origin.connection, || {
+        let mut data = serde_json::json!({"event": "request", "admin_api": state.api == Api::Admin});
+        if let Some(peer) = req.peer_addr() {
+            data["ip"] = peer.ip().to_string().into();
+            data["port"] = peer.port().into();
+        }
+        data
+    });
+    let _serving = crate::GaugeGuard::new(&IN_FLIGHT);
     let mut resp = route(&req, payload, &state).await;
     add_cors(cors, req.headers(), resp.headers_mut(), req.method() == Method::OPTIONS);
     resp

@@ -5,6 +5,7 @@
 //! `EventSink`); it never imports a plugin.
 
 pub mod brokers;
+pub mod control;
 pub mod evh;
 pub mod http;
 pub mod lanes;
@@ -72,16 +73,32 @@ pub fn bind_all(
         n => n,
     };
     let mut out = Vec::new();
-    if http.http {
-        let st = http::HttpState::new(core.clone(), http::Api::Janus, http.clone());
+    let http_control = (http.http || http.admin.admin_http).then(|| {
+        control::Control::register(core, http::PACKAGE, http.events, |r| {
+            let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+            r.insert(
+                "connections".into(),
+                serde_json::json!({"http": count(&http::CONNECTIONS), "admin_http": count(&http::ADMIN_CONNECTIONS)}),
+            );
+            r.insert("messages".into(), count(&http::IN_FLIGHT).into());
+        })
+    });
+    let ws_control = (ws.ws || ws.admin.admin_ws).then(|| {
+        control::Control::register(core, websocket::PACKAGE, ws.events, |r| {
+            r.insert("connections".into(), websocket::CONNECTIONS.load(Ordering::Relaxed).into());
+        })
+    });
+    if let (true, Some(control)) = (http.http, &http_control) {
+        let st = http::HttpState::new(core.clone(), http::Api::Janus, http.clone(), control.clone());
         out.push(bind("http", &http.ip, http.port, workers, Some(&http::CONNECTIONS), move || {
             App::new().configure(http::configure(st.clone()))
         })?);
     }
-    if http.admin.admin_http {
-        let st = http::HttpState::new(core.clone(), http::Api::Admin, http.clone());
-        // The admin port is not counted: metrics scrapes arrive there.
-        out.push(bind("admin_http", &http.admin.admin_ip, http.admin.admin_port, 1, None, move || {
+    if let (true, Some(control)) = (http.admin.admin_http, &http_control) {
+        let st = http::HttpState::new(core.clone(), http::Api::Admin, http.clone(), control.clone());
+        // Counted apart: `/metrics` reports the Janus API port only (scrapes arrive here).
+        let count = Some(&http::ADMIN_CONNECTIONS);
+        out.push(bind("admin_http", &http.admin.admin_ip, http.admin.admin_port, 1, count, move || {
             let app = App::new();
             let app = match &obs {
                 Some(obs) => app.configure(metrics::configure(obs.clone())),
@@ -90,14 +107,14 @@ pub fn bind_all(
             app.configure(http::configure(st.clone()))
         })?);
     }
-    if ws.ws {
-        let st = websocket::WsState::new(core.clone(), http::Api::Janus, ws.clone(), connection_queue);
+    if let (true, Some(control)) = (ws.ws, &ws_control) {
+        let st = websocket::WsState::new(core.clone(), http::Api::Janus, ws.clone(), connection_queue, control.clone());
         out.push(bind("ws", &ws.ws_ip, ws.ws_port, workers, None, move || {
             App::new().configure(websocket::configure(st.clone()))
         })?);
     }
-    if ws.admin.admin_ws {
-        let st = websocket::WsState::new(core.clone(), http::Api::Admin, ws.clone(), connection_queue);
+    if let (true, Some(control)) = (ws.admin.admin_ws, &ws_control) {
+        let st = websocket::WsState::new(core.clone(), http::Api::Admin, ws.clone(), connection_queue, control.clone());
         out.push(bind("admin_ws", &ws.admin.admin_ws_ip, ws.admin.admin_ws_port, 1, None, move || {
             App::new().configure(websocket::configure(st.clone()))
         })?);
@@ -153,7 +170,7 @@ where
             }
             // The connection's extensions live exactly as long as the connection.
             if let Some(count) = count {
-                ext.insert(OpenConnection::new(count));
+                ext.insert(GaugeGuard::new(count));
             }
         })
         .workers(workers)
@@ -166,17 +183,17 @@ where
     Ok(Listener { name, addr, server: server.run() })
 }
 
-/// One open connection in a gauge: counted while it lives.
-struct OpenConnection(&'static AtomicU64);
+/// One open connection (or request being served) in a gauge: counted while it lives.
+pub(crate) struct GaugeGuard(&'static AtomicU64);
 
-impl OpenConnection {
-    fn new(count: &'static AtomicU64) -> Self {
+impl GaugeGuard {
+    pub(crate) fn new(count: &'static AtomicU64) -> Self {
         count.fetch_add(1, Ordering::Relaxed);
-        OpenConnection(count)
+        GaugeGuard(count)
     }
 }
 
-impl Drop for OpenConnection {
+impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }

@@ -24,6 +24,8 @@ pub struct HttpSettings {
     pub request_timeout: u64,
     /// Worker threads (0 = one per CPU).
     pub workers: usize,
+    /// Report transport events (one per request) to event handlers.
+    pub events: bool,
     /// `[http.admin]`
     pub admin: HttpAdminSettings,
     /// `[http.cors]`
@@ -41,6 +43,7 @@ impl Default for HttpSettings {
             longpoll_keepalive: 30,
             request_timeout: 10,
             workers: 0,
+            events: true,
             admin: HttpAdminSettings::default(),
             cors: CorsSettings::default(),
         }
@@ -100,6 +103,8 @@ pub struct WsSettings {
     pub max_message_size: usize,
     /// Requests queued per connection before reading pauses.
     pub request_queue: usize,
+    /// Report transport events (connected, disconnected) to event handlers.
+    pub events: bool,
     /// `[websockets.admin]`
     pub admin: WsAdminSettings,
 }
@@ -114,6 +119,7 @@ impl Default for WsSettings {
             pingpong_timeout: 0,
             max_message_size: 1 << 20,
             request_queue: 64,
+            events: true,
             admin: WsAdminSettings::default(),
         }
     }

@@ -22,6 +22,7 @@ use portunus_actors::Core;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::control::Control;
 use crate::http::Api;
 use crate::settings::WsSettings;
 use crate::sink::QueueSink;
@@ -53,12 +54,19 @@ pub struct WsState {
     api: Api,
     settings: WsSettings,
     queue: usize,
+    control: Arc<Control>,
 }
 
 impl WsState {
     /// State for one server.
-    pub fn new(core: Core, api: Api, settings: WsSettings, connection_queue: usize) -> Arc<Self> {
-        Arc::new(WsState { core, api, settings, queue: connection_queue.max(16) })
+    pub fn new(
+        core: Core,
+        api: Api,
+        settings: WsSettings,
+        connection_queue: usize,
+        control: Arc<Control>,
+    ) -> Arc<Self> {
+        Arc::new(WsState { core, api, settings, queue: connection_queue.max(16), control })
     }
 
     fn protocol(&self) -> &'static str {
@@ -91,7 +99,7 @@ async fn upgrade(req: HttpRequest, body: web::Payload, state: web::Data<WsState>
         Ok((response, session, stream)) => {
             let max = state.settings.max_message_size;
             let stream = stream.max_frame_size(max).aggregate_continuations().max_continuation_size(max);
-            WsConnection::start_with(state.into_inner(), session, stream);
+            WsConnection::start_with(state.into_inner(), session, stream, req.peer_addr());
             response
         }
         Err(e) => HttpResponse::from_error(e),
@@ -108,8 +116,21 @@ struct WsConnection {
 }
 
 impl WsConnection {
-    fn start_with(state: Arc<WsState>, session: actix_ws::Session, stream: AggregatedMessageStream) {
+    fn start_with(
+        state: Arc<WsState>,
+        session: actix_ws::Session,
+        stream: AggregatedMessageStream,
+        peer: Option<std::net::SocketAddr>,
+    ) {
         let id = ConnectionId::next();
+        state.control.notify(id, || {
+            let mut data = serde_json::json!({"event": "connected", "admin_api": state.api == Api::Admin});
+            if let Some(peer) = peer {
+                data["ip"] = peer.ip().to_string().into();
+                data["port"] = peer.port().into();
+            }
+            data
+        });
         let (out_tx, mut out_rx) = mpsc::channel::<String>(state.queue);
         let (req_tx, mut req_rx) = mpsc::channel::<Bytes>(state.settings.request_queue.max(1));
 
@@ -193,6 +214,7 @@ impl Actor for WsConnection {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         CONNECTIONS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.state.control.notify(self.id, || serde_json::json!({"event": "disconnected"}));
         // Closing the request queue ends the request task; the writer ends with it.
         self.requests = None;
         if self.state.api == Api::Janus {

@@ -202,8 +202,14 @@ impl Core {
                 Ok(ok().with("response", response))
             }
             "query_transport" => {
-                body.req_str("transport").map_err(bad)?;
-                Err(ApiError::new(ErrorCode::PluginNotFound, "Invalid transport"))
+                let transport = body.req_str("transport").map_err(bad)?;
+                let request = body.opt_object("request").map_err(bad)?.ok_or_else(|| ApiError::missing("request"))?;
+                let control = self
+                    .transport_control(transport)
+                    .ok_or_else(|| ApiError::new(ErrorCode::PluginNotFound, "Invalid transport"))?;
+                let response = crate::plugin::boundary::guard(|| control.query(request))
+                    .map_err(|p| ApiError::unknown(format!("Transport query failed: {}", p.0)))?;
+                Ok(ok().with("response", response))
             }
             "query_eventhandler" => {
                 let handler = body.req_str("handler").map_err(bad)?.to_owned();

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use serde_json::Value;
 
 pub use dispatch::PollResult;
 pub use info::TransportDescriptor;
@@ -140,6 +141,7 @@ impl Gateway {
                 plugin_descriptors,
                 plugin_map: plugin_list.iter().map(|p| (p.descriptor().package, p.clone())).collect(),
                 plugin_list,
+                transport_controls: Default::default(),
             }),
         };
         let info = core.server_info_fields();
@@ -204,6 +206,9 @@ pub(crate) struct CoreInner {
     pub(crate) plugin_list: Vec<SharedPlugin>,
     /// Plugins by package: immutable after start, so `attach` needs no actor round trip.
     pub(crate) plugin_map: std::collections::HashMap<&'static str, SharedPlugin>,
+    /// What Admin `query_transport` reaches, by transport package (registered as transports start).
+    pub(crate) transport_controls:
+        std::sync::RwLock<std::collections::HashMap<&'static str, Arc<dyn crate::transport::TransportControl>>>,
 }
 
 impl Core {
@@ -222,6 +227,32 @@ impl Core {
     /// Shared server state (settings, runtime values, counters).
     pub fn state(&self) -> &Arc<ServerState> {
         &self.inner.state
+    }
+
+    /// Makes a transport reachable through Admin `query_transport`.
+    pub fn register_transport_control(
+        &self,
+        package: &'static str,
+        control: Arc<dyn crate::transport::TransportControl>,
+    ) {
+        let mut controls = self.inner.transport_controls.write().unwrap_or_else(|e| e.into_inner());
+        controls.insert(package, control);
+    }
+
+    pub(crate) fn transport_control(&self, package: &str) -> Option<Arc<dyn crate::transport::TransportControl>> {
+        let controls = self.inner.transport_controls.read().unwrap_or_else(|e| e.into_inner());
+        controls.get(package).cloned()
+    }
+
+    /// Whether event handlers listen (Janus's `events_is_enabled`).
+    pub fn events_enabled(&self) -> bool {
+        self.inner.state.events.enabled()
+    }
+
+    /// A transport event (type 128) about one instance of `package` (a connection, a request).
+    pub fn publish_transport_event(&self, package: &'static str, instance: crate::api::ConnectionId, data: Value) {
+        let event = serde_json::json!({"transport": package, "id": instance.0.to_string(), "data": data});
+        self.inner.state.events.publish(EventType::Transport, None, None, None, None, event);
     }
 
     /// `server_info` fields.
