@@ -410,12 +410,7 @@ pub fn negotiable(kind: super::MediaKind, name: &str, fmtp: &str) -> bool {
 /// The profile an `a=fmtp` line names: H.264's `profile-level-id` without the level (profile_idc
 /// and constraint flags, lower case) plus the packetization mode, or VP9's `profile-id`.
 fn profile(fmtp: &str) -> Option<String> {
-    let param = |key: &str| {
-        fmtp.split(';')
-            .filter_map(|kv| kv.trim().split_once('='))
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    };
+    let param = |key: &str| super::sdp::fmtp_param(fmtp, key);
     if let Some(id) = param("profile-level-id") {
         let mode = param("packetization-mode").unwrap_or("0");
         return Some(format!("h264:{}:{mode}", id.get(..4).unwrap_or(id).to_ascii_lowercase()));

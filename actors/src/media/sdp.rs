@@ -264,6 +264,14 @@ pub fn public_host_candidate(candidate: &str, public: &str) -> String {
     parts.join(" ")
 }
 
+/// One parameter of an `a=fmtp` line (`key=value;key=value`), the key compared without case.
+pub fn fmtp_param<'a>(fmtp: &'a str, key: &str) -> Option<&'a str> {
+    fmtp.split(';')
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -259,9 +259,9 @@ fn send_plan(info: &SdpInfo, spec: &AnswerSpec) -> Vec<SendTrack> {
 /// Whether a codec's `a=fmtp` names `profile`: H.264 `profile-level-id` (compared without case)
 /// or VP9 `profile-id`.
 fn has_profile(fmtp: &str, profile: &str) -> bool {
-    fmtp.split(';')
-        .filter_map(|kv| kv.trim().split_once('='))
-        .any(|(k, v)| (k == "profile-level-id" || k == "profile-id") && v.eq_ignore_ascii_case(profile))
+    ["profile-level-id", "profile-id"]
+        .iter()
+        .any(|key| crate::media::sdp::fmtp_param(fmtp, key).is_some_and(|v| v.eq_ignore_ascii_case(profile)))
 }
 
 impl Handler<CreateAnswer> for PeerConnection {
