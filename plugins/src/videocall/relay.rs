@@ -286,6 +286,13 @@ impl Leg {
         self.link.read().unwrap_or_else(|e| e.into_inner()).as_ref()?.peer_leg.upgrade()
     }
 
+    /// The peer's writer for our `mid`, looked up under the read lock (per packet: no clones).
+    fn writer(&self, mid: &str) -> Option<portunus_actors::media::RtpWriter> {
+        let link = self.link.read().unwrap_or_else(|e| e.into_inner());
+        let l = link.as_ref()?;
+        l.peer.writer(&l.mids.get(mid)?.mid)
+    }
+
     /// The peer's port and mid for our `mid`.
     fn target(&self, mid: &str) -> Option<(MediaPort, String)> {
         let link = self.link.read().unwrap_or_else(|e| e.into_inner());
@@ -306,8 +313,7 @@ impl MediaSink for Leg {
         if !on {
             return;
         }
-        let Some((peer, their_mid)) = self.target(mid) else { return };
-        let Some(writer) = peer.writer(&their_mid) else { return };
+        let Some(writer) = self.writer(mid) else { return };
         let simulcast = if pkt.rid.is_some() {
             self.send_layers.read().unwrap_or_else(|e| e.into_inner()).get(mid).cloned()
         } else {
