@@ -9,6 +9,7 @@ mod errors;
 mod media;
 mod props;
 mod registry;
+mod remote;
 mod room;
 
 use std::sync::{Arc, Mutex};
@@ -26,7 +27,7 @@ use tokio::sync::mpsc;
 use errors::*;
 use props::RoomProps;
 use registry::Registry;
-use room::{check_password, RoomReply, RoomRequest};
+use room::{check_password, CascadeRequest, RoomReply, RoomRequest};
 
 const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     package: "janus.plugin.videoroom",
@@ -196,7 +197,7 @@ fn room_request(name: &str, body: Map<String, Value>) -> Option<RoomRequest> {
         "enable_recording" => RoomRequest::EnableRecording(body),
         #[cfg(feature = "fault-injection")]
         "portunus_fault" => RoomRequest::Fault,
-        _ => return None,
+        _ => return CascadeRequest::named(name, body).map(RoomRequest::Cascade),
     })
 }
 
