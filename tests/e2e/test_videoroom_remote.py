@@ -4,6 +4,7 @@ Portunus servers (`publish_remotely` on one, `add_remote_publisher` on the other
 aiortc subscriber, and the error paths of the six requests."""
 
 import asyncio
+import base64
 import random
 import socket
 import struct
@@ -149,6 +150,16 @@ async def test_remote_publisher_fed_by_plain_rtp(server):
         # The subscriber's keyframe request reached the sender as an RTCP PLI for its SSRC.
         assert BASE_SSRC + 1 * SSRC_STEP in sender.plis, sender.plis
 
+        # An update that repeats a stream keeps its subscribers; the room hears the new display.
+        updated = await sync(mj, {"request": "update_remote_publisher", "room": room, "secret": "s3", "id": 4242,
+                                  "display": "renamed", "streams": [streams[1]]})
+        assert updated == {"videoroom": "success"}
+        ev = data_of(await oj.next_event(is_event("publishers")))
+        assert ev["publishers"][0]["display"] == "renamed" and len(ev["publishers"][0]["streams"]) == 2
+        t = time.time()
+        await asyncio.sleep(1.0)
+        assert video.count_since(t) > 10
+
         # Packets with an SSRC for no stream (mindex 5) or below the base are dropped, not fatal.
         junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for ssrc in (BASE_SSRC + 5 * SSRC_STEP, 7, BASE_SSRC + 1 * SSRC_STEP + 3):
@@ -194,12 +205,14 @@ async def test_cascade_between_two_servers(server):
             streams = [{k: s[k] for k in ("type", "mindex", "mid", "codec") if k in s} for s in data_of(ev)["streams"]]
             assert [s["type"] for s in streams] == ["audio", "video"]
 
-            added = await sync(bj, {"request": "add_remote_publisher", "room": room_b, "secret": "sb",
-                                    "display": "alice@a", "streams": streams})
+            # The hop is SRTP-protected with the same key on both sides.
+            srtp = {"srtp_suite": 80, "srtp_crypto": base64.b64encode(bytes(range(30))).decode()}
+            added = await sync(bj, dict({"request": "add_remote_publisher", "room": room_b, "secret": "sb",
+                                         "display": "alice@a", "streams": streams}, **srtp))
             remote_feed = added["id"]
             remotized = await sync(mj, {"request": "publish_remotely", "room": room_a, "secret": "sa",
                                         "publisher_id": feed, "remote_id": "to-b", "host": "127.0.0.1",
-                                        "port": added["port"], "rtcp_port": added["rtcp_port"]})
+                                        "port": added["port"], "rtcp_port": added["rtcp_port"], **srtp})
             assert remotized == {"videoroom": "success", "room": room_a, "id": feed, "remote_id": "to-b"}
             remotes = await sync(mj, {"request": "listremotes", "room": room_a, "secret": "sa", "publisher_id": feed})
             assert remotes == {"videoroom": "success", "room": room_a, "id": feed, "list": [

@@ -209,6 +209,12 @@ impl RemoteSource {
         *self.demux.streams.write().unwrap_or_else(|e| e.into_inner()) = streams.into_iter().map(Arc::new).collect();
     }
 
+    /// The header extension ids stream `mindex` is received with now.
+    pub fn relayed(&self, mindex: usize) -> Vec<(u8, &'static str)> {
+        let streams = self.demux.streams.read().unwrap_or_else(|e| e.into_inner());
+        streams.iter().find(|s| s.mindex == mindex).map(|s| s.relayed.clone()).unwrap_or_default()
+    }
+
     /// Replaces the SRTP key (`update_remote_publisher` with `srtp_suite`/`srtp_crypto`).
     pub fn set_srtp(&self, srtp: Option<SrtpReceiver>) {
         *self.demux.srtp.write().unwrap_or_else(|e| e.into_inner()) = srtp.map(Arc::new);
@@ -328,7 +334,8 @@ impl Remotization {
                 };
                 let socket = UdpSocket::bind(local)?;
                 socket.set_nonblocking(true)?;
-                Some(IoThread::spawn(format!("vr-remotize-{remote_id}"), move || listen(socket, to, feeds))?)
+                // Not named after `remote_id`: a client string cannot name a thread (NUL bytes).
+                Some(IoThread::spawn("vr-remotize".into(), move || listen(socket, to, feeds))?)
             }
         };
         Ok(Remotization { remote_id, host, port, rtcp_port: rtcp.map(|a| a.port()), _thread: thread })

@@ -149,7 +149,7 @@ impl Room {
         let source = RemoteSource::bind(&format!("{}-{id}", self.id), &binding, srtp)
             .map_err(|e| VrError::new(UNKNOWN_ERROR, format!("Error binding port for remote publisher: {e}")))?;
         let streams = self.remote_streams(&source, &specs, &[]);
-        source.set_streams(streams.iter().map(|s| remote_stream(s, &specs)).collect());
+        source.set_streams(streams.iter().map(|s| remote_stream(s, &specs, &source)).collect());
         let p = Participant {
             id,
             display,
@@ -202,7 +202,7 @@ impl Room {
             let mut all = kept;
             all.extend(streams);
             all.sort_by_key(|s| s.mindex);
-            source.set_streams(all.iter().map(|s| remote_stream(s, &specs)).collect());
+            source.set_streams(all.iter().map(|s| remote_stream(s, &specs, &source)).collect());
             p.publication = Some(Publication { streams: all, up: true, bitrate: 0 });
         }
         if !gone.is_empty() {
@@ -346,15 +346,15 @@ impl Room {
     }
 }
 
-/// The thread's view of a publisher stream (`specs` say how it is sent).
-fn remote_stream(s: &PubStream, specs: &[StreamSpec]) -> RemoteStream {
+/// The thread's view of a publisher stream: `specs` say how it is sent, else it stays as it was.
+fn remote_stream(s: &PubStream, specs: &[StreamSpec], source: &RemoteSource) -> RemoteStream {
     let spec = specs.iter().find(|n| n.mindex == s.mindex);
     RemoteStream {
         mindex: s.mindex,
         mid: s.mid.clone(),
         kind: s.kind,
         simulcast: s.feed.layer_count() > 0,
-        relayed: spec.map(|n| n.relayed.clone()).unwrap_or_default(),
+        relayed: spec.map_or_else(|| source.relayed(s.mindex), |n| n.relayed.clone()),
         feed: s.feed.clone(),
     }
 }
