@@ -124,12 +124,14 @@ async def test_remote_publisher_fed_by_plain_rtp(server):
         joined = await observer(oj, room)
         assert joined["publishers"] == []
 
+        # Janus compat: mindex is the position in `streams` and mid its string, whatever is given.
         streams = [{"type": "audio", "mindex": 0, "mid": "a0", "codec": "opus", "description": "mic"},
                    {"type": "video", "mindex": 1, "mid": "v1", "codec": "vp8", "description": "cam"}]
         added = await sync(mj, {"request": "add_remote_publisher", "room": room, "secret": "s3", "id": 4242,
-                                "display": "far away", "metadata": {"site": "b"}, "streams": streams})
+                                "display": "far away", "metadata": {"site": "b"}, "streams": streams,
+                                "iface": "127.0.0.1"})
         assert added["videoroom"] == "success" and added["room"] == room and added["id"] == 4242
-        assert isinstance(added["ip"], str) and added["ip"]
+        assert added["ip"] == "127.0.0.1"
         assert added["port"] > 0 and added["rtcp_port"] > 0 and added["port"] != added["rtcp_port"]
 
         # Announced to the room like a local publisher, before any media.
@@ -138,13 +140,13 @@ async def test_remote_publisher_fed_by_plain_rtp(server):
         assert p["id"] == 4242 and p["display"] == "far away" and p["metadata"] == {"site": "b"}
         assert p["audio_codec"] == "opus" and p["video_codec"] == "vp8"
         assert [(s["type"], s["mindex"], s["mid"], s.get("description")) for s in p["streams"]] == [
-            ("audio", 0, "a0", "mic"), ("video", 1, "v1", "cam")]
+            ("audio", 0, "0", "mic"), ("video", 1, "1", "cam")]
         listed = {x["id"]: x for x in await participants(mj, room)}
         assert listed[4242]["publisher"] is True and listed[4242]["display"] == "far away"
 
         sender = RtpSender(added["port"], added["rtcp_port"], mindex=1)
-        attached = await sub.subscribe(sj, room, 4242, streams=[{"feed": 4242, "mid": "v1"}])
-        assert [(s["type"], s["feed_id"], s["feed_mid"]) for s in attached["streams"]] == [("video", 4242, "v1")]
+        attached = await sub.subscribe(sj, room, 4242, streams=[{"feed": 4242, "mid": "1"}])
+        assert [(s["type"], s["feed_id"], s["feed_mid"]) for s in attached["streams"]] == [("video", 4242, "1")]
         video = await sub.frames("video", 15, timeout=30)
         assert (320, 240) in video.sizes
         # The subscriber's keyframe request reached the sender as an RTCP PLI for its SSRC.
@@ -255,8 +257,8 @@ async def test_cascade_between_two_servers(server):
 async def test_remote_publisher_errors(server):
     async with client(server) as j:
         await j.attach(VR)
-        room = await create_room(j, secret="s3")
-        streams = [{"type": "video", "mindex": 0, "mid": "v", "codec": "vp8"}]
+        room = await create_room(j, secret="s3", videocodec="vp8")
+        streams = [{"type": "video", "codec": "vp8"}]
 
         def req(name, **fields):
             return dict({"request": name, "room": room, "secret": "s3"}, **fields)
@@ -265,33 +267,61 @@ async def test_remote_publisher_errors(server):
             d = await sync(j, body)
             return d.get("error_code"), d.get("error")
 
-        for name in ("add_remote_publisher", "update_remote_publisher", "remove_remote_publisher",
-                     "publish_remotely", "unpublish_remotely", "listremotes"):
-            assert await error(dict(req(name), room=1)) == (426, "No such room (1)")
-            assert await error(dict(req(name), secret="nope")) == (433, "Unauthorized (wrong secret)")
-            no_secret = req(name)
+        valid = {
+            "add_remote_publisher": {"streams": streams},
+            "update_remote_publisher": {"id": 1},
+            "remove_remote_publisher": {"id": 1},
+            "publish_remotely": {"publisher_id": 1, "remote_id": "x", "host": "127.0.0.1", "port": 5000},
+            "unpublish_remotely": {"publisher_id": 1, "remote_id": "x"},
+            "listremotes": {"publisher_id": 1},
+        }
+        for name, fields in valid.items():
+            assert await error(dict(req(name, **fields), room=1)) == (426, "No such room (1)")
+            assert await error(dict(req(name, **fields), secret="nope")) == (433, "Unauthorized (wrong secret)")
+            no_secret = req(name, **fields)
             del no_secret["secret"]
             assert await error(no_secret) == (429, "Missing mandatory element (secret)")
         assert await error(dict(req("list_remotes"))) == (423, "Unknown request 'list_remotes'")
 
-        assert await error(req("add_remote_publisher")) == (429, "Missing mandatory element (streams)")
+        # Janus checks the request before it looks for the room.
+        assert await error(dict(req("add_remote_publisher"), room=1)) == (429, "Missing mandatory element (streams)")
+        assert await error(req("add_remote_publisher", streams=[])) == (
+            430, "Invalid element value (streams can't be empty)")
         assert (await error(req("add_remote_publisher", streams="x")))[0] == 430
-        assert await error(req("add_remote_publisher", streams=[{"type": "video", "mid": "v"}])) == (
-            429, "Missing mandatory element (mindex)")
-        assert (await error(req("add_remote_publisher", streams=[{"type": "bogus", "mindex": 0, "mid": "v"}])))[0] == 430
-        assert (await error(req("add_remote_publisher", streams=streams, srtp_suite=80)))[0] == 429
-        assert (await error(req("add_remote_publisher", streams=streams, srtp_suite=80, srtp_crypto="short")))[0] == 430
+        assert await error(req("add_remote_publisher", streams=[{"codec": "vp8"}])) == (
+            429, "Missing mandatory element (type)")
+        assert await error(req("add_remote_publisher", streams=[{"type": "bogus"}])) == (
+            430, "Invalid element value (type)")
+        assert await error(req("add_remote_publisher", streams=[{"type": "video"}])) == (
+            429, "Missing mandatory element (codec)")
+        assert await error(req("add_remote_publisher", streams=[{"type": "video", "codec": "mpeg2"}])) == (
+            429, "Invalid element value (unsupported codec)")
+        assert await error(req("add_remote_publisher", streams=streams, srtp_suite=81, srtp_crypto="x")) == (
+            430, "Invalid SRTP suite (81)")
         assert (await error(req("add_remote_publisher", streams=streams, port=70000)))[0] == 430
+
+        # A codec the room does not allow, or an unusable SRTP key, disables streams instead.
+        odd = await sync(j, req("add_remote_publisher", streams=[{"type": "video", "codec": "h264"},
+                                                                  {"type": "audio", "codec": "opus"}]))
+        badkey = await sync(j, req("add_remote_publisher", streams=streams, srtp_suite=80, srtp_crypto="short"))
+        async with client(server) as w:
+            await w.attach(VR)
+            seen = {p["id"]: p for p in (await observer(w, room))["publishers"]}
+        assert [(s["type"], s["mindex"], s["mid"]) for s in seen[odd["id"]]["streams"]] == [("audio", 1, "1")]
+        assert seen[badkey["id"]]["streams"] == []
+        for gone in (odd, badkey):
+            assert await sync(j, req("remove_remote_publisher", id=gone["id"])) == {"videoroom": "success"}
 
         added = await sync(j, req("add_remote_publisher", id=9, streams=streams, srtp_suite=32,
                                   srtp_crypto="YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0"))
-        assert added["id"] == 9
+        assert added["id"] == 9 and "ip" not in added
         assert await error(req("add_remote_publisher", id=9, streams=streams)) == (436, "User ID 9 already exists")
         # The port is taken while the remote publisher exists.
-        assert (await error(req("add_remote_publisher", streams=streams, port=added["port"])))[0] == 499
+        assert await error(req("add_remote_publisher", streams=streams, port=added["port"])) == (
+            499, "Could not open UDP socket for RTP stream")
 
         updated = await sync(j, req("update_remote_publisher", id=9, display="renamed",
-                                    streams=[{"type": "audio", "mindex": 1, "mid": "a", "codec": "opus"}]))
+                                    streams=[{"type": "audio", "mindex": 1, "codec": "opus"}]))
         assert updated == {"videoroom": "success"}
         [p] = [x for x in await participants(j, room) if x["id"] == 9]
         assert p["display"] == "renamed"
@@ -299,13 +329,19 @@ async def test_remote_publisher_errors(server):
         assert await error(req("remove_remote_publisher", id=12345)) == (428, "No such remote publisher (12345)")
         assert await error(req("update_remote_publisher", id=12345)) == (428, "No such remote publisher (12345)")
         assert await error(req("remove_remote_publisher")) == (429, "Missing mandatory element (id)")
-        # A remote publisher cannot itself be remotized; unknown publishers neither.
-        for pid in (9, 777):
-            assert await error(req("publish_remotely", publisher_id=pid, remote_id="x", host="127.0.0.1",
-                                   port=5000)) == (428, f"No such publisher ({pid})")
-            assert await error(req("listremotes", publisher_id=pid)) == (428, f"No such publisher ({pid})")
+        remotize = {"remote_id": "x", "host": "127.0.0.1", "port": 5000}
+        assert await error(req("publish_remotely", publisher_id=9, **remotize)) == (
+            430, "Only local publishers can be remotized")
+        assert await error(req("publish_remotely", publisher_id=777, **remotize)) == (428, "No such feed (777)")
+        assert await error(req("publish_remotely", publisher_id=777, remote_id="x", host="127.0.0.1", port=0)) == (
+            430, "Invalid element (port must be a non-zero positive integer)")
         assert await error(req("publish_remotely", publisher_id=9, host="127.0.0.1", port=5000)) == (
             429, "Missing mandatory element (remote_id)")
+        assert await sync(j, req("listremotes", publisher_id=9)) == {
+            "videoroom": "success", "room": room, "id": 9, "list": []}
+        assert await error(req("listremotes", publisher_id=777)) == (428, "No such publisher (777)")
+        assert await error(req("unpublish_remotely", publisher_id=9, remote_id="x")) == (
+            428, "No such remotization (x)")
 
         assert await sync(j, req("remove_remote_publisher", id=9)) == {"videoroom": "success"}
         await wait_port_free(added["port"])

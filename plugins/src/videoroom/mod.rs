@@ -228,7 +228,7 @@ fn sync_request(shared: &Shared, name: &str, body: Map<String, Value>) -> Plugin
         Ok(r) => r,
         Err(e) => return PluginReply::Sync(VrError::from(e).to_json()),
     };
-    if name == "rtp_forward" && shared.settings().lock_rtp_forward {
+    if matches!(name, "rtp_forward" | "publish_remotely") && shared.settings().lock_rtp_forward {
         let key = shared.settings().admin_key;
         if let Err(e) = check_password(key.as_deref(), &body, "admin_key") {
             return PluginReply::Sync(e.to_json());
@@ -237,6 +237,12 @@ fn sync_request(shared: &Shared, name: &str, body: Map<String, Value>) -> Plugin
     let Some(req) = room_request(name, body) else {
         return PluginReply::Sync(VrError::new(INVALID_REQUEST, format!("Unknown request '{name}'")).to_json());
     };
+    // Janus compat: cascading requests are checked before their room is looked up.
+    if let RoomRequest::Cascade(c) = &req {
+        if let Err(e) = c.validate() {
+            return PluginReply::Sync(e.to_json());
+        }
+    }
     let Some(addr) = shared.registry.room(room) else {
         return PluginReply::Sync(VrError::no_such_room(room).to_json());
     };

@@ -116,8 +116,8 @@ pub struct RemoteStream {
 /// A remote publisher's sockets and receiving thread. Dropping it stops the thread.
 pub struct RemoteSource {
     port: MediaPort,
-    /// Address to announce in the reply (`ip`).
-    pub ip: String,
+    /// The address the RTP socket is bound to, when not every address (`ip` of the reply).
+    pub ip: Option<String>,
     /// The port all RTP arrives on.
     pub rtp_port: u16,
     /// The port the sender latches to for our RTCP feedback.
@@ -147,6 +147,8 @@ struct Back {
 pub struct Binding {
     /// RTP port; 0 picks a free one.
     pub port: u16,
+    /// RTCP port; 0 picks a free one.
+    pub rtcp_port: u16,
     /// Local address to bind to (`iface`); every address when `None`.
     pub iface: Option<IpAddr>,
     /// IPv4 multicast group to join on the RTP socket (`mcast`).
@@ -167,7 +169,7 @@ impl RemoteSource {
             };
             rtp.join_multicast_v4(&group, &on)?;
         }
-        let rtcp = UdpSocket::bind((binding.iface.unwrap_or(any), 0))?;
+        let rtcp = UdpSocket::bind((binding.iface.unwrap_or(any), binding.rtcp_port))?;
         let (rtp_port, rtcp_port) = (rtp.local_addr()?.port(), rtcp.local_addr()?.port());
         let back_socket = rtcp.try_clone()?;
         back_socket.set_nonblocking(true)?;
@@ -184,10 +186,7 @@ impl RemoteSource {
         let back = Arc::new(Back { socket: back_socket, to: Mutex::new(None) });
         let (d, b) = (demux.clone(), back.clone());
         let thread = IoThread::spawn(format!("vr-remote-{label}"), move || receive(rtp, rtcp, d, b))?;
-        let ip = match binding.mcast.map(IpAddr::V4).or(binding.iface) {
-            Some(ip) => ip.to_string(),
-            None => local_ip(),
-        };
+        let ip = binding.mcast.map(IpAddr::V4).or(binding.iface).map(|ip| ip.to_string());
         Ok(Arc::new(RemoteSource { port, ip, rtp_port, rtcp_port, demux, back, _thread: thread }))
     }
 
@@ -409,17 +408,6 @@ impl Drop for IoThread {
     }
 }
 
-/// The address other hosts reach us at, for the `ip` of `add_remote_publisher` when no `iface`
-/// was given: the source address of the default route, else loopback. Sends nothing.
-fn local_ip() -> String {
-    let probe = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
-        .and_then(|s| s.connect((Ipv4Addr::new(192, 0, 2, 1), 9)).and_then(|_| s.local_addr()));
-    match probe {
-        Ok(addr) if !addr.ip().is_unspecified() => addr.ip().to_string(),
-        _ => Ipv4Addr::LOCALHOST.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,10 +427,10 @@ mod tests {
 
     #[test]
     fn the_thread_ends_and_the_port_is_freed_when_the_source_is_dropped() {
-        let binding = Binding { port: 0, iface: Some(IpAddr::from([127, 0, 0, 1])), mcast: None };
+        let binding = Binding { port: 0, rtcp_port: 0, iface: Some(IpAddr::from([127, 0, 0, 1])), mcast: None };
         let source = RemoteSource::bind("t", &binding, None).expect("bound");
         let port = source.rtp_port;
-        assert_eq!(source.ip, "127.0.0.1");
+        assert_eq!(source.ip.as_deref(), Some("127.0.0.1"));
         drop(source);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
