@@ -188,7 +188,15 @@ async def test_remote_publisher_fed_by_plain_rtp(server):
 @pytest.mark.asyncio
 async def test_cascade_between_two_servers(server):
     far = Server()
-    pub, sub = Publisher(), Subscriber()
+    pub, sub = Publisher(data=True), Subscriber()
+    opened = asyncio.Event()
+    pub.channel.on("open", opened.set)
+    received = asyncio.Queue()
+
+    @sub.pc.on("datachannel")
+    def on_channel(ch):
+        ch.on("message", received.put_nowait)
+
     try:
         async with client(server) as aj, client(server) as mj, client(far) as bj, client(far) as sj:
             for j in (aj, mj, bj, sj):
@@ -205,7 +213,7 @@ async def test_cascade_between_two_servers(server):
             await pub.pc.setRemoteDescription(RTCSessionDescription(sdp=ev["jsep"]["sdp"], type="answer"))
             await aj.next_event(lambda e: e.get("janus") == "webrtcup")
             streams = [{k: s[k] for k in ("type", "mindex", "mid", "codec") if k in s} for s in data_of(ev)["streams"]]
-            assert [s["type"] for s in streams] == ["audio", "video"]
+            assert [s["type"] for s in streams] == ["audio", "video", "data"]
 
             # The hop is SRTP-protected with the same key on both sides.
             srtp = {"srtp_suite": 80, "srtp_crypto": base64.b64encode(bytes(range(30))).decode()}
@@ -230,6 +238,22 @@ async def test_cascade_between_two_servers(server):
             assert (320, 240) in video.sizes
             audio = await sub.frames("audio", 20, timeout=20)
             assert audio.count() >= 20
+            # Data-channel messages cross too, in Janus's bare-RTP envelope.
+            await asyncio.wait_for(opened.wait(), 10)
+            for _ in range(50):
+                pub.channel.send("hello from a")
+                try:
+                    first = await asyncio.wait_for(received.get(), 0.2)
+                    break
+                except asyncio.TimeoutError:
+                    continue
+            else:
+                raise AssertionError("no data crossed the cascade")
+            assert first == "hello from a"
+            pub.channel.send(b"\x00\x01binary")
+            while (msg := await asyncio.wait_for(received.get(), 5)) == "hello from a":
+                pass
+            assert msg == b"\x00\x01binary"
 
             gone = await sync(mj, {"request": "unpublish_remotely", "room": room_a, "secret": "sa",
                                    "publisher_id": feed, "remote_id": "to-b"})

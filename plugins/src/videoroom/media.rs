@@ -154,6 +154,9 @@ impl Feed {
         if self.moderated.load(Ordering::Relaxed) {
             return;
         }
+        for f in self.forwarders.snapshot().iter() {
+            f.send_data(data, binary);
+        }
         for s in self.subscribers.snapshot().iter() {
             if s.gate.is_open() && s.send.load(Ordering::Relaxed) {
                 s.port.send_data(None, data.clone(), binary);
@@ -400,6 +403,16 @@ impl RtpForwarder {
     /// Whether it sends SRTP.
     pub fn is_srtp(&self) -> bool {
         self.srtp.is_some()
+    }
+
+    /// A data-channel message in Janus's envelope: a bare RTP header (payload type 1 for binary,
+    /// 0 for text) and the message, never encrypted.
+    fn send_data(&self, data: &[u8], binary: bool) {
+        let mut out = Vec::with_capacity(12 + data.len());
+        out.extend_from_slice(&[0x80, u8::from(binary), 0, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(&self.ssrc.to_be_bytes());
+        out.extend_from_slice(data);
+        let _ = self.socket.send_to(&out, self.dest);
     }
 
     fn send(&self, pkt: &RtpPacket) {

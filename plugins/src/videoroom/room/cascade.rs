@@ -385,20 +385,23 @@ impl Room {
                 .map_err(|e| VrError::new(INVALID_ELEMENT, format!("Invalid SRTP settings: {e}")))
         };
         sender(&req.srtp)?;
-        // Data channels are not relayed to the remote side (yet).
-        let media: Vec<&(usize, MediaKind, Arc<Feed>)> =
-            streams.iter().filter(|(_, k, _)| *k != MediaKind::Data).collect();
-        let feeds = media.iter().map(|(m, _, f)| (remote_ssrc(*m, 0), Arc::downgrade(f))).collect();
+        let feeds = streams
+            .iter()
+            .filter(|(_, k, _)| *k == MediaKind::Video)
+            .map(|(m, _, f)| (remote_ssrc(*m, 0), Arc::downgrade(f)))
+            .collect();
         let host = dest.ip().to_string();
         let remotization = Remotization::start(req.remote_id.clone(), host.clone(), req.port, rtcp, feeds)
             .map_err(|_| VrError::new(UNKNOWN_ERROR, "Could not open UDP socket for RTP stream"))?;
         let remotization = Arc::new(remotization);
-        for (mindex, kind, feed) in media {
+        for (mindex, kind, feed) in &streams {
             let stream_id = self.next_forwarder;
             self.next_forwarder += 1;
+            // Janus compat: data-channel messages go unencrypted, in their bare RTP envelope.
+            let srtp = if *kind == MediaKind::Data { None } else { sender(&req.srtp)? };
             let f = RtpForwarder::new(stream_id, *kind, host.clone(), dest, remote_ssrc(*mindex, 0), 0)
                 .map_err(|_| VrError::new(UNKNOWN_ERROR, "Could not open UDP socket for RTP stream"))?
-                .with_srtp(sender(&req.srtp)?)
+                .with_srtp(srtp)
                 .with_remote(remotization.clone(), feed.layer_rids());
             feed.add_forwarder(Arc::new(f));
             feed.request_keyframe();
