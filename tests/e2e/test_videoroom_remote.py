@@ -5,6 +5,7 @@ aiortc subscriber, and the error paths of the six requests."""
 
 import asyncio
 import base64
+import os
 import random
 import socket
 import struct
@@ -96,6 +97,26 @@ async def observer(j, room, display="watcher"):
 
 async def participants(j, room):
     return (await sync(j, {"request": "listparticipants", "room": room}))["participants"]
+
+
+def threads_named(server, prefix):
+    """How many threads of the server process have a name starting with `prefix` (Linux)."""
+    n = 0
+    for tid in os.listdir(f"/proc/{server.proc.pid}/task"):
+        try:
+            with open(f"/proc/{server.proc.pid}/task/{tid}/comm") as f:
+                n += f.read().strip().startswith(prefix)
+        except OSError:
+            pass
+    return n
+
+
+async def wait_threads(server, prefix, n, timeout=5.0):
+    deadline = time.time() + timeout
+    while threads_named(server, prefix) != n:
+        if time.time() > deadline:
+            raise AssertionError(f"{threads_named(server, prefix)} '{prefix}' threads, expected {n}")
+        await asyncio.sleep(0.1)
 
 
 async def wait_port_free(port, timeout=5.0):
@@ -255,9 +276,13 @@ async def test_cascade_between_two_servers(server):
                 pass
             assert msg == b"\x00\x01binary"
 
+            assert threads_named(server, "vr-remotize") == 1
+            assert threads_named(far, "vr-remote-") == 1
             gone = await sync(mj, {"request": "unpublish_remotely", "room": room_a, "secret": "sa",
                                    "publisher_id": feed, "remote_id": "to-b"})
             assert gone == {"videoroom": "success", "room": room_a, "id": feed}
+            # Its RTCP listener ends with it.
+            await wait_threads(server, "vr-remotize", 0)
             await asyncio.sleep(0.5)
             t = time.time()
             await asyncio.sleep(1.5)
@@ -267,10 +292,20 @@ async def test_cascade_between_two_servers(server):
             err = await sync(mj, {"request": "unpublish_remotely", "room": room_a, "secret": "sa",
                                   "publisher_id": feed, "remote_id": "to-b"})
             assert err["error_code"] == 428
+            # A remotization also ends when its publisher stops publishing.
+            again = await sync(mj, {"request": "publish_remotely", "room": room_a, "secret": "sa",
+                                    "publisher_id": feed, "remote_id": "again", "host": "127.0.0.1",
+                                    "port": added["port"], "rtcp_port": added["rtcp_port"]})
+            assert again["remote_id"] == "again"
+            await wait_threads(server, "vr-remotize", 1)
+            await aj.message({"request": "unpublish"})
+            await aj.next_event(is_event("unpublished", "ok"))
+            await wait_threads(server, "vr-remotize", 0)
             # B still lists the remote publisher until it is removed there.
             assert remote_feed in {p["id"] for p in await participants(bj, room_b)}
             assert await sync(bj, {"request": "remove_remote_publisher", "room": room_b, "secret": "sb",
                                    "id": remote_feed}) == {"videoroom": "success"}
+            await wait_threads(far, "vr-remote-", 0)
     finally:
         await sub.close()
         await pub.close()
