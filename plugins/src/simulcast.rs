@@ -66,6 +66,11 @@ impl Layers {
         Some(Layers { rids, seen: Default::default() })
     }
 
+    /// The rids, lowest quality first.
+    pub fn rids(&self) -> &[Arc<str>] {
+        &self.rids
+    }
+
     /// How many layers.
     pub fn count(&self) -> usize {
         self.rids.len()

@@ -7,6 +7,7 @@ pub mod codec;
 mod engine;
 pub mod network;
 mod peer;
+pub mod plain;
 mod port;
 pub mod sdp;
 pub mod srtp;

@@ -14,6 +14,7 @@ use portunus_actors::media::codec::VideoFrameInfo;
 use portunus_actors::media::srtp::SrtpSender;
 use portunus_actors::media::{Feedback, MediaKind, MediaPort, MediaSink, RtpPacket, RtpWriter};
 
+use super::remote::Remotization;
 use crate::simulcast::{KeyframeThrottle, Layers, Selector, Verdict};
 
 /// A copy-on-write list: readers clone the `Arc`, writers swap in an edited copy.
@@ -61,7 +62,12 @@ pub struct Feed {
     codec: String,
     /// The publisher's simulcast layers, if it sends simulcast.
     layers: Option<Layers>,
+    /// Where keyframe requests go instead of the publisher's PeerConnection (remote publishers).
+    keyframe_hook: Option<KeyframeHook>,
 }
+
+/// Asks a source without a PeerConnection for a keyframe.
+pub type KeyframeHook = Arc<dyn Fn() + Send + Sync>;
 
 impl Feed {
     /// A feed for the publisher stream `mid`.
@@ -70,6 +76,7 @@ impl Feed {
             talk: None,
             codec: codec.to_owned(),
             layers: None,
+            keyframe_hook: None,
             kind,
             mid,
             publisher,
@@ -92,6 +99,17 @@ impl Feed {
     pub fn with_layers(mut self, rids: &[String]) -> Self {
         self.layers = Layers::from_rids(rids);
         self
+    }
+
+    /// Sends keyframe requests to `hook` (a remote publisher's RTCP) instead of the publisher.
+    pub fn with_keyframe_hook(mut self, hook: KeyframeHook) -> Self {
+        self.keyframe_hook = Some(hook);
+        self
+    }
+
+    /// The simulcast layers' rids, lowest quality first (empty without simulcast).
+    pub fn layer_rids(&self) -> Vec<Arc<str>> {
+        self.layers.as_ref().map(|l| l.rids().to_vec()).unwrap_or_default()
     }
 
     /// How many simulcast layers (0 without simulcast).
@@ -136,6 +154,9 @@ impl Feed {
         if self.moderated.load(Ordering::Relaxed) {
             return;
         }
+        for f in self.forwarders.snapshot().iter() {
+            f.send_data(data, binary);
+        }
         for s in self.subscribers.snapshot().iter() {
             if s.gate.is_open() && s.send.load(Ordering::Relaxed) {
                 s.port.send_data(None, data.clone(), binary);
@@ -146,7 +167,10 @@ impl Feed {
     /// Asks the publisher for a keyframe (throttled: see [`KeyframeThrottle`]).
     pub fn request_keyframe(&self) {
         if self.kind == MediaKind::Video && self.keyframes.allow() {
-            self.publisher.request_keyframe(&self.mid);
+            match &self.keyframe_hook {
+                Some(hook) => hook(),
+                None => self.publisher.request_keyframe(&self.mid),
+            }
         }
     }
 
@@ -328,6 +352,10 @@ pub struct RtpForwarder {
     socket: UdpSocket,
     /// Encrypts what is sent (`srtp_suite`/`srtp_crypto`); plain RTP without.
     srtp: Option<SrtpSender>,
+    /// The `publish_remotely` this forwarder is part of, if any.
+    pub remote: Option<Arc<Remotization>>,
+    /// Simulcast layers (rids, lowest first): layer `n` is sent with SSRC `ssrc + n`.
+    layer_rids: Vec<Arc<str>>,
 }
 
 impl RtpForwarder {
@@ -344,7 +372,19 @@ impl RtpForwarder {
         let socket = UdpSocket::bind(local)?;
         // Never block the media runtime: a full socket buffer drops the packet.
         socket.set_nonblocking(true)?;
-        Ok(RtpForwarder { stream_id, kind, port: dest.port(), host, ssrc, pt, dest, socket, srtp: None })
+        Ok(RtpForwarder {
+            stream_id,
+            kind,
+            port: dest.port(),
+            host,
+            ssrc,
+            pt,
+            dest,
+            socket,
+            srtp: None,
+            remote: None,
+            layer_rids: Vec::new(),
+        })
     }
 
     /// Sends SRTP instead of plain RTP.
@@ -353,13 +393,31 @@ impl RtpForwarder {
         self
     }
 
+    /// Part of a `publish_remotely`: simulcast layer `n` (of `layer_rids`) goes with SSRC `ssrc + n`.
+    pub fn with_remote(mut self, remote: Arc<Remotization>, layer_rids: Vec<Arc<str>>) -> Self {
+        self.remote = Some(remote);
+        self.layer_rids = layer_rids;
+        self
+    }
+
     /// Whether it sends SRTP.
     pub fn is_srtp(&self) -> bool {
         self.srtp.is_some()
     }
 
+    /// A data-channel message in Janus's envelope: a bare RTP header (payload type 1 for binary,
+    /// 0 for text) and the message, never encrypted.
+    fn send_data(&self, data: &[u8], binary: bool) {
+        let mut out = Vec::with_capacity(12 + data.len());
+        out.extend_from_slice(&[0x80, u8::from(binary), 0, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(&self.ssrc.to_be_bytes());
+        out.extend_from_slice(data);
+        let _ = self.socket.send_to(&out, self.dest);
+    }
+
     fn send(&self, pkt: &RtpPacket) {
-        let ssrc = if self.ssrc == 0 { pkt.ssrc } else { self.ssrc };
+        let layer = pkt.rid.as_ref().and_then(|r| self.layer_rids.iter().position(|l| l == r)).unwrap_or(0);
+        let ssrc = if self.ssrc == 0 { pkt.ssrc } else { self.ssrc.wrapping_add(layer as u32) };
         let pt = if self.pt == 0 { pkt.payload_type } else { self.pt };
         let Some(bytes) = pkt.to_bytes(ssrc, pt) else { return };
         let bytes = match &self.srtp {

@@ -9,6 +9,7 @@ mod errors;
 mod media;
 mod props;
 mod registry;
+mod remote;
 mod room;
 
 use std::sync::{Arc, Mutex};
@@ -26,7 +27,7 @@ use tokio::sync::mpsc;
 use errors::*;
 use props::RoomProps;
 use registry::Registry;
-use room::{check_password, RoomReply, RoomRequest};
+use room::{check_password, CascadeRequest, RoomReply, RoomRequest};
 
 const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     package: "janus.plugin.videoroom",
@@ -196,7 +197,7 @@ fn room_request(name: &str, body: Map<String, Value>) -> Option<RoomRequest> {
         "enable_recording" => RoomRequest::EnableRecording(body),
         #[cfg(feature = "fault-injection")]
         "portunus_fault" => RoomRequest::Fault,
-        _ => return None,
+        _ => return CascadeRequest::named(name, body).map(RoomRequest::Cascade),
     })
 }
 
@@ -227,7 +228,7 @@ fn sync_request(shared: &Shared, name: &str, body: Map<String, Value>) -> Plugin
         Ok(r) => r,
         Err(e) => return PluginReply::Sync(VrError::from(e).to_json()),
     };
-    if name == "rtp_forward" && shared.settings().lock_rtp_forward {
+    if matches!(name, "rtp_forward" | "publish_remotely") && shared.settings().lock_rtp_forward {
         let key = shared.settings().admin_key;
         if let Err(e) = check_password(key.as_deref(), &body, "admin_key") {
             return PluginReply::Sync(e.to_json());
@@ -236,6 +237,12 @@ fn sync_request(shared: &Shared, name: &str, body: Map<String, Value>) -> Plugin
     let Some(req) = room_request(name, body) else {
         return PluginReply::Sync(VrError::new(INVALID_REQUEST, format!("Unknown request '{name}'")).to_json());
     };
+    // Janus compat: cascading requests are checked before their room is looked up.
+    if let RoomRequest::Cascade(c) = &req {
+        if let Err(e) = c.validate() {
+            return PluginReply::Sync(e.to_json());
+        }
+    }
     let Some(addr) = shared.registry.room(room) else {
         return PluginReply::Sync(VrError::no_such_room(room).to_json());
     };

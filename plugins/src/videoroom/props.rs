@@ -7,9 +7,10 @@ use serde_json::{json, Map, Value};
 use super::errors::{VrError, INVALID_ELEMENT};
 
 /// Audio codecs a room may allow.
-const AUDIO_CODECS: &[&str] = &["opus", "g722", "pcmu", "pcma", "isac32", "isac16", "multiopus", "l16", "l16-48"];
+pub(super) const AUDIO_CODECS: &[&str] =
+    &["opus", "g722", "pcmu", "pcma", "isac32", "isac16", "multiopus", "l16", "l16-48"];
 /// Video codecs a room may allow.
-const VIDEO_CODECS: &[&str] = &["vp8", "vp9", "h264", "av1", "h265"];
+pub(super) const VIDEO_CODECS: &[&str] = &["vp8", "vp9", "h264", "av1", "h265"];
 
 /// A room's settings.
 #[derive(Clone, Debug, PartialEq)]

@@ -5,6 +5,8 @@
 //! panic boundary: a panic ends this room alone (participants get `destroyed` and their
 //! PeerConnections closed, the room leaves the registry and can be created again).
 
+mod cascade;
+
 use std::collections::BTreeMap;
 use std::net::ToSocketAddrs;
 use std::sync::atomic::Ordering;
@@ -26,6 +28,8 @@ use super::errors::*;
 use super::media::{Feed, Gate, LayerNotice, PublisherSink, RtpForwarder, SubStream, SubscriberSink, TalkDetector};
 use super::props::{tokens, RoomProps};
 use super::registry::Registry;
+use super::remote::Endpoint;
+pub use cascade::CascadeRequest;
 
 /// Codecs we can receive and forward, per kind.
 const AUDIO: &[&str] = &["opus", "pcmu", "pcma"];
@@ -124,6 +128,8 @@ pub enum RoomRequest {
     Leave {
         handle: u64,
     },
+    /// Remote publishers and remotizations (see [`cascade`]).
+    Cascade(CascadeRequest),
     /// Test builds: panic inside the room.
     #[cfg(feature = "fault-injection")]
     Fault,
@@ -169,7 +175,7 @@ struct Participant {
     display: Option<String>,
     metadata: Option<Value>,
     private_id: u32,
-    ctx: PluginCtx,
+    ctx: Endpoint,
     publication: Option<Publication>,
 }
 
@@ -697,6 +703,7 @@ impl Room {
             RoomRequest::Leave { handle } => self
                 .leave(handle)
                 .ok_or_else(|| VrError::new(JOIN_FIRST, "Invalid request on unconfigured participant")),
+            RoomRequest::Cascade(req) => self.cascade(req),
             #[cfg(feature = "fault-injection")]
             RoomRequest::Fault => panic!("fault injected into room {room}"),
         }
@@ -740,7 +747,7 @@ impl Room {
             },
         };
         let private_id = (random_id() as u32).max(1);
-        let p = Participant { id, display, metadata, private_id, ctx: pctx, publication: None };
+        let p = Participant { id, display, metadata, private_id, ctx: Endpoint::Local(pctx), publication: None };
         let attendee = Self::attendee_json(&p);
         let mut joined = json!({
             "videoroom": "joined",
