@@ -6,18 +6,12 @@
 //! a panic here is always our bug.
 
 use bytes::Bytes;
-use rtc::shared::marshal::Unmarshal;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::shared::marshal::{Marshal, Unmarshal};
 
 use super::types::{RtpExtension, RtpPacket};
-
-/// RTCP payload-specific feedback (RFC 4585).
-const RTCP_PSFB: u8 = 206;
-/// PSFB format: picture loss indication.
-const FMT_PLI: u8 = 1;
-/// PSFB format: full intra request (RFC 5104).
-const FMT_FIR: u8 = 4;
-/// RTCP receiver report.
-const RTCP_RR: u8 = 201;
 
 /// Whether `buf` looks like RTP (version 2, a payload type outside the RTCP range), as Janus's
 /// `janus_is_rtp` decides.
@@ -72,46 +66,33 @@ pub fn rtp_payload(buf: &[u8]) -> Option<&[u8]> {
 
 /// An RTCP PLI from `sender_ssrc` asking the source of `media_ssrc` for a keyframe.
 pub fn picture_loss(sender_ssrc: u32, media_ssrc: u32) -> Bytes {
-    let mut out = Vec::with_capacity(12);
-    out.extend_from_slice(&[0x80 | FMT_PLI, RTCP_PSFB, 0, 2]);
-    out.extend_from_slice(&sender_ssrc.to_be_bytes());
-    out.extend_from_slice(&media_ssrc.to_be_bytes());
-    Bytes::from(out)
+    marshal(&PictureLossIndication { sender_ssrc, media_ssrc })
 }
 
 /// An empty RTCP receiver report from `ssrc`: sent to a remote publisher's RTCP port so that it
 /// learns (latches) where to send its keyframe requests.
 pub fn empty_receiver_report(ssrc: u32) -> Bytes {
-    let mut out = Vec::with_capacity(8);
-    out.extend_from_slice(&[0x80, RTCP_RR, 0, 1]);
-    out.extend_from_slice(&ssrc.to_be_bytes());
-    Bytes::from(out)
+    marshal(&ReceiverReport { ssrc, ..Default::default() })
 }
 
-/// The media SSRCs a (possibly compound) RTCP packet asks keyframes for (PLI and FIR).
+fn marshal(packet: &impl Marshal) -> Bytes {
+    // Both packets are fixed-size and always marshal; an empty datagram is harmless.
+    packet.marshal().map(|b| b.freeze()).unwrap_or_default()
+}
+
+/// The media SSRCs a (possibly compound) RTCP packet asks keyframes for (PLI and FIR). A packet
+/// that does not parse asks for nothing.
 pub fn keyframe_requests(buf: &[u8]) -> Vec<u32> {
+    let mut raw = buf;
+    let Ok(packets) = rtc::rtcp::packet::unmarshal(&mut raw) else { return Vec::new() };
     let mut out = Vec::new();
-    let mut rest = buf;
-    while rest.len() >= 4 && rest[0] >> 6 == 2 {
-        let words = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
-        let len = (words + 1) * 4;
-        let Some(packet) = rest.get(..len) else { break };
-        let be32 = |at: usize| packet.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-        if packet[1] == RTCP_PSFB {
-            match packet[0] & 0x1f {
-                FMT_PLI => out.extend(be32(8)),
-                FMT_FIR => {
-                    // FCI entries: SSRC, sequence number and 3 reserved bytes.
-                    let mut at = 12;
-                    while let Some(ssrc) = be32(at) {
-                        out.push(ssrc);
-                        at += 8;
-                    }
-                }
-                _ => {}
-            }
+    for p in &packets {
+        let any = p.as_any();
+        if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+            out.push(pli.media_ssrc);
+        } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+            out.extend(fir.fir.iter().map(|e| e.ssrc));
         }
-        rest = &rest[len..];
     }
     out
 }
