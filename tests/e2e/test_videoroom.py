@@ -468,6 +468,9 @@ async def test_rtp_forward_to_udp(server):
             assert int.from_bytes(p[8:12], "big") == 4242
         seqs = [int.from_bytes(p[2:4], "big") for p in packets]
         assert len(set(seqs)) == len(seqs)
+        # The publisher's header extensions go on with its own ids (Janus forwards them too):
+        # aiortc puts abs-send-time/mid on its video, in the one-byte (0xBEDE) profile.
+        assert all(p[0] & 0x10 and p[12:14] == b"\xbe\xde" for p in packets), packets[0][:16].hex()
 
         # The operator sees the media plane and the rooms in /metrics.
         values = await server.metrics()

@@ -88,11 +88,13 @@ impl RtpWriter {
 }
 
 impl RtpPacket {
-    /// The packet as plain RTP bytes with `ssrc` and `payload_type` (RTP forwarders). Header
-    /// extensions are dropped, as in [`RtpWriter::write`].
+    /// The packet as plain RTP bytes with `ssrc` and `payload_type` (RTP forwarders, remote
+    /// publishing). Header extensions go on with the source's own ids, as Janus forwards them:
+    /// a receiver that cares learns those ids out of band (`add_remote_publisher`'s
+    /// `audiolevel_ext_id` and the like).
     pub fn to_bytes(&self, ssrc: u32, payload_type: u8) -> Option<Bytes> {
         use rtc::shared::marshal::Marshal;
-        let header = rtp::Header {
+        let mut header = rtp::Header {
             version: 2,
             marker: self.marker,
             payload_type,
@@ -101,6 +103,10 @@ impl RtpPacket {
             ssrc,
             ..Default::default()
         };
+        for ext in &self.extensions {
+            // A value the header cannot carry is dropped, not the packet.
+            let _ = header.set_extension(ext.id, ext.value.clone());
+        }
         rtp::Packet { header, payload: self.payload.clone() }.marshal().ok().map(|b| b.freeze())
     }
 }
