@@ -161,6 +161,11 @@ impl RoomProps {
         if let Some(allowed) = body.opt_array("allowed")? {
             p.allowed = Some(tokens(allowed)?);
         }
+        // Janus compat (8.2): SVC only in rooms whose one video codec is VP9; otherwise ignored.
+        if p.video_svc && p.videocodec != ["vp9"] {
+            tracing::warn!("video_svc needs videocodec vp9 alone: disabling it");
+            p.video_svc = false;
+        }
         Ok(p)
     }
 
