@@ -245,9 +245,9 @@ impl Selector {
         }
     }
 
-    /// The SVC (spatial, temporal) layers being forwarded, once started.
+    /// The SVC (spatial, temporal) layers the receiver was last told it gets.
     pub fn svc_layers(&self) -> (Option<u8>, Option<u8>) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).svc.current()
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).svc.reported()
     }
 
     /// Whether a packet of `layer` should replace the layer being forwarded: it is not above the

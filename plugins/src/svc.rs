@@ -86,6 +86,11 @@ impl SvcState {
         (self.spatial, self.temporal)
     }
 
+    /// The (spatial, temporal) layers the receiver was last told it gets.
+    pub fn reported(&self) -> (Option<u8>, Option<u8>) {
+        self.reported
+    }
+
     /// Forgets where the receiver was (its source changed): it starts again on a keyframe.
     pub fn reset(&mut self) {
         *self = SvcState { reported: self.reported, ..SvcState::default() };
