@@ -31,18 +31,23 @@ describe('VP9 SVC in headless Chromium', { timeout: 200000 }, () => {
     if (server) await server.stop();
   });
 
-  for (const plugin of ['echotest', 'videoroom']) test(`the receiver switches between VP9 SVC spatial layers (${plugin})`, { timeout: 170000 }, async (t) => {
+  for (const plugin of ['echotest', 'videoroom', 'echotest via janus.js']) test(`the receiver switches between VP9 SVC spatial layers (${plugin})`, { timeout: 170000 }, async (t) => {
     const browser = await startBrowser();
     const { page } = browser;
     let ok = false;
+    const janusjs = plugin.endsWith('janus.js') ? `&janusjs=${encodeURIComponent(`${server.webUrl}janus.js`)}` : '';
     try {
-      await page.goto(`${statik.base}/svc.html?plugin=${plugin}&ws=${encodeURIComponent(server.wsUrl)}`);
+      await page.goto(`${statik.base}/svc.html?plugin=${plugin.split(' ')[0]}${janusjs}&ws=${encodeURIComponent(server.wsUrl)}`);
       await waitFor('sender and receiver set up', async () => {
         const st = await svcState(page);
         if (st.errors.length) throw new Error(st.errors.join(' | '));
         return st.ready;
       }, { timeout: 30000 });
       assert.equal(await page.evaluate(() => window.senderMode()), 'L3T3_KEY', 'Chromium sends L3T3_KEY');
+      if (janusjs) {
+        const hint = (await svcState(page)).sentSvcHint;
+        assert.deepEqual(hint, [{ mindex: 0, mid: '0', svc: 'L3T3_KEY' }], 'janus.js tells the server about SVC');
+      }
       if (plugin === 'videoroom') {
         const st = await svcState(page);
         const video = st.publisherStreams.find((s) => s.type === 'video');
@@ -74,7 +79,7 @@ describe('VP9 SVC in headless Chromium', { timeout: 200000 }, () => {
       await waitFor('a spatial_layer 0 event', async () => (await svcState(page)).spatial.slice(before0).includes(0), { timeout: 10000 });
       const decodedSmall = await framesDecoded(page);
       await waitFor('base layer frames keep coming', async () => (await framesDecoded(page)) > decodedSmall + 10, { timeout: 10000 });
-      await page.screenshot({ path: path.join(ARTIFACTS, `svc-${plugin}-spatial-0.png`) });
+      await page.screenshot({ path: path.join(ARTIFACTS, `svc-${plugin.replaceAll(' ', '-')}-spatial-0.png`) });
 
       const before2 = (await svcState(page)).spatial.length;
       await page.evaluate(() => window.selectLayer(2));
@@ -108,7 +113,7 @@ describe('VP9 SVC in headless Chromium', { timeout: 200000 }, () => {
       if (!ok) {
         fs.mkdirSync(ARTIFACTS, { recursive: true });
         const st = await svcState(page).catch(() => null);
-        fs.writeFileSync(path.join(ARTIFACTS, `svc-${plugin}-failure.json`),
+        fs.writeFileSync(path.join(ARTIFACTS, `svc-${plugin.replaceAll(' ', '-')}-failure.json`),
           JSON.stringify({ state: st, console: browser.consoleLines, serverLog: server.logPath }, null, 2));
       }
       await browser.close();
