@@ -54,7 +54,8 @@ describe('VP9 SVC in headless Chromium', { timeout: 200000 }, () => {
         assert.equal(video.svc, true, JSON.stringify(st.publisherStreams));
         assert.equal(video.codec, 'vp9');
         const sub = st.subscriberStreams.find((s) => s.type === 'video');
-        assert.deepEqual(sub.svc, { 'spatial-layer': 2, 'temporal-layer': 2 }, JSON.stringify(st.subscriberStreams));
+        const expected = { 'spatial-layer': -1, 'target-spatial-layer': 2, 'temporal-layer': -1, 'target-temporal-layer': 2 };
+        assert.deepEqual(sub.svc, expected, JSON.stringify(st.subscriberStreams));
       }
 
       // Default: every layer the sender sends. Chromium adds its upper spatial layers as its

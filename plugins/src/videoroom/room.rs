@@ -1344,9 +1344,16 @@ fn slot_json(s: &SubSlot, display: Option<String>) -> Value {
             v["codec"] = json!(c);
         }
         if s.feed.as_ref().is_some_and(|f| f.is_svc()) {
-            // The layers this subscriber asked for (Janus names them with dashes here).
+            // Janus compat (8.2): the layers received (-1 before the first) and asked for.
             let (spatial, temporal) = s.stream.selector.svc.get();
-            v["svc"] = json!({"spatial-layer": spatial, "temporal-layer": temporal});
+            let (got_s, got_t) = s.stream.selector.svc_layers();
+            let got = |n: Option<u8>| n.map_or(-1, i64::from);
+            v["svc"] = json!({
+                "spatial-layer": got(got_s),
+                "target-spatial-layer": spatial,
+                "temporal-layer": got(got_t),
+                "target-temporal-layer": temporal,
+            });
         }
     }
     v
