@@ -345,6 +345,13 @@ mod tests {
     }
 
     #[test]
+    fn video_svc_needs_vp9_alone() {
+        assert!(RoomProps::parse(&obj(json!({"videocodec": "vp9", "video_svc": true}))).unwrap().video_svc);
+        assert!(!RoomProps::parse(&obj(json!({"videocodec": "vp9,vp8", "video_svc": true}))).unwrap().video_svc);
+        assert!(!RoomProps::parse(&obj(json!({"video_svc": true}))).unwrap().video_svc, "the default codec is vp8");
+    }
+
+    #[test]
     fn unknown_codec_is_refused() {
         let e = RoomProps::parse(&obj(json!({"videocodec": "vp8,mpeg2"}))).unwrap_err();
         assert_eq!(e.code, INVALID_ELEMENT);
