@@ -21,7 +21,8 @@
 //!
 //! Changes are reported when the picture that shows them went out: the spatial layer is the one
 //! whose frame ended the picture for this receiver (what it really gets, even when the sender
-//! sends fewer layers than wanted), the temporal layer the one being forwarded.
+//! sends fewer layers than wanted; a top layer the sender skips now and then is not reported as
+//! a change), the temporal layer the one being forwarded.
 //!
 //! This module is pure: no clock, no locks, no I/O. [`crate::simulcast::Selector`] holds a
 //! receiver's [`SvcState`] next to its sequence rewriter.
@@ -32,6 +33,9 @@ use portunus_actors::media::codec::Vp9Layer;
 
 /// Janus's default: the highest layers (it validates targets as 0, 1 or 2).
 pub const DEFAULT_LAYER: u8 = 2;
+
+/// Pictures in a row without the reported top spatial layer before a lower one is reported.
+const LOWER_PICTURES: u8 = 8;
 
 /// What a receiver asks for; written by its plugin's request handler, read per packet.
 #[derive(Debug)]
@@ -78,12 +82,32 @@ pub struct SvcState {
     up_switch: bool,
     /// The layers last reported to the client.
     reported: (Option<u8>, Option<u8>),
+    /// Pictures in a row that ended below the reported spatial layer without us asking for less.
+    lower_run: u8,
 }
 
 impl SvcState {
     /// The (spatial, temporal) layers being forwarded, once started.
     pub fn current(&self) -> (Option<u8>, Option<u8>) {
         (self.spatial, self.temporal)
+    }
+
+    /// The spatial layer to report when a picture ended with layer `top` and the receiver's layer
+    /// is `cur_s`, if it changed. Up at once; down at once when the receiver asked for less, but
+    /// when the sender left its top layer out (an encoder may skip an upper layer frame when short
+    /// of bits) only after [`LOWER_PICTURES`] pictures in a row, so a busy sender causes no flood
+    /// of events.
+    fn spatial_change(&mut self, top: u8, cur_s: u8) -> Option<u8> {
+        let Some(shown) = self.reported.0 else { return Some(top) };
+        if top >= shown {
+            self.lower_run = 0;
+            return (top > shown).then_some(top);
+        }
+        self.lower_run = self.lower_run.saturating_add(1);
+        (cur_s < shown || self.lower_run >= LOWER_PICTURES).then(|| {
+            self.lower_run = 0;
+            top
+        })
     }
 
     /// The (spatial, temporal) layers the receiver was last told it gets.
@@ -143,7 +167,7 @@ impl SvcState {
         // The sender marks the end of the whole picture; ours ends with the top forwarded layer.
         let marker = marker || (layer.end && sid == cur_s);
         if marker {
-            if self.reported.0 != Some(sid) {
+            if let Some(sid) = self.spatial_change(sid, cur_s) {
                 self.reported.0 = Some(sid);
                 notices.push(("spatial_layer", usize::from(sid)));
             }
@@ -314,6 +338,32 @@ mod tests {
         let added = layer(1, 0, true, true, false);
         assert_eq!(s.decide(&added, false, true, (2, 2), &mut notices), SvcVerdict::Forward { marker: true });
         assert_eq!(notices[2..], [("spatial_layer", 1)]);
+    }
+
+    #[test]
+    fn a_top_layer_skipped_now_and_then_is_not_reported() {
+        let mut r = Run::new();
+        r.picture(0, true, (2, 2));
+        // One picture without layer 2 (the encoder skipped it): no event.
+        let two_layers = |t: u8| {
+            let mut p = picture(t, false);
+            p.truncate(4);
+            p[3].1 = true;
+            p
+        };
+        for (l, m) in two_layers(1) {
+            r.state.decide(&l, false, m, (2, 2), &mut r.notices);
+        }
+        r.picture(2, false, (2, 2));
+        assert_eq!(r.notices, vec![("spatial_layer", 2), ("temporal_layer", 2)]);
+        // Layer 2 gone for good: reported once, after a few pictures; back at once.
+        for _ in 0..LOWER_PICTURES + 2 {
+            for (l, m) in two_layers(2) {
+                r.state.decide(&l, false, m, (2, 2), &mut r.notices);
+            }
+        }
+        r.picture(1, false, (2, 2));
+        assert_eq!(r.notices[2..], [("spatial_layer", 1), ("spatial_layer", 2)]);
     }
 
     #[test]
