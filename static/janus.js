@@ -577,6 +577,8 @@
     this._remoteCandidates = [];
     this._trickle = true;
     this._bitrate = {};
+    // Transceivers sending SVC, with their scalability mode (`svc` track option).
+    this._svc = new Map();
   };
 
   PluginHandle.prototype.getId = function () { return this._id; };
@@ -767,7 +769,9 @@
       }
       const init = { direction: direction, streams: [self._localStream] };
       if (entry.simulcast && kind === 'video') init.sendEncodings = simulcastEncodings();
+      else if (entry.svc && kind === 'video') init.sendEncodings = [{ active: true, scalabilityMode: entry.svc }];
       t = pc.addTransceiver(track, init);
+      if (!entry.simulcast && entry.svc && kind === 'video') self._svc.set(t, entry.svc);
       added(track);
     });
     function added(track) {
@@ -797,6 +801,12 @@
     }).then(function (desc) {
       const jsep = { type: desc.type, sdp: desc.sdp };
       if (!self._trickle) jsep.trickle = false;
+      // Tell the plugin which m-lines send SVC, and how (the core passes this on).
+      const svc = [];
+      pc.getTransceivers().forEach(function (t, mindex) {
+        if (self._svc.has(t) && t.mid !== null) svc.push({ mindex: mindex, mid: t.mid, svc: self._svc.get(t) });
+      });
+      if (desc.type === 'offer' && svc.length) jsep.svc = svc;
       (callbacks.success || noop)(jsep);
     });
   };

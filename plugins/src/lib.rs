@@ -6,6 +6,7 @@ pub mod echotest;
 pub mod faulty;
 pub mod rooms_file;
 pub mod simulcast;
+pub mod svc;
 pub mod textroom;
 pub mod videocall;
 pub mod videoroom;

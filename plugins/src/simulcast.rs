@@ -4,7 +4,9 @@
 //! across every switch.
 //!
 //! A [`Layers`] describes a simulcast source (its rids, lowest quality first, and when each layer
-//! was last heard); a [`Selector`] is one receiver's choice over it.
+//! was last heard); a [`Selector`] is one receiver's choice over it. The same selector picks the
+//! layers of a VP9 SVC source ([`Selector::decide_svc`], rules in [`crate::svc`]), so one sequence
+//! rewriter serves a receiver whatever its source is.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,8 @@ use std::collections::HashMap;
 use portunus_actors::media::codec::{inspect_video, VideoFrameInfo};
 use portunus_actors::media::sdp::SdpInfo;
 use portunus_actors::media::{MediaKind, RtpPacket};
+
+use crate::svc::{SvcState, SvcTargets, SvcVerdict};
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -112,8 +116,15 @@ pub fn simulcast_streams(offer: &SdpInfo) -> HashMap<String, SimulcastStream> {
 /// What became of a packet.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Send it with these sequence number and timestamp.
-    Forward(u16, u32),
+    /// Send it with these sequence number, timestamp and marker bit.
+    Forward {
+        /// Outgoing sequence number.
+        seq: u16,
+        /// Outgoing timestamp.
+        ts: u32,
+        /// Outgoing marker bit (SVC sets it where a receiver's picture ends).
+        marker: bool,
+    },
     /// Not for this receiver.
     Drop,
     /// Not yet: the receiver waits for a keyframe of a layer it should switch to (ask for one).
@@ -128,6 +139,8 @@ pub struct Selector {
     pub temporal: AtomicU8,
     /// How long (ms) the current layer may be silent before a lower one is used.
     pub fallback_ms: AtomicU64,
+    /// Wanted SVC spatial and temporal layers (Janus default 2 each).
+    pub svc: SvcTargets,
     state: Mutex<State>,
 }
 
@@ -136,6 +149,9 @@ struct State {
     rewrite: Rewriter,
     layer: Option<usize>,
     temporal: Option<u8>,
+    svc: SvcState,
+    /// The SSRC the SVC state follows; another one starts it again.
+    svc_source: Option<u32>,
 }
 
 impl Default for Selector {
@@ -144,6 +160,7 @@ impl Default for Selector {
             substream: AtomicU8::new(2),
             temporal: AtomicU8::new(2),
             fallback_ms: AtomicU64::new(250),
+            svc: SvcTargets::default(),
             state: Mutex::new(State::default()),
         }
     }
@@ -191,7 +208,51 @@ impl Selector {
             }
         }
         let (seq, ts) = st.rewrite.rewrite(pkt, kind);
-        Verdict::Forward(seq, ts)
+        Verdict::Forward { seq, ts, marker: pkt.marker }
+    }
+
+    /// Decides on video `pkt` of an SVC source in `codec` (VP9; packets without layer indices
+    /// pass). `info` and `notices` as in [`Selector::decide`], with `("spatial_layer", n)` and
+    /// `("temporal_layer", n)`.
+    pub fn decide_svc(
+        &self,
+        pkt: &RtpPacket,
+        codec: &str,
+        info: &mut Option<VideoFrameInfo>,
+        notices: &mut Vec<(&'static str, usize)>,
+    ) -> Verdict {
+        let info = *info.get_or_insert_with(|| inspect_video(codec, &pkt.payload));
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let verdict = match info.vp9 {
+            Some(layer) => {
+                if st.svc_source != Some(pkt.ssrc) {
+                    st.svc.reset();
+                    st.svc_source = Some(pkt.ssrc);
+                }
+                st.svc.decide(&layer, info.keyframe, pkt.marker, self.svc.get(), notices)
+            }
+            None => SvcVerdict::Forward { marker: pkt.marker },
+        };
+        match verdict {
+            SvcVerdict::Forward { marker } => {
+                let (seq, ts) = st.rewrite.rewrite(pkt, MediaKind::Video);
+                Verdict::Forward { seq, ts, marker }
+            }
+            SvcVerdict::Drop => {
+                // Dropped: the next packet takes this one's sequence number.
+                st.rewrite.skip(pkt);
+                Verdict::Drop
+            }
+            SvcVerdict::NeedKeyframe => {
+                st.rewrite.skip(pkt);
+                Verdict::NeedKeyframe
+            }
+        }
+    }
+
+    /// The SVC (spatial, temporal) layers the receiver was last told it gets.
+    pub fn svc_layers(&self) -> (Option<u8>, Option<u8>) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).svc.reported()
     }
 
     /// Whether a packet of `layer` should replace the layer being forwarded: it is not above the
@@ -307,10 +368,10 @@ mod tests {
         };
         // The low layer starts on its keyframe; the high one waits for its own keyframe.
         assert_eq!(decide(vp8(1, 10, "l", false)), Verdict::NeedKeyframe);
-        assert_eq!(decide(vp8(1, 11, "l", true)), Verdict::Forward(11, 33000));
+        assert_eq!(decide(vp8(1, 11, "l", true)), Verdict::Forward { seq: 11, ts: 33000, marker: false });
         assert_eq!(decide(vp8(3, 500, "h", false)), Verdict::NeedKeyframe);
-        assert_eq!(decide(vp8(1, 12, "l", false)), Verdict::Forward(12, 36000));
-        assert!(matches!(decide(vp8(3, 501, "h", true)), Verdict::Forward(13, _)));
+        assert_eq!(decide(vp8(1, 12, "l", false)), Verdict::Forward { seq: 12, ts: 36000, marker: false });
+        assert!(matches!(decide(vp8(3, 501, "h", true)), Verdict::Forward { seq: 13, .. }));
         assert_eq!(decide(vp8(1, 13, "l", false)), Verdict::Drop);
         assert_eq!(notices, vec![("substream", 0), ("substream", 2)]);
         // Asking for the lowest layer: the switch down waits for its keyframe too.
@@ -319,7 +380,7 @@ mod tests {
         let p = vp8(1, 14, "l", true);
         assert!(matches!(
             s.decide(&p, MediaKind::Video, "vp8", Some((&l, 0)), &mut None, &mut notices),
-            Verdict::Forward(14, _)
+            Verdict::Forward { seq: 14, .. }
         ));
         assert_eq!(notices, vec![("substream", 0)]);
     }
@@ -362,5 +423,96 @@ mod tests {
         assert_eq!(r.rewrite(&pkt(1, 1, 0), MediaKind::Video), (1, 0));
         r.skip(&pkt(1, 2, 0));
         assert_eq!(r.rewrite(&pkt(1, 3, 0), MediaKind::Video), (2, 0));
+    }
+
+    /// A VP9 packet of spatial layer `sid`, temporal layer `tid` (non-flexible, TL0PICIDX 0),
+    /// first (`b`) and/or last (`e`) of its layer frame; a key picture when `key`.
+    fn vp9(seq: u16, pic: u32, sid: u8, tid: u8, b: bool, e: bool, key: bool, marker: bool) -> RtpPacket {
+        let mut d = 0x20 | if b { 0x08 } else { 0 } | if e { 0x04 } else { 0 } | if key { 0 } else { 0x40 };
+        if key && sid == 0 && b {
+            d |= 0x02;
+        }
+        let mut payload = vec![d, (tid << 5) | (u8::from(tid > 0) << 4) | (sid << 1) | u8::from(sid > 0), 0];
+        if d & 0x02 != 0 {
+            payload.push(0x40); // SS: three layers, no resolutions, no picture group.
+        }
+        payload.extend_from_slice(&[if key && sid == 0 { 0x82 } else { 0x86 }, 0xaa]);
+        RtpPacket { marker, payload: Bytes::from(payload), ..pkt(7, seq, pic * 3000) }
+    }
+
+    /// One L3 picture, two packets per layer: its packets in order.
+    fn vp9_picture(first_seq: u16, pic: u32, tid: u8, key: bool) -> Vec<RtpPacket> {
+        let mut out = Vec::new();
+        for sid in 0..3u8 {
+            let seq = first_seq + u16::from(sid) * 2;
+            out.push(vp9(seq, pic, sid, tid, true, false, key, false));
+            out.push(vp9(seq + 1, pic, sid, tid, false, true, key, sid == 2));
+        }
+        out
+    }
+
+    #[test]
+    fn svc_drops_layers_marks_ends_and_keeps_sequences_continuous() {
+        let s = Selector::default();
+        let mut notices = Vec::new();
+        let mut sent = Vec::new();
+        // What went out, as (sequence number, spatial layer, marker); 9 for a keyframe request.
+        let run = |s: &Selector, pkts: Vec<RtpPacket>, notices: &mut Vec<(&'static str, usize)>| {
+            let mut out = Vec::new();
+            for p in pkts {
+                match s.decide_svc(&p, "vp9", &mut None, notices) {
+                    Verdict::Forward { seq, marker, .. } => out.push((seq, (p.payload[1] >> 1) & 7, marker)),
+                    Verdict::NeedKeyframe => out.push((0, 9, false)),
+                    Verdict::Drop => {}
+                }
+            }
+            out
+        };
+        // Before a keyframe: nothing but keyframe requests.
+        sent.extend(run(&s, vp9_picture(100, 0, 0, false), &mut notices));
+        assert!(sent.iter().all(|&(_, sid, _)| sid == 9));
+        sent.clear();
+        sent.extend(run(&s, vp9_picture(106, 1, 0, true), &mut notices));
+        sent.extend(run(&s, vp9_picture(112, 2, 2, false), &mut notices));
+        assert_eq!(sent.len(), 12);
+        assert_eq!(sent.iter().map(|x| x.0).collect::<Vec<_>>(), (106..118).collect::<Vec<_>>());
+        assert!(sent.iter().all(|&(seq, _, m)| m == (seq == 111 || seq == 117)));
+        sent.clear();
+
+        // Spatial layer 0: two packets a picture, the second marked, numbered on without gaps.
+        s.svc.spatial.store(0, Ordering::Relaxed);
+        sent.extend(run(&s, vp9_picture(118, 3, 1, false), &mut notices));
+        sent.extend(run(&s, vp9_picture(124, 4, 2, false), &mut notices));
+        assert_eq!(sent, vec![(118, 0, false), (119, 0, true), (120, 0, false), (121, 0, true)]);
+        sent.clear();
+
+        // Temporal layer 0 as well: the T1 and T2 pictures go entirely, still without gaps.
+        s.svc.temporal.store(0, Ordering::Relaxed);
+        sent.extend(run(&s, vp9_picture(130, 5, 2, false), &mut notices));
+        sent.extend(run(&s, vp9_picture(136, 6, 1, false), &mut notices));
+        sent.extend(run(&s, vp9_picture(142, 7, 0, false), &mut notices));
+        assert_eq!(sent, vec![(122, 0, false), (123, 0, true)]);
+        assert_eq!(s.svc_layers(), (Some(0), Some(0)));
+        sent.clear();
+
+        // Back to everything: spatial waits for a keyframe, which restores all layers.
+        s.svc.spatial.store(2, Ordering::Relaxed);
+        s.svc.temporal.store(2, Ordering::Relaxed);
+        sent.extend(run(&s, vp9_picture(148, 8, 0, false), &mut notices));
+        assert_eq!(sent, vec![(124, 0, false), (125, 0, true)]);
+        sent.extend(run(&s, vp9_picture(154, 9, 0, true), &mut notices));
+        assert_eq!(sent.len(), 8);
+        assert_eq!(sent[2..].iter().map(|x| x.0).collect::<Vec<_>>(), (126..132).collect::<Vec<_>>());
+        assert_eq!(
+            notices,
+            vec![
+                ("spatial_layer", 2),
+                ("temporal_layer", 2),
+                ("spatial_layer", 0),
+                ("temporal_layer", 0),
+                ("spatial_layer", 2),
+                ("temporal_layer", 2)
+            ]
+        );
     }
 }

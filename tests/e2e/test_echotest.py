@@ -284,6 +284,37 @@ async def test_codec_preferences_choose_the_answered_codecs(server):
 
 
 @pytest.mark.asyncio
+async def test_svc_requests_with_a_non_svc_sender(server):
+    """SVC hints with a VP8 sender (aiortc cannot send VP9 SVC; Chromium does in tests/browser):
+    the echo goes on untouched, `spatial_layer`/`temporal_layer` are accepted, and out-of-range
+    layers get Janus's 413 error."""
+    peer = Peer(data=False)
+    async with client(server, "ws") as j:
+        await j.attach(ECHO)
+        jsep = await peer.offer()
+        jsep["trickle"] = False
+        jsep["svc"] = [{"mindex": 1, "mid": "1", "svc": "L3T3_KEY"}]
+        await j.message({"audio": True, "video": True}, jsep)
+        ev = await j.next_event(lambda e: e.get("janus") == "event" and "jsep" in e)
+        await peer.answer(ev["jsep"])
+        video = await peer.wait_frames("video", 10)
+        for body in ({"spatial_layer": 0}, {"temporal_layer": 1}):
+            await j.message(body)
+            ev = await j.next_event(lambda e: e.get("janus") == "event" and "plugindata" in e)
+            assert ev["plugindata"]["data"] == {"echotest": "event", "result": "ok"}, ev
+        await video.wait_for(video.count() + 10)
+        for key in ("spatial_layer", "temporal_layer"):
+            await j.message({key: 3})
+            ev = await j.next_event(lambda e: e.get("janus") == "event" and "plugindata" in e)
+            assert ev["plugindata"]["data"] == {
+                "echotest": "event",
+                "error_code": 413,
+                "error": f"Invalid value ({key} should be 0, 1 or 2)",
+            }, ev
+    await peer.close()
+
+
+@pytest.mark.asyncio
 async def test_handle_info_reports_webrtc(server):
     """Admin handle_info carries the SDPs, the selected pair, per-mid packet counts and the NACK buffer."""
     peer = Peer(data=False)

@@ -31,6 +31,8 @@ pub struct Configure {
     pub temporal: Option<u64>,
     /// Simulcast fallback (µs without packets before going down a layer).
     pub fallback: Option<u64>,
+    /// Choose SVC layers of the sender's VP9 video (also on with the offer's `svc` hints).
+    pub svc: Option<bool>,
     /// SVC spatial layer.
     pub spatial_layer: Option<u64>,
     /// SVC temporal layer.
@@ -63,6 +65,7 @@ impl Configure {
             substream: body.opt_u64("substream")?,
             temporal: body.opt_u64("temporal")?,
             fallback: body.opt_u64("fallback")?,
+            svc: body.opt_bool("svc")?,
             spatial_layer: body.opt_u64("spatial_layer")?,
             temporal_layer: body.opt_u64("temporal_layer")?,
             audiocodec: s("audiocodec")?,

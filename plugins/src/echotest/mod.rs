@@ -1,12 +1,16 @@
 //! `janus.plugin.echotest` (reference 8.1).
 //!
 //! JSON API: a single, always-asynchronous request whose body holds any of `audio`, `video`,
-//! `data`, `bitrate`, `record`, `filename`, `substream`, `temporal`, `fallback`, `spatial_layer`,
-//! `temporal_layer`, `audiocodec`, `videocodec`, `videoprofile`, `opusred`, `min_delay`,
-//! `max_delay`, optionally with a JSEP offer. The `ack` carries the hint "I'm taking my time!";
-//! the answer comes as `{"echotest":"event","result":"ok"}` (with the JSEP answer when one was
-//! offered). Errors: `{"echotest":"event","error_code":41x,"error":"..."}`. When the PeerConnection
-//! goes away: `{"echotest":"event","result":"done"}`.
+//! `data`, `bitrate`, `record`, `filename`, `substream`, `temporal`, `fallback`, `svc`,
+//! `spatial_layer`, `temporal_layer`, `audiocodec`, `videocodec`, `videoprofile`, `opusred`,
+//! `min_delay`, `max_delay`, optionally with a JSEP offer. SVC layer selection (VP9) is on when the
+//! offer's JSEP carries `svc` hints (janus.js adds them for a track with an `svc` mode) or the body
+//! says `svc: true`; layer changes are pushed as
+//! `{"echotest":"event","videocodec":"vp9","spatial_layer":n,"temporal_layer":n}`. The `ack`
+//! carries the hint "I'm taking my time!"; the answer comes as `{"echotest":"event","result":"ok"}`
+//! (with the JSEP answer when one was offered). Errors:
+//! `{"echotest":"event","error_code":41x,"error":"..."}`. When the PeerConnection goes away:
+//! `{"echotest":"event","result":"done"}`.
 
 pub mod api;
 
@@ -15,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use portunus_actors::api::SdpType;
-use portunus_actors::media::{sdp, AnswerSpec, Feedback, MediaKind, MediaPort, MediaSink, RtpPacket};
+use portunus_actors::media::{sdp, AnswerSpec, Feedback, MediaKind, MediaPort, MediaSink, RtpPacket, RtpWriter};
 use portunus_actors::plugin::{
     DataMessage, Plugin, PluginCtx, PluginDescriptor, PluginError, PluginMessage, PluginReply, PluginSession,
 };
@@ -24,6 +28,7 @@ use serde_json::{json, Value};
 use api::{Configure, ERROR_INVALID_ELEMENT};
 
 use crate::simulcast::{simulcast_streams, KeyframeThrottle, Selector, SimulcastStream, Verdict};
+use crate::svc::DEFAULT_LAYER;
 
 const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     package: "janus.plugin.echotest",
@@ -82,8 +87,10 @@ struct Echo {
     video: AtomicBool,
     /// The sender's simulcast video by mid (from its offer's rids), with the codec.
     simulcast: RwLock<HashMap<String, SimulcastStream>>,
-    /// Which layer is echoed back (`substream`/`temporal`/`fallback`).
+    /// Which layer is echoed back (`substream`/`temporal`/`fallback`, `spatial_layer`/`temporal_layer`).
     selector: Selector,
+    /// Video mids whose SVC layers are chosen, with the offer's payload types and codec names.
+    svc: RwLock<HashMap<String, Vec<(u8, String)>>>,
     /// Tells the client the echoed layer changed.
     ctx: PluginCtx,
     keyframes: KeyframeThrottle,
@@ -96,9 +103,43 @@ impl Echo {
             video: AtomicBool::new(true),
             simulcast: RwLock::default(),
             selector: Selector::default(),
+            svc: RwLock::default(),
             ctx,
             keyframes: KeyframeThrottle::default(),
         }
+    }
+
+    /// The codec of `pt` on `mid` when the sender's SVC layers are chosen there (VP9 only).
+    fn svc_codec(&self, mid: &str, pt: u8) -> Option<String> {
+        let svc = self.svc.read().unwrap_or_else(|e| e.into_inner());
+        let (_, codec) = svc.get(mid)?.iter().find(|(p, _)| *p == pt)?;
+        (codec == "vp9").then(|| codec.clone())
+    }
+
+    /// Echoes one packet of an SVC stream: the layers `spatial_layer`/`temporal_layer` ask for.
+    async fn echo_svc(&self, port: &MediaPort, mid: &str, writer: &RtpWriter, pkt: RtpPacket, codec: &str) {
+        let mut notices = Vec::new();
+        match self.selector.decide_svc(&pkt, codec, &mut None, &mut notices) {
+            Verdict::Forward { seq, ts, marker } => {
+                if !notices.is_empty() {
+                    self.svc_event(codec, true);
+                }
+                let _ = writer.write(RtpPacket { sequence_number: seq, timestamp: ts, marker, ..pkt }).await;
+            }
+            Verdict::NeedKeyframe => self.ask_keyframe(port, mid),
+            Verdict::Drop => {}
+        }
+    }
+
+    /// Janus compat (8.1): the SVC event names the codec and both current layers (`both`), or
+    /// only the spatial one when answering a request for the layer already echoed.
+    fn svc_event(&self, codec: &str, both: bool) {
+        let (spatial, temporal) = self.selector.svc_layers();
+        let mut ev = json!({"echotest": "event", "videocodec": codec, "spatial_layer": spatial});
+        if both {
+            ev["temporal_layer"] = json!(temporal);
+        }
+        let _ = self.ctx.push_event(None, ev, None);
     }
 
     /// Keyframe requests while waiting for a layer: at most two a second.
@@ -121,6 +162,11 @@ impl MediaSink for Echo {
             return;
         }
         let Some(writer) = port.writer(mid) else { return };
+        if kind == MediaKind::Video {
+            if let Some(codec) = self.svc_codec(mid, pkt.payload_type) {
+                return self.echo_svc(port, mid, &writer, pkt, &codec).await;
+            }
+        }
         let simulcast = if pkt.rid.is_some() {
             self.simulcast.read().unwrap_or_else(|e| e.into_inner()).get(mid).cloned()
         } else {
@@ -134,13 +180,13 @@ impl MediaSink for Echo {
         let Some(layer) = layers.observe(&pkt) else { return };
         let mut notices = Vec::new();
         match self.selector.decide(&pkt, kind, &codec, Some((&layers, layer)), &mut None, &mut notices) {
-            Verdict::Forward(seq, ts) => {
+            Verdict::Forward { seq, ts, marker } => {
                 for (what, n) in notices {
                     let mut ev = json!({"echotest": "event", "videocodec": codec});
                     ev[what] = json!(n);
                     let _ = self.ctx.push_event(None, ev, None);
                 }
-                let _ = writer.write(RtpPacket { sequence_number: seq, timestamp: ts, ..pkt }).await;
+                let _ = writer.write(RtpPacket { sequence_number: seq, timestamp: ts, marker, ..pkt }).await;
             }
             Verdict::NeedKeyframe => self.ask_keyframe(port, mid),
             Verdict::Drop => {}
@@ -167,6 +213,12 @@ impl EchoSession {
         }
         if req.record == Some(true) {
             return Self::error(ERROR_INVALID_ELEMENT, "Recording is not available in this build yet");
+        }
+        // Janus compat (8.1): layers are checked before anything is applied.
+        for (key, value) in [("spatial_layer", req.spatial_layer), ("temporal_layer", req.temporal_layer)] {
+            if value.is_some_and(|n| n > u64::from(DEFAULT_LAYER)) {
+                return Self::error(ERROR_INVALID_ELEMENT, format!("Invalid value ({key} should be 0, 1 or 2)"));
+            }
         }
         let s = &mut self.state;
         if let Some(v) = req.audio {
@@ -197,13 +249,59 @@ impl EchoSession {
         if let Some(us) = req.fallback {
             self.echo.selector.fallback_ms.store(us / 1000, Ordering::Relaxed);
         }
-        // The sender's simulcast layers, from its offer.
-        if let Some(info) = msg.jsep.as_ref().filter(|j| j.kind == SdpType::Offer).and_then(|j| sdp::parse(&j.sdp).ok())
-        {
+        self.apply_svc_layers(req);
+        // The sender's simulcast layers, from its offer; its SVC video when it says it sends SVC.
+        let offer = msg.jsep.as_ref().filter(|j| j.kind == SdpType::Offer);
+        if let Some(info) = offer.and_then(|j| sdp::parse(&j.sdp).ok()) {
             *self.echo.simulcast.write().unwrap_or_else(|e| e.into_inner()) = simulcast_streams(&info);
+            let hinted = offer.and_then(|j| j.svc.as_ref()).and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+            let svc = if hinted || req.svc == Some(true) { svc_streams(&info) } else { HashMap::new() };
+            *self.echo.svc.write().unwrap_or_else(|e| e.into_inner()) = svc;
+        } else if req.svc == Some(false) {
+            self.echo.svc.write().unwrap_or_else(|e| e.into_inner()).clear();
         }
         json!({"echotest": "event", "result": "ok"})
     }
+}
+
+impl EchoSession {
+    /// `spatial_layer`/`temporal_layer`: the new wanted layers. Janus compat (8.1): asking for
+    /// the spatial layer already echoed is answered with an event at once; any other change asks
+    /// the sender for a keyframe, where the switch can happen.
+    fn apply_svc_layers(&self, req: &Configure) {
+        let targets = &self.echo.selector.svc;
+        let (current_s, current_t) = self.echo.selector.svc_layers();
+        if let Some(n) = req.spatial_layer {
+            targets.spatial.store(n as u8, Ordering::Relaxed);
+            if current_s == Some(n as u8) {
+                self.echo.svc_event("vp9", false);
+            }
+        }
+        if let Some(n) = req.temporal_layer {
+            targets.temporal.store(n as u8, Ordering::Relaxed);
+        }
+        let changed = req.spatial_layer.is_some_and(|n| current_s != Some(n as u8))
+            || req.temporal_layer.is_some_and(|n| current_t != Some(n as u8));
+        if changed {
+            for (mid, _) in self.echo.svc.read().unwrap_or_else(|e| e.into_inner()).iter() {
+                self.ctx.media().request_keyframe(mid);
+            }
+        }
+    }
+}
+
+/// The video m-lines of an offer, by mid, with their payload types and codec names: where SVC
+/// layers are chosen when the sender says it sends SVC.
+fn svc_streams(offer: &sdp::SdpInfo) -> HashMap<String, Vec<(u8, String)>> {
+    offer
+        .sections
+        .iter()
+        .filter(|s| s.kind == MediaKind::Video && !s.disabled)
+        .map(|s| {
+            let mid = s.mid.clone().unwrap_or_else(|| s.mindex.to_string());
+            (mid, s.codecs.iter().map(|c| (c.pt, c.name.to_ascii_lowercase())).collect())
+        })
+        .collect()
 }
 
 /// The answer with the codecs the client asked for (`audiocodec`, `videocodec`, comma lists,
@@ -270,6 +368,7 @@ impl PluginSession for EchoSession {
         self.state = EchoState::default();
         self.echo.audio.store(true, Ordering::Relaxed);
         self.echo.video.store(true, Ordering::Relaxed);
+        self.echo.svc.write().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     fn query(&self) -> Value {

@@ -328,13 +328,13 @@ impl MediaSink for Leg {
         let Some(receiver) = self.peer_leg() else { return };
         let mut notices = Vec::new();
         match receiver.receive.decide(&pkt, kind, &codec, Some((&layers, layer)), &mut None, &mut notices) {
-            Verdict::Forward(seq, ts) => {
+            Verdict::Forward { seq, ts, marker } => {
                 if let Some(notice) = receiver.notice.get() {
                     for (what, n) in notices {
                         notice(&codec, what, n);
                     }
                 }
-                let _ = writer.write(RtpPacket { sequence_number: seq, timestamp: ts, ..pkt }).await;
+                let _ = writer.write(RtpPacket { sequence_number: seq, timestamp: ts, marker, ..pkt }).await;
             }
             Verdict::NeedKeyframe => self.ask_keyframe(port, mid),
             Verdict::Drop => {}

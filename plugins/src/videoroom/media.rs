@@ -64,6 +64,8 @@ pub struct Feed {
     layers: Option<Layers>,
     /// Where keyframe requests go instead of the publisher's PeerConnection (remote publishers).
     keyframe_hook: Option<KeyframeHook>,
+    /// The publisher sends VP9 SVC: subscribers choose layers (see [`crate::svc`]).
+    svc: bool,
 }
 
 /// Asks a source without a PeerConnection for a keyframe.
@@ -77,6 +79,7 @@ impl Feed {
             codec: codec.to_owned(),
             layers: None,
             keyframe_hook: None,
+            svc: false,
             kind,
             mid,
             publisher,
@@ -110,6 +113,17 @@ impl Feed {
     /// The simulcast layers' rids, lowest quality first (empty without simulcast).
     pub fn layer_rids(&self) -> Vec<Arc<str>> {
         self.layers.as_ref().map(|l| l.rids().to_vec()).unwrap_or_default()
+    }
+
+    /// Subscribers choose SVC layers of this (VP9) stream.
+    pub fn with_svc(mut self, svc: bool) -> Self {
+        self.svc = svc;
+        self
+    }
+
+    /// Whether subscribers choose SVC layers of this stream.
+    pub fn is_svc(&self) -> bool {
+        self.svc
     }
 
     /// How many simulcast layers (0 without simulcast).
@@ -261,7 +275,8 @@ impl Gate {
     }
 }
 
-/// Called when a subscriber stream changes simulcast layer (substream) or temporal layer.
+/// Called when a subscriber stream changes simulcast layer (substream) or temporal layer, or SVC
+/// layer (spatial_layer, temporal_layer).
 pub type LayerNotice = Box<dyn Fn(&'static str, usize) + Send + Sync>;
 
 /// One m-line of a subscriber, fed by one publisher stream.
@@ -315,8 +330,13 @@ impl SubStream {
         }
         let Some(writer) = self.writer() else { return };
         let mut notices = Vec::new();
-        let (seq, ts) = match self.selector.decide(pkt, feed.kind, &feed.codec, simulcast, info, &mut notices) {
-            Verdict::Forward(seq, ts) => (seq, ts),
+        let verdict = if feed.svc && feed.kind == MediaKind::Video {
+            self.selector.decide_svc(pkt, &feed.codec, info, &mut notices)
+        } else {
+            self.selector.decide(pkt, feed.kind, &feed.codec, simulcast, info, &mut notices)
+        };
+        let (seq, ts, marker) = match verdict {
+            Verdict::Forward { seq, ts, marker } => (seq, ts, marker),
             Verdict::Drop => return,
             Verdict::NeedKeyframe => {
                 feed.request_keyframe();
@@ -328,7 +348,7 @@ impl SubStream {
                 notice(what, n);
             }
         }
-        let out = RtpPacket { sequence_number: seq, timestamp: ts, ..pkt.clone() };
+        let out = RtpPacket { sequence_number: seq, timestamp: ts, marker, ..pkt.clone() };
         // Never wait for one subscriber: a full queue costs that subscriber this packet only.
         let _ = writer.try_write(out);
     }

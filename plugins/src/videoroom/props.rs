@@ -162,6 +162,11 @@ impl RoomProps {
         if let Some(allowed) = body.opt_array("allowed")? {
             p.allowed = Some(tokens(allowed)?);
         }
+        // Janus compat (8.2): SVC only in rooms whose one video codec is VP9; otherwise ignored.
+        if p.video_svc && p.videocodec != ["vp9"] {
+            tracing::warn!("video_svc needs videocodec vp9 alone: disabling it");
+            p.video_svc = false;
+        }
         Ok(p)
     }
 
@@ -338,6 +343,13 @@ mod tests {
         assert_eq!(p.publishers, 6);
         assert!(p.is_private);
         assert_eq!(p.videocodec, vec!["vp8", "h264"]);
+    }
+
+    #[test]
+    fn video_svc_needs_vp9_alone() {
+        assert!(RoomProps::parse(&obj(json!({"videocodec": "vp9", "video_svc": true}))).unwrap().video_svc);
+        assert!(!RoomProps::parse(&obj(json!({"videocodec": "vp9,vp8", "video_svc": true}))).unwrap().video_svc);
+        assert!(!RoomProps::parse(&obj(json!({"video_svc": true}))).unwrap().video_svc, "the default codec is vp8");
     }
 
     #[test]

@@ -843,6 +843,8 @@ impl Room {
                             Box::new(notify),
                         )
                     });
+                // Janus compat (8.2): `video_svc` rooms let subscribers pick VP9 SVC layers.
+                let svc = props.video_svc && s.kind == MediaKind::Video && codec.as_deref() == Some("vp9");
                 PubStream {
                     talking: false,
                     kind: s.kind,
@@ -851,7 +853,8 @@ impl Room {
                     feed: Arc::new(
                         Feed::new(s.kind, mid.clone(), port.clone(), codec.as_deref().unwrap_or_default())
                             .with_talk(talk)
-                            .with_layers(&s.rids),
+                            .with_layers(&s.rids)
+                            .with_svc(svc),
                     ),
                     mid,
                     codec,
@@ -941,7 +944,7 @@ impl Room {
                 ));
             }
             for ps in picked {
-                let info = PubInfo { kind: ps.kind, codec: ps.codec.clone(), mid: ps.mid.clone() };
+                let info = PubInfo { kind: ps.kind, codec: ps.codec.clone(), mid: ps.mid.clone(), layers: o.clone() };
                 out.push((feed, ps.feed.clone(), info));
             }
         }
@@ -1149,6 +1152,30 @@ struct PubInfo {
     kind: MediaKind,
     codec: Option<String>,
     mid: String,
+    /// The layers the subscription asks for (`substream`, `temporal`, `spatial_layer`, ...).
+    layers: Map<String, Value>,
+}
+
+/// Applies a `streams` item's layer choices to a subscriber stream: simulcast `substream`,
+/// `temporal`, `fallback` (µs) and SVC `spatial_layer`, `temporal_layer`.
+fn apply_layer_choice(stream: &SubStream, item: &Map<String, Value>) {
+    let layer = |key: &str| item.get(key).and_then(Value::as_u64).map(|n| n.min(2) as u8);
+    let sel = &stream.selector;
+    if let Some(n) = layer("substream") {
+        sel.substream.store(n, Ordering::Relaxed);
+    }
+    if let Some(n) = layer("temporal") {
+        sel.temporal.store(n, Ordering::Relaxed);
+    }
+    if let Some(us) = item.get("fallback").and_then(Value::as_u64) {
+        sel.fallback_ms.store(us / 1000, Ordering::Relaxed);
+    }
+    if let Some(n) = layer("spatial_layer") {
+        sel.svc.spatial.store(n, Ordering::Relaxed);
+    }
+    if let Some(n) = layer("temporal_layer") {
+        sel.svc.temporal.store(n, Ordering::Relaxed);
+    }
 }
 
 /// Tells the subscriber its stream `mid` switched layers (`substream` / `temporal`).
@@ -1165,8 +1192,9 @@ fn add_slots(room: u64, sub: &mut Subscriber, wanted: Vec<(u64, Arc<Feed>, PubIn
     for (feed_id, feed, info) in wanted {
         let mindex = sub.slots.len();
         let mid = mindex.to_string();
-        let notice = (feed.layer_count() > 0).then(|| layer_notice(&sub.ctx, room, &mid));
+        let notice = (feed.layer_count() > 0 || feed.is_svc()).then(|| layer_notice(&sub.ctx, room, &mid));
         let stream = Arc::new(SubStream::new(mid.clone(), sub.ctx.media().clone(), sub.gate.clone(), notice));
+        apply_layer_choice(&stream, &info.layers);
         feed.add_subscriber(stream.clone());
         if sub.gate.is_open() {
             feed.request_keyframe();
@@ -1216,15 +1244,7 @@ fn apply_send_toggles(sub: &mut Subscriber, body: &Map<String, Value>) -> Result
             if let Some(send) = item.get("send").and_then(Value::as_bool) {
                 slot.stream.send.store(send, Ordering::Relaxed);
             }
-            if let Some(n) = item.get("substream").and_then(Value::as_u64) {
-                slot.stream.selector.substream.store(n.min(2) as u8, Ordering::Relaxed);
-            }
-            if let Some(n) = item.get("temporal").and_then(Value::as_u64) {
-                slot.stream.selector.temporal.store(n.min(2) as u8, Ordering::Relaxed);
-            }
-            if let Some(us) = item.get("fallback").and_then(Value::as_u64) {
-                slot.stream.selector.fallback_ms.store(us / 1000, Ordering::Relaxed);
-            }
+            apply_layer_choice(&slot.stream, item);
             if let Some(f) = &slot.feed {
                 f.request_keyframe();
             }
@@ -1302,6 +1322,9 @@ fn stream_json(s: &PubStream) -> Value {
     if s.feed.layer_count() > 0 {
         v["simulcast"] = json!(true);
     }
+    if s.feed.is_svc() {
+        v["svc"] = json!(true);
+    }
     if s.kind == MediaKind::Audio && s.talking {
         v["talking"] = json!(true);
     }
@@ -1326,6 +1349,18 @@ fn slot_json(s: &SubSlot, display: Option<String>) -> Value {
         }
         if let Some(c) = &s.codec {
             v["codec"] = json!(c);
+        }
+        if s.feed.as_ref().is_some_and(|f| f.is_svc()) {
+            // Janus compat (8.2): the layers received (-1 before the first) and asked for.
+            let (spatial, temporal) = s.stream.selector.svc.get();
+            let (got_s, got_t) = s.stream.selector.svc_layers();
+            let got = |n: Option<u8>| n.map_or(-1, i64::from);
+            v["svc"] = json!({
+                "spatial-layer": got(got_s),
+                "target-spatial-layer": spatial,
+                "temporal-layer": got(got_t),
+                "target-temporal-layer": temporal,
+            });
         }
     }
     v
