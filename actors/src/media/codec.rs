@@ -1,6 +1,8 @@
 //! What SFU plugins need to know about a video payload without decoding it: whether a packet
-//! starts a keyframe, its VP8 temporal layer, and the VP9 payload descriptor's layering fields
-//! (RFC 9628) that SVC layer selection needs.
+//! starts a keyframe (VP8, VP9, H.264, AV1), its VP8 temporal layer, and the VP9 payload
+//! descriptor's layering fields (RFC 9628) that SVC layer selection needs. AV1 layers are not in
+//! the payload but in the Dependency Descriptor header extension
+//! ([`super::dependency_descriptor`]).
 //!
 //! The VP9 descriptor is read by our own allocation-free parser ([`parse_vp9`]) rather than
 //! `rtc`'s `Vp9Packet`: that one rejects a descriptor with three reference indices (P_DIFF), which
@@ -210,7 +212,8 @@ impl Reader<'_> {
     }
 }
 
-/// Inspects a video payload of codec `codec` (`vp8`, `vp9`, `h264`; others report nothing).
+/// Inspects a video payload of codec `codec` (`vp8`, `vp9`, `h264`, `av1`; others report
+/// nothing).
 pub fn inspect_video(codec: &str, payload: &Bytes) -> VideoFrameInfo {
     match codec {
         "vp8" => {
@@ -225,8 +228,37 @@ pub fn inspect_video(codec: &str, payload: &Bytes) -> VideoFrameInfo {
         }
         "vp9" => vp9_info(payload),
         "h264" => VideoFrameInfo { keyframe: h264_keyframe(payload), temporal: None, vp9: None },
+        "av1" => VideoFrameInfo { keyframe: av1_keyframe(payload), temporal: None, vp9: None },
         _ => VideoFrameInfo::default(),
     }
+}
+
+/// A new coded video sequence (a key frame) starts here: the AV1 aggregation header's N bit, or
+/// a sequence header as the first whole OBU (senders that leave N clear), of the base spatial
+/// layer when the OBU names its layer.
+fn av1_keyframe(payload: &[u8]) -> bool {
+    const Z: u8 = 0x80;
+    const N: u8 = 0x08;
+    const OBU_SEQUENCE_HEADER: u8 = 1;
+    let mut r = Reader { buf: payload, pos: 0 };
+    let Some(aggregation) = r.byte() else { return false };
+    if aggregation & Z != 0 {
+        return false;
+    }
+    // W = 1: one OBU element without a length; otherwise the first one has a leb128 length.
+    if (aggregation >> 4) & 0x03 != 1 {
+        for _ in 0..8 {
+            match r.byte() {
+                Some(b) if b & 0x80 != 0 => continue,
+                Some(_) => break,
+                None => return false,
+            }
+        }
+    }
+    let Some(obu) = r.byte() else { return false };
+    let base_layer = obu & 0x04 == 0 || r.byte().is_some_and(|ext| (ext >> 3) & 0x03 == 0);
+    let sequence_header = (obu >> 3) & 0x0f == OBU_SEQUENCE_HEADER;
+    base_layer && (aggregation & N != 0 || sequence_header)
 }
 
 /// An IDR or SPS NAL unit starts here (single NAL, STAP-A, or the first FU-A fragment).
@@ -267,6 +299,26 @@ mod tests {
         assert_eq!(inspect_video("vp8", &delta), VideoFrameInfo { keyframe: false, temporal: None, vp9: None });
         let continuation = Bytes::from_static(&[0x00, 0x00, 0x00]);
         assert!(!inspect_video("vp8", &continuation).keyframe);
+    }
+
+    #[test]
+    fn av1_keyframes() {
+        // N=1, W=1: a sequence header OBU (type 1, no extension).
+        assert!(av1_keyframe(&[0x18, 0x08, 0x00, 0x00]));
+        // N=1, W=0: a leb128 length (two bytes) before the first OBU.
+        assert!(av1_keyframe(&[0x08, 0x85, 0x01, 0x0a, 0x00]));
+        // N=0 but a sequence header first (W=2).
+        assert!(av1_keyframe(&[0x20, 0x0a, 0x08, 0x00]));
+        // N=0, a frame OBU (type 6): a delta frame.
+        assert!(!av1_keyframe(&[0x10, 0x32, 0x00]));
+        // Z=1: a continuation, never the start of a keyframe.
+        assert!(!av1_keyframe(&[0x98, 0x08, 0x00]));
+        // A sequence header with an extension naming spatial layer 1: not the base layer.
+        assert!(!av1_keyframe(&[0x18, 0x0c, 0x08, 0x00]));
+        assert!(av1_keyframe(&[0x18, 0x0c, 0x20, 0x00]), "temporal 1, spatial 0");
+        // Truncated or empty.
+        assert!(!av1_keyframe(&[]) && !av1_keyframe(&[0x08]) && !av1_keyframe(&[0x08, 0x80]));
+        assert!(inspect_video("av1", &Bytes::from_static(&[0x18, 0x08, 0x00])).keyframe);
     }
 
     #[test]

@@ -346,8 +346,8 @@ fn encrypted_pkcs8(pem: &str, password: Option<&str>) -> Result<Option<Vec<u8>>,
     Ok(Some(key.as_bytes().to_vec()))
 }
 
-/// The codecs we negotiate, by kind (Janus's defaults: opus, G.711, VP8, H.264, VP9, with nack,
-/// pli, fir, goog-remb and transport-cc feedback on video).
+/// The codecs we negotiate, by kind (Janus's defaults: opus, G.711, VP8, H.264, VP9, AV1, with
+/// nack, pli, fir, goog-remb and transport-cc feedback on video).
 pub(crate) fn codec_table() -> Vec<(RtpCodecKind, RTCRtpCodecParameters)> {
     let fb = |list: &[(&str, &str)]| -> Vec<RTCPFeedback> {
         list.iter().map(|(t, p)| RTCPFeedback { typ: (*t).into(), parameter: (*p).into() }).collect()
@@ -383,7 +383,10 @@ pub(crate) fn codec_table() -> Vec<(RtpCodecKind, RTCRtpCodecParameters)> {
         // `videoprofile` may ask for next.
         (RtpCodecKind::Video, codec("video/H264", 90000, 0, h264_baseline, video_fb.clone(), 104)),
         (RtpCodecKind::Video, codec("video/VP9", 90000, 0, "profile-id=0", video_fb.clone(), 98)),
-        (RtpCodecKind::Video, codec("video/VP9", 90000, 0, "profile-id=2", video_fb, 100)),
+        (RtpCodecKind::Video, codec("video/VP9", 90000, 0, "profile-id=2", video_fb.clone(), 100)),
+        // AV1 on Chromium's payload type. No fmtp: the engine matches a=fmtp parameters both
+        // sides name, and an offer's `level-idx` or `tier` must not make it refuse AV1.
+        (RtpCodecKind::Video, codec("video/AV1", 90000, 0, "", video_fb, 45)),
     ]
 }
 
@@ -439,6 +442,8 @@ fn codecs() -> Result<EngineCodecs, MediaError> {
         // Relayed from publishers to subscribers (rotation from mobile senders, playout hints).
         ("urn:3gpp:video-orientation", RtpCodecKind::Video),
         ("http://www.webrtc.org/experiments/rtp-hdrext/playout-delay", RtpCodecKind::Video),
+        // AV1 SVC: each packet's layers and frame dependencies, relayed to receivers.
+        (super::types::DEPENDENCY_DESCRIPTOR_URI, RtpCodecKind::Video),
         // Simulcast: layers arrive without signalled SSRCs, identified by mid and rid.
         ("urn:ietf:params:rtp-hdrext:sdes:mid", RtpCodecKind::Video),
         ("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", RtpCodecKind::Video),
@@ -467,7 +472,9 @@ mod tests {
         assert!(negotiable(Video, "vp9", "profile-id=0") && negotiable(Video, "vp9", ""));
         assert!(negotiable(Video, "vp9", "profile-id=2") && !negotiable(Video, "vp9", "profile-id=1"));
         assert!(negotiable(Video, "vp8", "") && negotiable(Audio, "opus", "minptime=10;useinbandfec=1"));
-        assert!(!negotiable(Audio, "vp8", "") && !negotiable(Video, "av1", ""));
+        assert!(!negotiable(Audio, "vp8", "") && !negotiable(Audio, "av1", ""));
+        assert!(negotiable(Video, "av1", "") && negotiable(Video, "AV1", "level-idx=5;profile=0;tier=0"));
+        assert!(!negotiable(Video, "h265", ""), "H.265 is not registered");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod capture;
 pub mod codec;
+pub mod dependency_descriptor;
 mod engine;
 pub mod network;
 mod peer;
@@ -21,7 +22,7 @@ pub use peer::{AnswerSpec, EventFn, OfferSpec, OfferTrack, Peer, SendTrack};
 pub use port::{MediaPort, MediaSink};
 pub use types::{
     Feedback, HangupReason, LocalCandidate, LossSample, MediaCounters, MediaKind, PeerEvent, RtpExtension, RtpPacket,
-    RELAYED_EXTENSIONS,
+    DEPENDENCY_DESCRIPTOR_URI, RELAYED_EXTENSIONS,
 };
 pub use writer::{RtpWriter, WriteError};
 

@@ -18,13 +18,19 @@ pub struct RtpExtension {
 
 /// Header extensions that describe the media itself and so travel with it from a sender to the
 /// receivers it is relayed to (Janus does the same): audio level, video orientation, playout
-/// delay. Transport ones (mid, rid, abs-send-time, transport-cc) belong to each connection and
-/// the engine writes its own.
-pub const RELAYED_EXTENSIONS: [&str; 3] = [
+/// delay, the AV1 Dependency Descriptor. Transport ones (mid, rid, abs-send-time, transport-cc)
+/// belong to each connection and the engine writes its own.
+pub const RELAYED_EXTENSIONS: [&str; 4] = [
     "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
     "urn:3gpp:video-orientation",
     "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay",
+    DEPENDENCY_DESCRIPTOR_URI,
 ];
+
+/// The AV1 RTP spec's Dependency Descriptor (appendix A): each packet's frame, its spatial and
+/// temporal layer (through a template structure sent on keyframes) and its dependencies.
+pub const DEPENDENCY_DESCRIPTOR_URI: &str =
+    "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension";
 
 /// The relayed extension named `uri`, as the static string writers match on.
 pub(crate) fn relayed_extension(uri: &str) -> Option<&'static str> {

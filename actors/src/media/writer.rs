@@ -43,9 +43,9 @@ impl RtpWriter {
     }
 
     /// Writes a packet; SSRC and payload type are set to this stream's. Of the source's header
-    /// extensions, the relayed ones (audio level, video orientation, playout delay) go on with
-    /// the ids this stream negotiated; the rest are dropped (their ids belong to the source's
-    /// negotiation).
+    /// extensions, the relayed ones (audio level, video orientation, playout delay, AV1
+    /// Dependency Descriptor) go on with the ids this stream negotiated; the rest are dropped
+    /// (their ids belong to the source's negotiation).
     pub async fn write(&self, pkt: RtpPacket) -> Result<(), WriteError> {
         let mut header = rtp::Header {
             version: 2,
@@ -56,11 +56,16 @@ impl RtpWriter {
             ssrc: self.ssrc,
             ..Default::default()
         };
-        for ext in &pkt.extensions {
-            let Some(uri) = ext.uri else { continue };
-            if let Some(&(_, id)) = self.extensions.iter().find(|(u, _)| *u == uri) {
-                // A value the header cannot carry is dropped, not the packet.
-                let _ = header.set_extension(id, ext.value.clone());
+        // The first extension set picks the header's form: one-byte elements carry at most 16
+        // bytes, so longer ones (an AV1 Dependency Descriptor with its template structure) go
+        // first and make it two-byte (RFC 8285; both ends allow mixing, a=extmap-allow-mixed).
+        for long in [true, false] {
+            for ext in pkt.extensions.iter().filter(|e| (e.value.len() > 16) == long) {
+                let Some(uri) = ext.uri else { continue };
+                if let Some(&(_, id)) = self.extensions.iter().find(|(u, _)| *u == uri) {
+                    // A value the header cannot carry is dropped, not the packet.
+                    let _ = header.set_extension(id, ext.value.clone());
+                }
             }
         }
         let bytes = pkt.payload.len() as u64;
@@ -103,9 +108,12 @@ impl RtpPacket {
             ssrc,
             ..Default::default()
         };
-        for ext in &self.extensions {
-            // A value the header cannot carry is dropped, not the packet.
-            let _ = header.set_extension(ext.id, ext.value.clone());
+        // Long values first, for a two-byte header (as in `RtpWriter::write`).
+        for long in [true, false] {
+            for ext in self.extensions.iter().filter(|e| (e.value.len() > 16) == long) {
+                // A value the header cannot carry is dropped, not the packet.
+                let _ = header.set_extension(ext.id, ext.value.clone());
+            }
         }
         rtp::Packet { header, payload: self.payload.clone() }.marshal().ok().map(|b| b.freeze())
     }

@@ -25,7 +25,7 @@ use negotiation::{From, Negotiation};
 
 /// Codecs we can send, in preference order, per kind.
 const AUDIO_CODECS: &[&str] = &["opus", "pcmu", "pcma"];
-const VIDEO_CODECS: &[&str] = &["vp8", "h264", "vp9"];
+const VIDEO_CODECS: &[&str] = &["vp8", "h264", "vp9", "av1"];
 
 /// An engine event, posted by the engine's callbacks.
 #[derive(Message)]
