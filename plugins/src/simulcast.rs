@@ -5,7 +5,7 @@
 //!
 //! A [`Layers`] describes a simulcast source (its rids, lowest quality first, and when each layer
 //! was last heard); a [`Selector`] is one receiver's choice over it. The same selector picks the
-//! layers of a VP9 SVC source ([`Selector::decide_svc`], rules in [`crate::svc`]), so one sequence
+//! layers of a VP9 or AV1 SVC source ([`Selector::decide_svc`], rules in [`crate::svc`]), so one sequence
 //! rewriter serves a receiver whatever its source is.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -18,7 +18,7 @@ use portunus_actors::media::codec::{inspect_video, VideoFrameInfo};
 use portunus_actors::media::sdp::SdpInfo;
 use portunus_actors::media::{MediaKind, RtpPacket};
 
-use crate::svc::{SvcState, SvcTargets, SvcVerdict};
+use crate::svc::{Av1Layers, Layering, SvcState, SvcTargets, SvcVerdict};
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -94,7 +94,7 @@ impl Layers {
 }
 
 /// Video codecs whose keyframes we can find, in the engine's preference order.
-const VIDEO_CODECS: &[&str] = &["vp8", "h264", "vp9"];
+const VIDEO_CODECS: &[&str] = &["vp8", "h264", "vp9", "av1"];
 
 /// A sender's simulcast video m-line: its layers and the codec they carry.
 pub type SimulcastStream = (Arc<Layers>, String);
@@ -150,6 +150,8 @@ struct State {
     layer: Option<usize>,
     temporal: Option<u8>,
     svc: SvcState,
+    /// The AV1 source's template structure, as this receiver last saw it.
+    av1: Av1Layers,
     /// The SSRC the SVC state follows; another one starts it again.
     svc_source: Option<u32>,
 }
@@ -211,9 +213,9 @@ impl Selector {
         Verdict::Forward { seq, ts, marker: pkt.marker }
     }
 
-    /// Decides on video `pkt` of an SVC source in `codec` (VP9; packets without layer indices
-    /// pass). `info` and `notices` as in [`Selector::decide`], with `("spatial_layer", n)` and
-    /// `("temporal_layer", n)`.
+    /// Decides on video `pkt` of an SVC source in `codec` (VP9, or AV1 with the Dependency
+    /// Descriptor; packets without layer indices or descriptor pass). `info` and `notices` as in
+    /// [`Selector::decide`], with `("spatial_layer", n)` and `("temporal_layer", n)`.
     pub fn decide_svc(
         &self,
         pkt: &RtpPacket,
@@ -223,15 +225,22 @@ impl Selector {
     ) -> Verdict {
         let info = *info.get_or_insert_with(|| inspect_video(codec, &pkt.payload));
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let verdict = match info.vp9 {
-            Some(layer) => {
-                if st.svc_source != Some(pkt.ssrc) {
-                    st.svc.reset();
-                    st.svc_source = Some(pkt.ssrc);
-                }
-                st.svc.decide(&layer, info.keyframe, pkt.marker, self.svc.get(), notices)
+        if st.svc_source != Some(pkt.ssrc) {
+            st.svc.reset();
+            st.av1.reset();
+            st.svc_source = Some(pkt.ssrc);
+        }
+        let frame = match (info.vp9, codec) {
+            (Some(layer), _) => Layering::Frame((&layer).into(), info.keyframe),
+            (None, "av1") => st.av1.frame(pkt),
+            _ => Layering::Unlayered,
+        };
+        let verdict = match frame {
+            Layering::Frame(layer, key) => {
+                st.svc.decide(layer, info.keyframe || key, pkt.marker, self.svc.get(), notices)
             }
-            None => SvcVerdict::Forward { marker: pkt.marker },
+            Layering::Unknown => SvcVerdict::NeedKeyframe,
+            Layering::Unlayered => SvcVerdict::Forward { marker: pkt.marker },
         };
         match verdict {
             SvcVerdict::Forward { marker } => {

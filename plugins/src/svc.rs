@@ -1,13 +1,15 @@
-//! VP9 SVC layer selection for one receiver (VideoRoom subscribers, the EchoTest): which spatial
-//! and temporal layers of a scalable VP9 stream it gets (Janus `spatial_layer`/`temporal_layer`).
+//! SVC layer selection for one receiver (VideoRoom subscribers, the EchoTest): which spatial and
+//! temporal layers of a scalable VP9 or AV1 stream it gets (Janus `spatial_layer`/`temporal_layer`).
 //!
-//! An SVC source sends every layer in one RTP stream; each packet's VP9 payload descriptor names
-//! its spatial (SID) and temporal (TID) layer (RFC 9628). A receiver gets the packets with
-//! SID <= its spatial layer and TID <= its temporal layer; the rest are dropped (the caller closes
-//! the sequence-number gap they leave, see [`crate::simulcast::Rewriter::skip`]). The sender marks
-//! only the last packet of a whole picture, which is dropped when upper spatial layers are, so the
-//! last packet of the highest forwarded layer frame gets the RTP marker bit: without it the
-//! receiver's jitter buffer never completes the frame.
+//! An SVC source sends every layer in one RTP stream, and each packet names its spatial and
+//! temporal layer: VP9 in its payload descriptor (SID, TID; RFC 9628), AV1 in the Dependency
+//! Descriptor header extension, whose template id is looked up in the template structure the
+//! sender puts on keyframes ([`Av1Layers`]). A receiver gets the packets with
+//! spatial <= its spatial layer and temporal <= its temporal layer; the rest are dropped (the
+//! caller closes the sequence-number gap they leave, see [`crate::simulcast::Rewriter::skip`]).
+//! The sender marks only the last packet of a whole picture, which is dropped when upper spatial
+//! layers are, so the last packet of the highest forwarded layer frame gets the RTP marker bit:
+//! without it the receiver's jitter buffer never completes the frame.
 //!
 //! Switching is only done where the receiver can decode what follows:
 //! - down (either dimension): spatial at the start of a layer frame the receiver keeps, temporal
@@ -16,8 +18,13 @@
 //!   sender adds later (browsers add them as their bandwidth estimate grows) start with frames not
 //!   predicted from earlier pictures, so they are forwarded as they come. Stepping up at such a
 //!   frame mid-stream would need the lower layer's end-of-frame marker we already set undone;
-//! - temporal up: on a keyframe, at a frame of a higher wanted layer that is a switching-up point
-//!   (U=1, as Janus checks), or after a picture that is one (the RFC's reading of U).
+//! - temporal up: on a keyframe, or at a picture that is a switching point to a higher wanted
+//!   layer: VP9, a frame of that layer with U=1 (as Janus checks) or the picture after one with
+//!   U=1 (the RFC's reading of U); AV1, a frame with a switch indication for the decode target of
+//!   its spatial layer at that temporal layer.
+//!
+//! An AV1 receiver that starts mid-stream cannot read the layers until a keyframe brings the
+//! structure (nor can its browser, which gets the descriptors relayed), so it waits for one.
 //!
 //! Changes are reported when the picture that shows them went out: the spatial layer is the one
 //! whose frame ended the picture for this receiver (what it really gets, even when the sender
@@ -30,6 +37,8 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use portunus_actors::media::codec::Vp9Layer;
+use portunus_actors::media::dependency_descriptor::{self as dd, FrameDependencyStructure};
+use portunus_actors::media::{RtpPacket, DEPENDENCY_DESCRIPTOR_URI};
 
 /// Janus's default: the highest layers (it validates targets as 0, 1 or 2).
 pub const DEFAULT_LAYER: u8 = 2;
@@ -56,6 +65,94 @@ impl SvcTargets {
     /// The wanted (spatial, temporal) layers now.
     pub fn get(&self) -> (u8, u8) {
         (self.spatial.load(Ordering::Relaxed), self.temporal.load(Ordering::Relaxed))
+    }
+}
+
+/// The layering of one packet, whatever the codec: what selection needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SvcFrame {
+    /// Spatial layer id.
+    pub spatial: u8,
+    /// Temporal layer id.
+    pub temporal: u8,
+    /// The first packet of its layer frame.
+    pub start: bool,
+    /// The last packet of its layer frame.
+    pub end: bool,
+    /// VP9 U: the picture is a switching-up point (the next one may add higher temporal layers).
+    pub switching_up: bool,
+    /// The temporal layers (bit t) a receiver may switch up to at this frame.
+    pub switch_to: u8,
+}
+
+impl From<&Vp9Layer> for SvcFrame {
+    fn from(l: &Vp9Layer) -> Self {
+        SvcFrame {
+            spatial: l.spatial,
+            temporal: l.temporal,
+            start: l.start,
+            end: l.end,
+            switching_up: l.switching_up,
+            // U on a frame of layer TID: switching up to TID can happen here.
+            switch_to: if l.switching_up { 1u8.checked_shl(u32::from(l.temporal)).unwrap_or(0) } else { 0 },
+        }
+    }
+}
+
+/// What a packet of an SVC source says about its layers.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Layering {
+    /// Nothing (no VP9 layer indices; no AV1 Dependency Descriptor, as when it is not negotiated
+    /// or the sender does not layer): the packet passes as it is.
+    Unlayered,
+    /// An AV1 descriptor whose template is in no structure this receiver has: wait for a keyframe.
+    Unknown,
+    /// The packet's frame; `true` when the packet starts a keyframe.
+    Frame(SvcFrame, bool),
+}
+
+/// Reads AV1 packets' layers for one receiver from their Dependency Descriptors, keeping the
+/// sender's latest template structure.
+#[derive(Debug, Default)]
+pub struct Av1Layers {
+    structure: Option<FrameDependencyStructure>,
+}
+
+impl Av1Layers {
+    /// The layering of `pkt`.
+    pub fn frame(&mut self, pkt: &RtpPacket) -> Layering {
+        let Some(ext) = pkt.extensions.iter().find(|e| e.uri == Some(DEPENDENCY_DESCRIPTOR_URI)) else {
+            return Layering::Unlayered;
+        };
+        let Some(desc) = dd::parse(&ext.value, self.structure.as_ref()) else { return Layering::Unknown };
+        let fresh = desc.structure.is_some();
+        if let Some(s) = &desc.structure {
+            self.structure = Some(s.clone());
+        }
+        let Some(structure) = self.structure.as_ref() else { return Layering::Unknown };
+        let Some(layers) = desc.layers(Some(structure)) else { return Layering::Unknown };
+        let (_, max_t) = structure.max_layers();
+        let switch_to = (0..=max_t.min(7))
+            .filter(|&t| {
+                structure
+                    .decode_target(layers.spatial, t)
+                    .is_some_and(|target| dd::dti(layers.dtis, target) == dd::DTI_SWITCH)
+            })
+            .fold(0u8, |mask, t| mask | (1 << t));
+        let frame = SvcFrame {
+            spatial: layers.spatial,
+            temporal: layers.temporal,
+            start: desc.start_of_frame,
+            end: desc.end_of_frame,
+            switching_up: false,
+            switch_to,
+        };
+        Layering::Frame(frame, fresh && desc.start_of_frame)
+    }
+
+    /// Forgets the structure (the source changed).
+    pub fn reset(&mut self) {
+        self.structure = None;
     }
 }
 
@@ -120,17 +217,19 @@ impl SvcState {
         *self = SvcState { reported: self.reported, ..SvcState::default() };
     }
 
-    /// Decides on a packet of `layer` (whose RTP marker bit is `marker`; `keyframe` when it starts
-    /// a keyframe) for a receiver that wants `target` = (spatial, temporal). Layer changes to
-    /// report are pushed to `notices` as `("spatial_layer", n)` / `("temporal_layer", n)`.
+    /// Decides on a packet of `layer` (a [`Vp9Layer`] or an [`SvcFrame`]; its RTP marker bit is
+    /// `marker`; `keyframe` when it starts a keyframe) for a receiver that wants `target` =
+    /// (spatial, temporal). Layer changes to report are pushed to `notices` as
+    /// `("spatial_layer", n)` / `("temporal_layer", n)`.
     pub fn decide(
         &mut self,
-        layer: &Vp9Layer,
+        layer: impl Into<SvcFrame>,
         keyframe: bool,
         marker: bool,
         target: (u8, u8),
         notices: &mut Vec<(&'static str, usize)>,
     ) -> SvcVerdict {
+        let layer: SvcFrame = layer.into();
         let (want_s, want_t) = target;
         let (sid, tid) = (layer.spatial, layer.temporal);
         let (mut cur_s, mut cur_t) = match (self.spatial, self.temporal) {
@@ -146,10 +245,12 @@ impl SvcState {
         if layer.start && sid == 0 {
             // A new picture: may the receiver get more temporal layers, or must it get fewer?
             let up_switch = std::mem::take(&mut self.up_switch);
+            // The highest wanted layer above the current one this frame is a switching point to.
+            let switch = (cur_t.saturating_add(1)..=want_t.min(7)).rev().find(|t| layer.switch_to & (1 << t) != 0);
             if want_t > cur_t && up_switch {
                 cur_t = want_t;
-            } else if want_t > cur_t && layer.switching_up && tid > cur_t && tid <= want_t {
-                cur_t = tid;
+            } else if let Some(t) = switch {
+                cur_t = t;
             } else if want_t < cur_t {
                 cur_t = want_t;
             }
@@ -377,5 +478,156 @@ mod tests {
             SvcVerdict::NeedKeyframe
         );
         assert_eq!(s.current(), (None, None));
+    }
+
+    /// AV1 with Dependency Descriptors: an L2T2 structure (decode targets S0T0, S0T1, S1T0,
+    /// S1T1) and packets that point into it.
+    mod av1 {
+        use bytes::Bytes;
+        use portunus_actors::media::{RtpExtension, RtpPacket, DEPENDENCY_DESCRIPTOR_URI};
+
+        use super::super::*;
+        use crate::simulcast::{Selector, Verdict};
+
+        /// Big-endian bits, for crafting descriptors.
+        fn bits(fields: &[(u32, u32)]) -> Vec<u8> {
+            let mut out = Vec::new();
+            let mut n = 0;
+            for &(width, value) in fields {
+                for i in (0..width).rev() {
+                    if n % 8 == 0 {
+                        out.push(0);
+                    }
+                    if (value >> i) & 1 == 1 {
+                        *out.last_mut().unwrap() |= 0x80 >> (n % 8);
+                    }
+                    n += 1;
+                }
+            }
+            out
+        }
+
+        /// The descriptor of a frame of template `tpl` (0 S0T0, 1 S0T1, 2 S1T0, 3 S1T1), with the
+        /// structure when `key`.
+        fn descriptor(tpl: u32, start: bool, end: bool, frame: u32, key: bool) -> Vec<u8> {
+            let mut f = vec![(1, u32::from(start)), (1, u32::from(end)), (6, tpl), (16, frame)];
+            if key {
+                // Structure present; offset 0, four decode targets; layers S0T0 S0T1 S1T0 S1T1.
+                f.extend([(5, 0b10000), (6, 0), (5, 3), (2, 1), (2, 2), (2, 1), (2, 3)]);
+                // DTIs per template, target 0 first: S=2, R=3, D=1, -=0.
+                for dtis in [[2, 2, 2, 2], [0, 1, 0, 3], [0, 0, 2, 2], [0, 0, 0, 1]] {
+                    f.extend(dtis.map(|d| (2, d)));
+                }
+                // No frame differences, no chains (ns(5) = 0), no resolutions.
+                f.extend([(1, 0), (1, 0), (1, 0), (1, 0), (2, 0), (1, 0)]);
+            }
+            bits(&f)
+        }
+
+        fn packet(seq: u16, tpl: u32, start: bool, end: bool, marker: bool, key: bool) -> RtpPacket {
+            let frame = u32::from(seq);
+            // Aggregation header: N on a keyframe's first packet.
+            let payload = vec![if key && start && tpl == 0 { 0x18 } else { 0x10 }, 0x32, 0x00];
+            RtpPacket {
+                marker,
+                payload_type: 45,
+                sequence_number: seq,
+                timestamp: u32::from(seq / 4) * 3000,
+                ssrc: 5,
+                extensions: vec![RtpExtension {
+                    id: 13,
+                    uri: Some(DEPENDENCY_DESCRIPTOR_URI),
+                    value: Bytes::from(descriptor(tpl, start, end, frame, key && start && tpl == 0)),
+                }],
+                rid: None,
+                payload: Bytes::from(payload),
+            }
+        }
+
+        /// One picture at temporal layer `t`: two packets per spatial layer, marked at the end.
+        fn picture(first_seq: u16, t: u32, key: bool) -> Vec<RtpPacket> {
+            let mut out = Vec::new();
+            for s in 0..2u32 {
+                let (tpl, seq) = (s * 2 + t, first_seq + 2 * s as u16);
+                out.push(packet(seq, tpl, true, false, false, key));
+                out.push(packet(seq + 1, tpl, false, true, s == 1, key));
+            }
+            out
+        }
+
+        /// What went out: (sequence number, template, marker); `(0, 9, false)` for a keyframe
+        /// request.
+        fn run(s: &Selector, pkts: Vec<RtpPacket>, notices: &mut Vec<(&'static str, usize)>) -> Vec<(u16, u8, bool)> {
+            let mut out = Vec::new();
+            for p in pkts {
+                let tpl = p.extensions[0].value[0] & 0x3f;
+                match s.decide_svc(&p, "av1", &mut None, notices) {
+                    Verdict::Forward { seq, marker, .. } => out.push((seq, tpl, marker)),
+                    Verdict::NeedKeyframe => out.push((0, 9, false)),
+                    Verdict::Drop => {}
+                }
+            }
+            out
+        }
+
+        #[test]
+        fn layers_come_from_the_structure() {
+            let mut a = Av1Layers::default();
+            // Before the structure: unknown layers.
+            assert_eq!(a.frame(&packet(1, 3, true, true, true, false)), Layering::Unknown);
+            let key = packet(4, 0, true, false, false, true);
+            let Layering::Frame(f, true) = a.frame(&key) else { panic!("a keyframe with its structure") };
+            assert_eq!((f.spatial, f.temporal, f.start, f.end), (0, 0, true, false));
+            assert_eq!(f.switch_to, 0b11, "S0T0 is a switch point to both temporal layers");
+            let Layering::Frame(f, false) = a.frame(&packet(9, 1, true, true, false, false)) else { panic!() };
+            assert_eq!((f.spatial, f.temporal, f.switch_to), (0, 1, 0));
+            let Layering::Frame(f, false) = a.frame(&packet(10, 2, true, true, false, false)) else { panic!() };
+            assert_eq!((f.spatial, f.temporal, f.switch_to), (1, 0, 0b11));
+            // No descriptor: unlayered; a broken one: unknown.
+            let bare = RtpPacket { extensions: vec![], ..packet(11, 0, true, true, true, false) };
+            assert_eq!(a.frame(&bare), Layering::Unlayered);
+            let mut broken = packet(12, 0, true, true, true, false);
+            broken.extensions[0].value = Bytes::from_static(&[0x80]);
+            assert_eq!(a.frame(&broken), Layering::Unknown);
+            a.reset();
+            assert_eq!(a.frame(&packet(13, 2, true, true, false, false)), Layering::Unknown);
+        }
+
+        #[test]
+        fn selection_drops_marks_and_keeps_sequences_continuous() {
+            let s = Selector::default();
+            let mut notices = Vec::new();
+            // Mid-stream start: keyframe requests until the structure comes.
+            assert!(run(&s, picture(100, 1, false), &mut notices).iter().all(|p| p.1 == 9));
+            let out = run(&s, picture(104, 0, true), &mut notices);
+            assert_eq!(out, vec![(104, 0, false), (105, 0, false), (106, 2, false), (107, 2, true)]);
+            assert_eq!(run(&s, picture(108, 1, false), &mut notices).len(), 4);
+            assert_eq!(notices, vec![("spatial_layer", 1), ("temporal_layer", 2)]);
+            notices.clear();
+
+            // Spatial layer 0: the base layer frame's end gets the marker; no gaps.
+            s.svc.spatial.store(0, Ordering::Relaxed);
+            let out = run(&s, picture(112, 0, false), &mut notices);
+            assert_eq!(out, vec![(112, 0, false), (113, 0, true)]);
+            assert_eq!(run(&s, picture(116, 1, false), &mut notices), vec![(114, 1, false), (115, 1, true)]);
+            assert_eq!(notices, vec![("spatial_layer", 0)]);
+
+            // Temporal layer 0: T1 pictures go; back to 1 at the next T0 picture (a switch point).
+            s.svc.temporal.store(0, Ordering::Relaxed);
+            assert_eq!(run(&s, picture(120, 0, false), &mut notices), vec![(116, 0, false), (117, 0, true)]);
+            assert!(run(&s, picture(124, 1, false), &mut notices).is_empty());
+            s.svc.temporal.store(1, Ordering::Relaxed);
+            assert!(run(&s, picture(128, 1, false), &mut notices).is_empty(), "no switch point yet");
+            assert_eq!(run(&s, picture(132, 0, false), &mut notices), vec![(118, 0, false), (119, 0, true)]);
+            assert_eq!(run(&s, picture(136, 1, false), &mut notices), vec![(120, 1, false), (121, 1, true)]);
+            assert_eq!(notices[1..], [("temporal_layer", 0), ("temporal_layer", 1)]);
+
+            // Spatial up waits for a keyframe (and a keyframe request is the caller's to make).
+            s.svc.spatial.store(1, Ordering::Relaxed);
+            assert_eq!(run(&s, picture(140, 0, false), &mut notices).len(), 2);
+            let out = run(&s, picture(144, 0, true), &mut notices);
+            assert_eq!(out, vec![(124, 0, false), (125, 0, false), (126, 2, false), (127, 2, true)]);
+            assert_eq!(s.svc_layers(), (Some(1), Some(1)));
+        }
     }
 }

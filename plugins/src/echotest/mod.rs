@@ -3,7 +3,7 @@
 //! JSON API: a single, always-asynchronous request whose body holds any of `audio`, `video`,
 //! `data`, `bitrate`, `record`, `filename`, `substream`, `temporal`, `fallback`, `svc`,
 //! `spatial_layer`, `temporal_layer`, `audiocodec`, `videocodec`, `videoprofile`, `opusred`,
-//! `min_delay`, `max_delay`, optionally with a JSEP offer. SVC layer selection (VP9) is on when the
+//! `min_delay`, `max_delay`, optionally with a JSEP offer. SVC layer selection (VP9, AV1) is on when the
 //! offer's JSEP carries `svc` hints (janus.js adds them for a track with an `svc` mode) or the body
 //! says `svc: true`; layer changes are pushed as
 //! `{"echotest":"event","videocodec":"vp9","spatial_layer":n,"temporal_layer":n}`. The `ack`
@@ -91,6 +91,8 @@ struct Echo {
     selector: Selector,
     /// Video mids whose SVC layers are chosen, with the offer's payload types and codec names.
     svc: RwLock<HashMap<String, Vec<(u8, String)>>>,
+    /// The SVC video echoed last was AV1 (else VP9): the codec SVC events name.
+    svc_av1: AtomicBool,
     /// Tells the client the echoed layer changed.
     ctx: PluginCtx,
     keyframes: KeyframeThrottle,
@@ -104,21 +106,23 @@ impl Echo {
             simulcast: RwLock::default(),
             selector: Selector::default(),
             svc: RwLock::default(),
+            svc_av1: AtomicBool::new(false),
             ctx,
             keyframes: KeyframeThrottle::default(),
         }
     }
 
-    /// The codec of `pt` on `mid` when the sender's SVC layers are chosen there (VP9 only).
-    fn svc_codec(&self, mid: &str, pt: u8) -> Option<String> {
+    /// The codec of `pt` on `mid` when the sender's SVC layers are chosen there (VP9, AV1).
+    fn svc_codec(&self, mid: &str, pt: u8) -> Option<&'static str> {
         let svc = self.svc.read().unwrap_or_else(|e| e.into_inner());
         let (_, codec) = svc.get(mid)?.iter().find(|(p, _)| *p == pt)?;
-        (codec == "vp9").then(|| codec.clone())
+        ["vp9", "av1"].into_iter().find(|c| c == codec)
     }
 
     /// Echoes one packet of an SVC stream: the layers `spatial_layer`/`temporal_layer` ask for.
     async fn echo_svc(&self, port: &MediaPort, mid: &str, writer: &RtpWriter, pkt: RtpPacket, codec: &str) {
         let mut notices = Vec::new();
+        self.svc_av1.store(codec == "av1", Ordering::Relaxed);
         match self.selector.decide_svc(&pkt, codec, &mut None, &mut notices) {
             Verdict::Forward { seq, ts, marker } => {
                 if !notices.is_empty() {
@@ -164,7 +168,7 @@ impl MediaSink for Echo {
         let Some(writer) = port.writer(mid) else { return };
         if kind == MediaKind::Video {
             if let Some(codec) = self.svc_codec(mid, pkt.payload_type) {
-                return self.echo_svc(port, mid, &writer, pkt, &codec).await;
+                return self.echo_svc(port, mid, &writer, pkt, codec).await;
             }
         }
         let simulcast = if pkt.rid.is_some() {
@@ -274,7 +278,8 @@ impl EchoSession {
         if let Some(n) = req.spatial_layer {
             targets.spatial.store(n as u8, Ordering::Relaxed);
             if current_s == Some(n as u8) {
-                self.echo.svc_event("vp9", false);
+                let codec = if self.echo.svc_av1.load(Ordering::Relaxed) { "av1" } else { "vp9" };
+                self.echo.svc_event(codec, false);
             }
         }
         if let Some(n) = req.temporal_layer {

@@ -163,8 +163,9 @@ impl RoomProps {
             p.allowed = Some(tokens(allowed)?);
         }
         // Janus compat (8.2): SVC only in rooms whose one video codec is VP9; otherwise ignored.
-        if p.video_svc && p.videocodec != ["vp9"] {
-            tracing::warn!("video_svc needs videocodec vp9 alone: disabling it");
+        // Beyond Janus 1.1 (which only relays AV1's Dependency Descriptor), AV1-only rooms too.
+        if p.video_svc && p.videocodec != ["vp9"] && p.videocodec != ["av1"] {
+            tracing::warn!("video_svc needs videocodec vp9 or av1 alone: disabling it");
             p.video_svc = false;
         }
         Ok(p)
@@ -346,10 +347,12 @@ mod tests {
     }
 
     #[test]
-    fn video_svc_needs_vp9_alone() {
+    fn video_svc_needs_vp9_or_av1_alone() {
         assert!(RoomProps::parse(&obj(json!({"videocodec": "vp9", "video_svc": true}))).unwrap().video_svc);
         assert!(!RoomProps::parse(&obj(json!({"videocodec": "vp9,vp8", "video_svc": true}))).unwrap().video_svc);
         assert!(!RoomProps::parse(&obj(json!({"video_svc": true}))).unwrap().video_svc, "the default codec is vp8");
+        assert!(RoomProps::parse(&obj(json!({"videocodec": "av1", "video_svc": true}))).unwrap().video_svc);
+        assert!(!RoomProps::parse(&obj(json!({"videocodec": "av1,vp9", "video_svc": true}))).unwrap().video_svc);
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub use cascade::CascadeRequest;
 
 /// Codecs we can receive and forward, per kind.
 const AUDIO: &[&str] = &["opus", "pcmu", "pcma"];
-const VIDEO: &[&str] = &["vp8", "h264", "vp9"];
+const VIDEO: &[&str] = &["vp8", "h264", "vp9", "av1"];
 
 /// The audio-level header extension (RFC 6464).
 const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
@@ -843,8 +843,9 @@ impl Room {
                             Box::new(notify),
                         )
                     });
-                // Janus compat (8.2): `video_svc` rooms let subscribers pick VP9 SVC layers.
-                let svc = props.video_svc && s.kind == MediaKind::Video && codec.as_deref() == Some("vp9");
+                // Janus compat (8.2): `video_svc` rooms let subscribers pick VP9 (and AV1) SVC layers.
+                let svc =
+                    props.video_svc && s.kind == MediaKind::Video && matches!(codec.as_deref(), Some("vp9" | "av1"));
                 PubStream {
                     talking: false,
                     kind: s.kind,
