@@ -1,6 +1,7 @@
-// VP9 SVC in headless Chromium: the page sends VP9 L3T3_KEY of a 1280x720 fake camera (spatial
-// layers 320, 640 and 1280 wide) through the EchoTest, or a VideoRoom with `video_svc` (publisher
-// and subscriber), and receives it; asking for `spatial_layer` 0 shrinks the picture the
+// VP9 and AV1 SVC in headless Chromium: the page sends VP9 (or AV1, whose layers travel in the
+// Dependency Descriptor header extension) L3T3_KEY of a 1280x720 fake camera (spatial layers 320,
+// 640 and 1280 wide) through the EchoTest, or a VideoRoom with `video_svc` (publisher and
+// subscriber), and receives it; asking for `spatial_layer` 0 shrinks the picture the
 // receiver's <video> shows to the base layer and brings a `spatial_layer` event, asking for 2
 // brings the full size back; `temporal_layer` 0 cuts the frame rate to a quarter, 2 restores it.
 // Run with `node --test tests/browser/`.
@@ -16,7 +17,7 @@ const width = (page) => page.evaluate(() => document.getElementById('remote').vi
 const svcState = (page) => page.evaluate(() => window.svcState);
 const framesDecoded = (page) => page.evaluate(() => document.getElementById('remote').getVideoPlaybackQuality?.().totalVideoFrames ?? 0);
 
-describe('VP9 SVC in headless Chromium', { timeout: 200000 }, () => {
+describe('VP9 and AV1 SVC in headless Chromium', { timeout: 800000 }, () => {
   let server;
   let statik;
 
@@ -31,13 +32,15 @@ describe('VP9 SVC in headless Chromium', { timeout: 200000 }, () => {
     if (server) await server.stop();
   });
 
-  for (const plugin of ['echotest', 'videoroom', 'echotest via janus.js']) test(`the receiver switches between VP9 SVC spatial layers (${plugin})`, { timeout: 170000 }, async (t) => {
+  const cases = [['echotest', 'vp9'], ['videoroom', 'vp9'], ['echotest via janus.js', 'vp9'], ['echotest', 'av1'], ['videoroom', 'av1']];
+  for (const [plugin, codec] of cases) test(`the receiver switches between ${codec.toUpperCase()} SVC spatial layers (${plugin})`, { timeout: 170000 }, async (t) => {
     const browser = await startBrowser();
     const { page } = browser;
     let ok = false;
+    const name = `svc-${codec}-${plugin.replaceAll(' ', '-')}`;
     const janusjs = plugin.endsWith('janus.js') ? `&janusjs=${encodeURIComponent(`${server.webUrl}janus.js`)}` : '';
     try {
-      await page.goto(`${statik.base}/svc.html?plugin=${plugin.split(' ')[0]}${janusjs}&ws=${encodeURIComponent(server.wsUrl)}`);
+      await page.goto(`${statik.base}/svc.html?plugin=${plugin.split(' ')[0]}&codec=${codec}${janusjs}&ws=${encodeURIComponent(server.wsUrl)}`);
       await waitFor('sender and receiver set up', async () => {
         const st = await svcState(page);
         if (st.errors.length) throw new Error(st.errors.join(' | '));
@@ -52,7 +55,7 @@ describe('VP9 SVC in headless Chromium', { timeout: 200000 }, () => {
         const st = await svcState(page);
         const video = st.publisherStreams.find((s) => s.type === 'video');
         assert.equal(video.svc, true, JSON.stringify(st.publisherStreams));
-        assert.equal(video.codec, 'vp9');
+        assert.equal(video.codec, codec);
         const sub = st.subscriberStreams.find((s) => s.type === 'video');
         const expected = { 'spatial-layer': -1, 'target-spatial-layer': 2, 'temporal-layer': -1, 'target-temporal-layer': 2 };
         assert.deepEqual(sub.svc, expected, JSON.stringify(st.subscriberStreams));
@@ -80,7 +83,7 @@ describe('VP9 SVC in headless Chromium', { timeout: 200000 }, () => {
       await waitFor('a spatial_layer 0 event', async () => (await svcState(page)).spatial.slice(before0).includes(0), { timeout: 10000 });
       const decodedSmall = await framesDecoded(page);
       await waitFor('base layer frames keep coming', async () => (await framesDecoded(page)) > decodedSmall + 10, { timeout: 10000 });
-      await page.screenshot({ path: path.join(ARTIFACTS, `svc-${plugin.replaceAll(' ', '-')}-spatial-0.png`) });
+      await page.screenshot({ path: path.join(ARTIFACTS, `${name}-spatial-0.png`) });
 
       const before2 = (await svcState(page)).spatial.length;
       await page.evaluate(() => window.selectLayer(2));
@@ -114,7 +117,7 @@ describe('VP9 SVC in headless Chromium', { timeout: 200000 }, () => {
       if (!ok) {
         fs.mkdirSync(ARTIFACTS, { recursive: true });
         const st = await svcState(page).catch(() => null);
-        fs.writeFileSync(path.join(ARTIFACTS, `svc-${plugin.replaceAll(' ', '-')}-failure.json`),
+        fs.writeFileSync(path.join(ARTIFACTS, `${name}-failure.json`),
           JSON.stringify({ state: st, console: browser.consoleLines, serverLog: server.logPath }, null, 2));
       }
       await browser.close();

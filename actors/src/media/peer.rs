@@ -91,18 +91,24 @@ impl AnswerSpec {
     }
 }
 
-/// The codec we send for a kind when the plugin names one (or the default).
+/// The codec we send for a kind when the plugin names one (its first registered variant), or
+/// the default (opus, VP8).
 fn default_codec(kind: MediaKind, name: &str) -> CodecInfo {
-    let name = name.to_ascii_lowercase();
-    let (pt, name, clock, fmtp) = match (kind, name.as_str()) {
-        (MediaKind::Audio, "pcmu") => (0, "pcmu", 8000, ""),
-        (MediaKind::Audio, "pcma") => (8, "pcma", 8000, ""),
-        (MediaKind::Audio, _) => (111, "opus", 48000, "minptime=10;useinbandfec=1"),
-        (_, "h264") => (102, "h264", 90000, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"),
-        (_, "vp9") => (98, "vp9", 90000, "profile-id=0"),
-        _ => (96, "vp8", 90000, ""),
+    let (engine_kind, fallback) = match kind {
+        MediaKind::Audio => (RtpCodecKind::Audio, "opus"),
+        _ => (RtpCodecKind::Video, "vp8"),
     };
-    CodecInfo { pt, name: name.to_owned(), clock_rate: clock, fmtp: fmtp.to_owned() }
+    let registered = |name: &str| super::engine::registered_codec(engine_kind, name, "");
+    match registered(name).or_else(|| registered(fallback)) {
+        Some(c) => CodecInfo {
+            pt: c.payload_type,
+            name: c.rtp_codec.mime_type.rsplit('/').next().unwrap_or_default().to_ascii_lowercase(),
+            clock_rate: c.rtp_codec.clock_rate,
+            fmtp: c.rtp_codec.sdp_fmtp_line,
+        },
+        // Not reached: opus and VP8 are in the codec table.
+        None => CodecInfo { pt: 96, name: fallback.to_owned(), clock_rate: 90000, fmtp: String::new() },
+    }
 }
 
 /// What we send on one m-line.
@@ -1028,4 +1034,23 @@ fn local_track(t: &SendTrack) -> Arc<TrackLocalStaticRTP> {
             ..Default::default()
         }],
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_offers_use_the_registered_codecs() {
+        let c = |kind, name| {
+            let c = default_codec(kind, name);
+            (c.pt, c.name, c.clock_rate, c.fmtp)
+        };
+        assert_eq!(c(MediaKind::Video, "av1"), (45, "av1".into(), 90000, String::new()));
+        assert_eq!(c(MediaKind::Video, "VP9"), (98, "vp9".into(), 90000, "profile-id=0".into()));
+        assert_eq!(c(MediaKind::Video, "h264").0, 102);
+        assert_eq!(c(MediaKind::Video, "h265"), (96, "vp8".into(), 90000, String::new()), "unknown: VP8");
+        assert_eq!(c(MediaKind::Audio, "pcma"), (8, "pcma".into(), 8000, String::new()));
+        assert_eq!(c(MediaKind::Audio, "").1, "opus");
+    }
 }

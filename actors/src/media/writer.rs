@@ -7,7 +7,7 @@ use rtc::rtp;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
 
-use super::types::{MediaKind, RtpPacket};
+use super::types::{MediaKind, RtpExtension, RtpPacket};
 
 /// A writer for one outgoing stream. Rewrites SSRC and payload type to the negotiated ones.
 #[derive(Clone)]
@@ -56,18 +56,10 @@ impl RtpWriter {
             ssrc: self.ssrc,
             ..Default::default()
         };
-        // The first extension set picks the header's form: one-byte elements carry at most 16
-        // bytes, so longer ones (an AV1 Dependency Descriptor with its template structure) go
-        // first and make it two-byte (RFC 8285; both ends allow mixing, a=extmap-allow-mixed).
-        for long in [true, false] {
-            for ext in pkt.extensions.iter().filter(|e| (e.value.len() > 16) == long) {
-                let Some(uri) = ext.uri else { continue };
-                if let Some(&(_, id)) = self.extensions.iter().find(|(u, _)| *u == uri) {
-                    // A value the header cannot carry is dropped, not the packet.
-                    let _ = header.set_extension(id, ext.value.clone());
-                }
-            }
-        }
+        set_extensions(&mut header, &pkt.extensions, |ext| {
+            let uri = ext.uri?;
+            self.extensions.iter().find(|(u, _)| *u == uri).map(|&(_, id)| id)
+        });
         let bytes = pkt.payload.len() as u64;
         self.track
             .write_rtp(rtp::Packet { header, payload: pkt.payload })
@@ -108,13 +100,58 @@ impl RtpPacket {
             ssrc,
             ..Default::default()
         };
-        // Long values first, for a two-byte header (as in `RtpWriter::write`).
-        for long in [true, false] {
-            for ext in self.extensions.iter().filter(|e| (e.value.len() > 16) == long) {
-                // A value the header cannot carry is dropped, not the packet.
-                let _ = header.set_extension(ext.id, ext.value.clone());
+        set_extensions(&mut header, &self.extensions, |ext| Some(ext.id));
+        rtp::Packet { header, payload: self.payload.clone() }.marshal().ok().map(|b| b.freeze())
+    }
+}
+
+/// Puts `extensions` on `header` with the ids `id` gives (`None`: left out). The first one set
+/// picks the header's form: one-byte elements carry at most 16 bytes, so longer ones (an AV1
+/// Dependency Descriptor with its template structure) go first and make it two-byte (RFC 8285;
+/// both ends allow mixing, a=extmap-allow-mixed). A value the header cannot carry is dropped,
+/// not the packet.
+fn set_extensions(header: &mut rtp::Header, extensions: &[RtpExtension], id: impl Fn(&RtpExtension) -> Option<u8>) {
+    for long in [true, false] {
+        for ext in extensions.iter().filter(|e| (e.value.len() > 16) == long) {
+            if let Some(id) = id(ext) {
+                let _ = header.set_extension(id, ext.value.clone());
             }
         }
-        rtp::Packet { header, payload: self.payload.clone() }.marshal().ok().map(|b| b.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rtc::shared::marshal::Unmarshal;
+
+    use super::*;
+    use crate::media::{DEPENDENCY_DESCRIPTOR_URI, RELAYED_EXTENSIONS};
+
+    #[test]
+    fn a_long_extension_makes_the_header_two_byte() {
+        let ext = |id, uri, len: usize| RtpExtension { id, uri: Some(uri), value: Bytes::from(vec![0xab; len]) };
+        let orientation = ext(3, RELAYED_EXTENSIONS[1], 1);
+        let structure = ext(13, DEPENDENCY_DESCRIPTOR_URI, 40);
+        let pkt = RtpPacket {
+            marker: true,
+            payload_type: 45,
+            sequence_number: 7,
+            timestamp: 9000,
+            ssrc: 1,
+            extensions: vec![orientation.clone(), structure.clone()],
+            rid: None,
+            payload: Bytes::from_static(&[0x10, 0x32]),
+        };
+        let bytes = pkt.to_bytes(2, 45).unwrap();
+        let back = rtp::Packet::unmarshal(&mut bytes.clone()).unwrap();
+        assert_eq!(back.header.extension_profile, rtp::header::EXTENSION_PROFILE_TWO_BYTE);
+        assert_eq!(back.header.get_extension(13), Some(structure.value.clone()));
+        assert_eq!(back.header.get_extension(3), Some(orientation.value.clone()));
+        assert_eq!(&back.payload[..], &[0x10, 0x32]);
+        // Short ones only: one-byte.
+        let short = RtpPacket { extensions: vec![orientation, ext(13, DEPENDENCY_DESCRIPTOR_URI, 3)], ..pkt };
+        let back = rtp::Packet::unmarshal(&mut short.to_bytes(2, 45).unwrap()).unwrap();
+        assert_eq!(back.header.extension_profile, rtp::header::EXTENSION_PROFILE_ONE_BYTE);
+        assert_eq!(back.header.get_extension(13).map(|v| v.len()), Some(3));
     }
 }
