@@ -630,16 +630,22 @@ async def test_room_management_and_errors(server):
 
 
 @pytest.mark.asyncio
-async def test_video_svc_only_in_vp9_rooms(server):
+async def test_video_svc_only_in_vp9_or_av1_rooms(server):
     """`video_svc` holds for rooms whose one video codec is VP9 (`list` shows it), else it is
-    dropped as Janus does. (The SVC media path is tested with Chromium in tests/browser.)"""
+    dropped as Janus does; AV1-only rooms keep it too (beyond Janus 1.1). (The SVC media path is
+    tested with Chromium in tests/browser.)"""
     async with client(server) as a:
         await a.attach(VR)
         svc_room = await create_room(a, videocodec="vp9", video_svc=True)
+        av1_room = await create_room(a, videocodec="av1", video_svc=True)
         vp8_room = await create_room(a, videocodec="vp8", video_svc=True)
+        mixed_room = await create_room(a, videocodec="av1,vp9", video_svc=True)
         rooms = {r["room"]: r for r in (await sync(a, {"request": "list"}))["list"]}
         assert rooms[svc_room].get("video_svc") is True, rooms[svc_room]
+        assert rooms[av1_room].get("video_svc") is True, rooms[av1_room]
+        assert rooms[av1_room]["videocodec"] == "av1", rooms[av1_room]
         assert "video_svc" not in rooms[vp8_room], rooms[vp8_room]
+        assert "video_svc" not in rooms[mixed_room], rooms[mixed_room]
 
 
 @pytest.mark.asyncio
