@@ -425,9 +425,11 @@ mod tests {
         assert_eq!(r.rewrite(&pkt(1, 3, 0), MediaKind::Video), (2, 0));
     }
 
-    /// A VP9 packet of spatial layer `sid`, temporal layer `tid` (non-flexible, TL0PICIDX 0),
-    /// first (`b`) and/or last (`e`) of its layer frame; a key picture when `key`.
-    fn vp9(seq: u16, pic: u32, sid: u8, tid: u8, b: bool, e: bool, key: bool, marker: bool) -> RtpPacket {
+    /// A VP9 packet of spatial layer `sid` (of three), temporal layer `tid` (non-flexible,
+    /// TL0PICIDX 0), first (`b`) and/or last (`e`) of its layer frame; a key picture when `key`.
+    /// The sender marks the end of the top layer's frame.
+    fn vp9(seq: u16, pic: u32, sid: u8, tid: u8, b: bool, e: bool, key: bool) -> RtpPacket {
+        let marker = e && sid == 2;
         let mut d = 0x20 | if b { 0x08 } else { 0 } | if e { 0x04 } else { 0 } | if key { 0 } else { 0x40 };
         if key && sid == 0 && b {
             d |= 0x02;
@@ -445,8 +447,8 @@ mod tests {
         let mut out = Vec::new();
         for sid in 0..3u8 {
             let seq = first_seq + u16::from(sid) * 2;
-            out.push(vp9(seq, pic, sid, tid, true, false, key, false));
-            out.push(vp9(seq + 1, pic, sid, tid, false, true, key, sid == 2));
+            out.push(vp9(seq, pic, sid, tid, true, false, key));
+            out.push(vp9(seq + 1, pic, sid, tid, false, true, key));
         }
         out
     }
