@@ -21,7 +21,7 @@ use portunus_actors::media::srtp::SrtpSender;
 use portunus_actors::media::AnswerSpec;
 use portunus_actors::media::{MediaKind, OfferSpec, OfferTrack};
 use portunus_actors::plugin::boundary::guard;
-use portunus_actors::plugin::PluginCtx;
+use portunus_actors::plugin::{answer_codecs, PluginCtx};
 use serde_json::{json, Map, Value};
 
 use super::errors::*;
@@ -804,6 +804,8 @@ impl Room {
             video_codecs: allowed("videocodec", &props.videocodec, VIDEO)?,
             ..AnswerSpec::default()
         };
+        // The codec of each stream is the one the core's answer will use.
+        let codecs = answer_codecs(offer, &answer);
         let port = p.ctx.media().clone();
         let streams: Vec<PubStream> = offer
             .sections
@@ -815,17 +817,7 @@ impl Room {
             })
             .map(|s| {
                 let mid = s.mid.clone().unwrap_or_else(|| s.mindex.to_string());
-                // As the answer chooses: the first allowed codec offered, else the first we relay.
-                let (ours, allowed) = match s.kind {
-                    MediaKind::Audio => (AUDIO, &answer.audio_codecs),
-                    _ => (VIDEO, &answer.video_codecs),
-                };
-                let offered = |name: &str| s.codecs.iter().any(|c| c.name == name);
-                let codec = allowed
-                    .iter()
-                    .find(|c| offered(c))
-                    .cloned()
-                    .or_else(|| s.codecs.iter().find(|c| ours.contains(&c.name.as_str())).map(|c| c.name.clone()));
+                let codec = codecs.get(&mid).cloned();
                 let talk = s
                     .extmaps
                     .iter()
