@@ -63,3 +63,41 @@ fn has_profile(fmtp: &str, profile: &str) -> bool {
         .iter()
         .any(|key| fmtp_param(fmtp, key).is_some_and(|v| v.eq_ignore_ascii_case(profile)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::sdp;
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\nc=IN IP4 0.0.0.0\r\na=mid:a\r\na=sendonly\r\n\
+a=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 98\r\nc=IN IP4 0.0.0.0\r\na=mid:v\r\na=sendrecv\r\n\
+a=rtpmap:96 VP8/90000\r\na=rtpmap:98 VP9/90000\r\na=fmtp:98 profile-id=0\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 100\r\nc=IN IP4 0.0.0.0\r\na=mid:x\r\na=sendonly\r\na=rtpmap:100 AV1X/90000\r\n\
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:d\r\n";
+
+    fn codecs(spec: &AnswerSpec) -> Vec<(String, String)> {
+        let mut v: Vec<_> = answer_codecs(&sdp::parse(OFFER).unwrap(), spec).into_iter().collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn preferred_codec_when_offered_else_the_first_we_can_send() {
+        let pair = |m: &str, c: &str| (m.to_owned(), c.to_owned());
+        // Receive-only (SFU publisher): every m-line the peer sends on; nothing for a codec we
+        // cannot handle, nothing for data.
+        let spec = AnswerSpec {
+            recv_only: true,
+            audio_codecs: vec!["pcmu".into()],
+            video_codecs: vec!["vp9".into(), "vp8".into()],
+            ..AnswerSpec::default()
+        };
+        assert_eq!(codecs(&spec), vec![pair("a", "pcmu"), pair("v", "vp9")]);
+        let spec = AnswerSpec { recv_only: true, ..AnswerSpec::default() };
+        assert_eq!(codecs(&spec), vec![pair("a", "opus"), pair("v", "vp8")]);
+        // Answering in kind: only m-lines the peer also receives on.
+        assert_eq!(codecs(&AnswerSpec::default()), vec![pair("v", "vp8")]);
+    }
+}
