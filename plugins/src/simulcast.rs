@@ -333,6 +333,12 @@ impl Selector {
         }
     }
 
+    /// The simulcast layer and VP8 temporal layer the receiver was last told it gets.
+    pub fn simulcast_layers(&self) -> (Option<usize>, Option<u8>) {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        (st.layer, st.temporal)
+    }
+
     /// The SVC (spatial, temporal) layers the receiver was last told it gets.
     pub fn svc_layers(&self) -> (Option<u8>, Option<u8>) {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).svc.reported()

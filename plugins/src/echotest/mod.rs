@@ -208,8 +208,14 @@ impl EchoSession {
         if req.record == Some(true) {
             return Self::error(ERROR_INVALID_ELEMENT, "Recording is not available in this build yet");
         }
-        // Janus compat (8.1): layers are checked before anything is applied.
-        for (key, value) in [("spatial_layer", req.spatial_layer), ("temporal_layer", req.temporal_layer)] {
+        // Janus compat (8.1): layers are checked before anything is applied, in Janus's order.
+        let layers = [
+            ("substream", req.substream),
+            ("temporal", req.temporal),
+            ("spatial_layer", req.spatial_layer),
+            ("temporal_layer", req.temporal_layer),
+        ];
+        for (key, value) in layers {
             if value.is_some_and(|n| n > u64::from(DEFAULT_LAYER)) {
                 return Self::error(ERROR_INVALID_ELEMENT, format!("Invalid value ({key} should be 0, 1 or 2)"));
             }

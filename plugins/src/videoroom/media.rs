@@ -287,6 +287,8 @@ pub struct SubStream {
     pub send: AtomicBool,
     /// The subscriber's simulcast/temporal layer choice and sequence continuity.
     pub selector: Selector,
+    /// The `fallback` asked for (µs), reported back as Janus does; 0 when never asked.
+    pub fallback_us: AtomicU64,
     writer: OnceLock<RtpWriter>,
     notice: Option<LayerNotice>,
 }
@@ -300,6 +302,7 @@ impl SubStream {
             gate,
             send: AtomicBool::new(true),
             selector: Selector::default(),
+            fallback_us: AtomicU64::new(0),
             writer: OnceLock::new(),
             notice,
         }

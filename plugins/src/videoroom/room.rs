@@ -533,7 +533,7 @@ impl Room {
     fn configure_subscriber(&mut self, handle: u64, body: &Map<String, Value>) -> Result<RoomReply, VrError> {
         let room = self.id;
         let sub = self.subscriber(handle)?;
-        apply_send_toggles(sub, body)?;
+        apply_send_toggles(room, sub, body)?;
         let restart = body.opt_bool("restart")?.unwrap_or(false);
         let offer = restart.then(|| subscriber_offer(&sub.slots, true));
         Ok(RoomReply {
@@ -971,6 +971,7 @@ fn apply_layer_choice(stream: &SubStream, item: &Map<String, Value>) {
     }
     if let Some(us) = item.get("fallback").and_then(Value::as_u64) {
         sel.fallback_ms.store(us / 1000, Ordering::Relaxed);
+        stream.fallback_us.store(us, Ordering::Relaxed);
     }
     if let Some(n) = layer("spatial_layer") {
         sel.svc.spatial.store(n, Ordering::Relaxed);
@@ -1038,7 +1039,7 @@ fn offer_tracks(slots: &[SubSlot]) -> Vec<OfferTrack> {
         .collect()
 }
 
-fn apply_send_toggles(sub: &mut Subscriber, body: &Map<String, Value>) -> Result<(), VrError> {
+fn apply_send_toggles(room: u64, sub: &mut Subscriber, body: &Map<String, Value>) -> Result<(), VrError> {
     if let Some(list) = body.opt_array("streams")? {
         for item in list.iter().filter_map(Value::as_object) {
             let Some(mid) = item.get("mid").and_then(Value::as_str) else { continue };
@@ -1046,6 +1047,7 @@ fn apply_send_toggles(sub: &mut Subscriber, body: &Map<String, Value>) -> Result
             if let Some(send) = item.get("send").and_then(Value::as_bool) {
                 slot.stream.send.store(send, Ordering::Relaxed);
             }
+            notify_current_layers(room, &sub.ctx, slot, item);
             apply_layer_choice(&slot.stream, item);
             if let Some(f) = &slot.feed {
                 f.request_keyframe();
@@ -1061,6 +1063,31 @@ fn apply_send_toggles(sub: &mut Subscriber, body: &Map<String, Value>) -> Result
         }
     }
     Ok(())
+}
+
+/// Janus compat (8.2): a subscriber asking for the layer one of its video streams already gets
+/// is told so at once (`{"videoroom":"event","room","mid","substream":n}`, likewise `temporal`
+/// for VP8 simulcast, `spatial_layer`/`temporal_layer` for SVC), before `configured`; a change is
+/// announced when it happens (see `layer_notice`).
+fn notify_current_layers(room: u64, ctx: &PluginCtx, slot: &SubSlot, item: &Map<String, Value>) {
+    let Some(feed) = slot.feed.as_ref().filter(|_| slot.kind == MediaKind::Video) else { return };
+    let sel = &slot.stream.selector;
+    let current: [(&str, Option<u8>); 2] = if feed.layer_count() > 0 {
+        let (substream, temporal) = sel.simulcast_layers();
+        let vp8 = slot.codec.as_deref() == Some("vp8");
+        [("substream", substream.map(|n| n as u8)), ("temporal", temporal.filter(|_| vp8))]
+    } else if feed.is_svc() {
+        let (spatial, temporal) = sel.svc_layers();
+        [("spatial_layer", spatial), ("temporal_layer", temporal)]
+    } else {
+        return;
+    };
+    for (key, now) in current {
+        let asked = item.get(key).and_then(Value::as_u64);
+        if let Some(n) = now.filter(|n| asked == Some(u64::from(*n))) {
+            let _ = ctx.push_event(None, json!({"videoroom": "event", "room": room, "mid": slot.mid, key: n}), None);
+        }
+    }
 }
 
 /// Recording arrives with the Record&Play work; until then asking for it is a clear error.
@@ -1151,6 +1178,22 @@ fn slot_json(s: &SubSlot, display: Option<String>) -> Value {
         }
         if let Some(c) = &s.codec {
             v["codec"] = json!(c);
+        }
+        if s.feed.as_ref().is_some_and(|f| f.layer_count() > 0) {
+            // Janus compat (8.2): the layers received (-1 before the first) and asked for, and
+            // the fallback when one was asked for.
+            let sel = &s.stream.selector;
+            let (substream, temporal) = sel.simulcast_layers();
+            v["simulcast"] = json!({
+                "substream": substream.map_or(-1, |n| n as i64),
+                "substream-target": sel.substream.load(Ordering::Relaxed),
+                "temporal-layer": temporal.map_or(-1, i64::from),
+                "temporal-layer-target": sel.temporal.load(Ordering::Relaxed),
+            });
+            let fallback = s.stream.fallback_us.load(Ordering::Relaxed);
+            if fallback > 0 {
+                v["simulcast"]["fallback"] = json!(fallback);
+            }
         }
         if s.feed.as_ref().is_some_and(|f| f.is_svc()) {
             // Janus compat (8.2): the layers received (-1 before the first) and asked for.
