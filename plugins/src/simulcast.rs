@@ -7,18 +7,23 @@
 //! was last heard); a [`Selector`] is one receiver's choice over it. The same selector picks the
 //! layers of a VP9 or AV1 SVC source ([`Selector::decide_svc`], rules in [`crate::svc`]), so one sequence
 //! rewriter serves a receiver whatever its source is.
+//!
+//! [`Selector::step`] is the per-packet forward step every relaying sink runs (EchoTest,
+//! VideoRoom subscribers, VideoCall peers): decide, report layer changes, rewrite, or ask for a
+//! keyframe. How notices reach the client, how keyframes are asked for and how the packet is
+//! written stay with the caller.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use std::collections::HashMap;
 
 use portunus_actors::media::codec::{inspect_video, VideoFrameInfo};
 use portunus_actors::media::sdp::SdpInfo;
 use portunus_actors::media::{MediaKind, RtpPacket};
 
-use crate::svc::{Av1Layers, Layering, SvcState, SvcTargets, SvcVerdict};
+use crate::svc::{Av1Layers, LayerInfo, SvcState, SvcTargets, SvcVerdict};
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -113,6 +118,43 @@ pub fn simulcast_streams(offer: &SdpInfo) -> HashMap<String, SimulcastStream> {
         .collect()
 }
 
+/// How one packet of a source is layered, as a receiver's forward step sees it.
+#[derive(Clone, Copy)]
+pub enum Layering<'a> {
+    /// No layers to pick: sequence continuity (and VP8 temporal layers) only.
+    Plain,
+    /// Simulcast layer `.1` of `.0`.
+    Simulcast(&'a Layers, usize),
+    /// VP9 SVC: the layers are read from the payload.
+    Svc,
+}
+
+impl<'a> Layering<'a> {
+    /// The layering of `pkt` from a source with simulcast `layers` (the packet's layer is noted
+    /// alive) and/or SVC; `None` when the packet belongs to none of the layers (it goes nowhere).
+    pub fn of(pkt: &RtpPacket, layers: Option<&'a Layers>, svc: bool) -> Option<Self> {
+        let simulcast = match layers {
+            Some(layers) => Some((layers, layers.observe(pkt)?)),
+            None => None,
+        };
+        Some(match simulcast {
+            _ if svc => Layering::Svc,
+            Some((layers, layer)) => Layering::Simulcast(layers, layer),
+            None => Layering::Plain,
+        })
+    }
+}
+
+/// A source stream as its receivers' forward step sees one of its packets.
+pub struct Source<'a> {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Codec name, to find keyframes and layers in the payload.
+    pub codec: &'a str,
+    /// How the packet is layered.
+    pub layering: Layering<'a>,
+}
+
 /// What became of a packet.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -169,6 +211,47 @@ impl Default for Selector {
 }
 
 impl Selector {
+    /// The forward step of one packet to this receiver: decides on `pkt` of `source`; when it
+    /// goes, the layer changes it brings (`("substream", n)`, `("temporal", n)`,
+    /// `("spatial_layer", n)`, `("temporal_layer", n)`) are passed to `notify` (only when there
+    /// are some) and the packet comes back with its outgoing sequence number, timestamp and marker
+    /// for the caller to write. When the receiver waits for a keyframe, `keyframe` is called
+    /// (the caller throttles). `info` caches the payload inspection across receivers of a packet.
+    pub fn step(
+        &self,
+        pkt: Cow<'_, RtpPacket>,
+        source: &Source<'_>,
+        info: &mut Option<VideoFrameInfo>,
+        notify: impl FnOnce(&[(&'static str, usize)]),
+        keyframe: impl FnOnce(),
+    ) -> Option<RtpPacket> {
+        let mut notices = Vec::new();
+        let verdict = match source.layering {
+            Layering::Svc => self.decide_svc(&pkt, source.codec, info, &mut notices),
+            Layering::Plain => self.decide(&pkt, source.kind, source.codec, None, info, &mut notices),
+            Layering::Simulcast(layers, layer) => {
+                self.decide(&pkt, source.kind, source.codec, Some((layers, layer)), info, &mut notices)
+            }
+        };
+        match verdict {
+            Verdict::Forward { seq, ts, marker } => {
+                if !notices.is_empty() {
+                    notify(&notices);
+                }
+                let mut out = pkt.into_owned();
+                out.sequence_number = seq;
+                out.timestamp = ts;
+                out.marker = marker;
+                Some(out)
+            }
+            Verdict::NeedKeyframe => {
+                keyframe();
+                None
+            }
+            Verdict::Drop => None,
+        }
+    }
+
     /// Decides on `pkt` of a source of `kind` in `codec`, from simulcast `layer` of `layers` if
     /// any. `info` caches the payload inspection across receivers of one packet; `notices` gets
     /// the layer changes to report (`("substream", n)`, `("temporal", n)`).
@@ -231,16 +314,16 @@ impl Selector {
             st.svc_source = Some(pkt.ssrc);
         }
         let frame = match (info.vp9, codec) {
-            (Some(layer), _) => Layering::Frame((&layer).into(), info.keyframe),
+            (Some(layer), _) => LayerInfo::Frame((&layer).into(), info.keyframe),
             (None, "av1") => st.av1.frame(pkt),
-            _ => Layering::Unlayered,
+            _ => LayerInfo::Unlayered,
         };
         let verdict = match frame {
-            Layering::Frame(layer, key) => {
+            LayerInfo::Frame(layer, key) => {
                 st.svc.decide(layer, info.keyframe || key, pkt.marker, self.svc.get(), notices)
             }
-            Layering::Unknown => SvcVerdict::NeedKeyframe,
-            Layering::Unlayered => SvcVerdict::Forward { marker: pkt.marker },
+            LayerInfo::Unknown => SvcVerdict::NeedKeyframe,
+            LayerInfo::Unlayered => SvcVerdict::Forward { marker: pkt.marker },
         };
         match verdict {
             SvcVerdict::Forward { marker } => {
@@ -257,6 +340,12 @@ impl Selector {
                 Verdict::NeedKeyframe
             }
         }
+    }
+
+    /// The simulcast layer and VP8 temporal layer the receiver was last told it gets.
+    pub fn simulcast_layers(&self) -> (Option<usize>, Option<u8>) {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        (st.layer, st.temporal)
     }
 
     /// The SVC (spatial, temporal) layers the receiver was last told it gets.
@@ -395,6 +484,27 @@ mod tests {
     }
 
     #[test]
+    fn step_notifies_rewrites_or_asks_for_a_keyframe() {
+        let l = Layers::from_rids(&["h".into(), "m".into(), "l".into()]).unwrap();
+        let s = Selector::default();
+        let (mut notified, mut keyframes) = (Vec::new(), 0);
+        let mut step = |p: RtpPacket| {
+            let layering = Layering::of(&p, Some(&l), false).unwrap();
+            let source = Source { kind: MediaKind::Video, codec: "vp8", layering };
+            s.step(Cow::Borrowed(&p), &source, &mut None, |n| notified.push(n.to_vec()), || keyframes += 1)
+        };
+        assert_eq!(step(vp8(1, 10, "l", false)), None);
+        let out = step(vp8(1, 11, "l", true)).expect("the keyframe goes");
+        assert_eq!((out.sequence_number, out.timestamp, out.rid.as_deref()), (11, 33000, Some("l")));
+        assert!(step(vp8(1, 12, "l", false)).is_some());
+        assert_eq!(notified, vec![vec![("substream", 0)]], "one call per change, none without");
+        assert_eq!(keyframes, 1);
+        // A packet of no known layer goes nowhere.
+        assert!(Layering::of(&vp8(1, 13, "x", false), Some(&l), false).is_none());
+        assert!(matches!(Layering::of(&vp8(1, 13, "x", false), None, true), Some(Layering::Svc)));
+    }
+
+    #[test]
     fn keyframe_requests_are_throttled() {
         let t = KeyframeThrottle::default();
         assert!(t.allow());
@@ -434,9 +544,11 @@ mod tests {
         assert_eq!(r.rewrite(&pkt(1, 3, 0), MediaKind::Video), (2, 0));
     }
 
-    /// A VP9 packet of spatial layer `sid`, temporal layer `tid` (non-flexible, TL0PICIDX 0),
-    /// first (`b`) and/or last (`e`) of its layer frame; a key picture when `key`.
-    fn vp9(seq: u16, pic: u32, sid: u8, tid: u8, b: bool, e: bool, key: bool, marker: bool) -> RtpPacket {
+    /// A VP9 packet of spatial layer `sid` (of three), temporal layer `tid` (non-flexible,
+    /// TL0PICIDX 0), first (`b`) and/or last (`e`) of its layer frame; a key picture when `key`.
+    /// The sender marks the end of the top layer's frame.
+    fn vp9(seq: u16, pic: u32, sid: u8, tid: u8, b: bool, e: bool, key: bool) -> RtpPacket {
+        let marker = e && sid == 2;
         let mut d = 0x20 | if b { 0x08 } else { 0 } | if e { 0x04 } else { 0 } | if key { 0 } else { 0x40 };
         if key && sid == 0 && b {
             d |= 0x02;
@@ -454,8 +566,8 @@ mod tests {
         let mut out = Vec::new();
         for sid in 0..3u8 {
             let seq = first_seq + u16::from(sid) * 2;
-            out.push(vp9(seq, pic, sid, tid, true, false, key, false));
-            out.push(vp9(seq + 1, pic, sid, tid, false, true, key, sid == 2));
+            out.push(vp9(seq, pic, sid, tid, true, false, key));
+            out.push(vp9(seq + 1, pic, sid, tid, false, true, key));
         }
         out
     }

@@ -101,7 +101,7 @@ impl From<&Vp9Layer> for SvcFrame {
 
 /// What a packet of an SVC source says about its layers.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Layering {
+pub enum LayerInfo {
     /// Nothing (no VP9 layer indices; no AV1 Dependency Descriptor, as when it is not negotiated
     /// or the sender does not layer): the packet passes as it is.
     Unlayered,
@@ -120,17 +120,17 @@ pub struct Av1Layers {
 
 impl Av1Layers {
     /// The layering of `pkt`.
-    pub fn frame(&mut self, pkt: &RtpPacket) -> Layering {
+    pub fn frame(&mut self, pkt: &RtpPacket) -> LayerInfo {
         let Some(ext) = pkt.extensions.iter().find(|e| e.uri == Some(DEPENDENCY_DESCRIPTOR_URI)) else {
-            return Layering::Unlayered;
+            return LayerInfo::Unlayered;
         };
-        let Some(desc) = dd::parse(&ext.value, self.structure.as_ref()) else { return Layering::Unknown };
+        let Some(desc) = dd::parse(&ext.value, self.structure.as_ref()) else { return LayerInfo::Unknown };
         let fresh = desc.structure.is_some();
         if let Some(s) = &desc.structure {
             self.structure = Some(s.clone());
         }
-        let Some(structure) = self.structure.as_ref() else { return Layering::Unknown };
-        let Some(layers) = desc.layers(Some(structure)) else { return Layering::Unknown };
+        let Some(structure) = self.structure.as_ref() else { return LayerInfo::Unknown };
+        let Some(layers) = desc.layers(Some(structure)) else { return LayerInfo::Unknown };
         let (_, max_t) = structure.max_layers();
         let switch_to = (0..=max_t.min(7))
             .filter(|&t| {
@@ -147,7 +147,7 @@ impl Av1Layers {
             switching_up: false,
             switch_to,
         };
-        Layering::Frame(frame, fresh && desc.start_of_frame)
+        LayerInfo::Frame(frame, fresh && desc.start_of_frame)
     }
 
     /// Forgets the structure (the source changed).
@@ -574,23 +574,23 @@ mod tests {
         fn layers_come_from_the_structure() {
             let mut a = Av1Layers::default();
             // Before the structure: unknown layers.
-            assert_eq!(a.frame(&packet(1, 3, true, true, true, false)), Layering::Unknown);
+            assert_eq!(a.frame(&packet(1, 3, true, true, true, false)), LayerInfo::Unknown);
             let key = packet(4, 0, true, false, false, true);
-            let Layering::Frame(f, true) = a.frame(&key) else { panic!("a keyframe with its structure") };
+            let LayerInfo::Frame(f, true) = a.frame(&key) else { panic!("a keyframe with its structure") };
             assert_eq!((f.spatial, f.temporal, f.start, f.end), (0, 0, true, false));
             assert_eq!(f.switch_to, 0b11, "S0T0 is a switch point to both temporal layers");
-            let Layering::Frame(f, false) = a.frame(&packet(9, 1, true, true, false, false)) else { panic!() };
+            let LayerInfo::Frame(f, false) = a.frame(&packet(9, 1, true, true, false, false)) else { panic!() };
             assert_eq!((f.spatial, f.temporal, f.switch_to), (0, 1, 0));
-            let Layering::Frame(f, false) = a.frame(&packet(10, 2, true, true, false, false)) else { panic!() };
+            let LayerInfo::Frame(f, false) = a.frame(&packet(10, 2, true, true, false, false)) else { panic!() };
             assert_eq!((f.spatial, f.temporal, f.switch_to), (1, 0, 0b11));
             // No descriptor: unlayered; a broken one: unknown.
             let bare = RtpPacket { extensions: vec![], ..packet(11, 0, true, true, true, false) };
-            assert_eq!(a.frame(&bare), Layering::Unlayered);
+            assert_eq!(a.frame(&bare), LayerInfo::Unlayered);
             let mut broken = packet(12, 0, true, true, true, false);
             broken.extensions[0].value = Bytes::from_static(&[0x80]);
-            assert_eq!(a.frame(&broken), Layering::Unknown);
+            assert_eq!(a.frame(&broken), LayerInfo::Unknown);
             a.reset();
-            assert_eq!(a.frame(&packet(13, 2, true, true, false, false)), Layering::Unknown);
+            assert_eq!(a.frame(&packet(13, 2, true, true, false, false)), LayerInfo::Unknown);
         }
 
         #[test]

@@ -64,7 +64,8 @@ rabbit_env() {
   export HOME="$DIR/rabbitmq/home"
   mkdir -p "$DIR/rabbitmq/mnesia" "$DIR/rabbitmq/log" "$HOME"
   [ -f "$RABBITMQ_ENABLED_PLUGINS_FILE" ] || echo '[].' > "$RABBITMQ_ENABLED_PLUGINS_FILE"
-  [ -f "$RABBITMQ_CONFIG_FILE.conf" ] || printf 'loopback_users.guest = false\nlisteners.tcp.default = 127.0.0.1:%s\n' \
+  # Always rewritten: a folder reused by a later `start` gets new ports.
+  printf 'loopback_users.guest = false\nlisteners.tcp.default = 127.0.0.1:%s\n' \
     "$PORTUNUS_TEST_AMQP_PORT" > "$RABBITMQ_CONFIG_FILE.conf"
   [ -f "$RABBITMQ_ADVANCED_CONFIG_FILE" ] || echo '[].' > "$RABBITMQ_ADVANCED_CONFIG_FILE"
   : > "$RABBITMQ_CONF_ENV_FILE"

@@ -242,6 +242,18 @@ async fn rabbitmq_full_flow_with_correlation_ids() {
 
     let connected = server.metric("portunus_broker_connected{link=\"janus.transport.rabbitmq\"}").await;
     assert_eq!(connected, Some(1.0));
+
+    // Requests are acknowledged in batches; once the link has been quiet none is left
+    // unacknowledged: stopping Portunus returns nothing to its queues (the broker would requeue
+    // an unacknowledged delivery, and a restarted server would run it twice).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for queue in [&b.queues_to.0, &b.queues_to.1] {
+        let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+        let q = b.ch.queue_declare(queue.as_str().into(), passive, FieldTable::default()).await.expect("queue exists");
+        assert_eq!(q.message_count(), 0, "requests left unacknowledged in {queue}");
+    }
 }
 
 #[tokio::test]

@@ -42,6 +42,10 @@ describe('Simulcast in headless Chromium', { timeout: 180000 }, () => {
       if (plugin === 'videoroom') {
         const st = await simState(page);
         assert.equal(st.publisherStreams[0].simulcast, true, JSON.stringify(st.publisherStreams));
+        // Janus compat (8.2): a subscriber stream of a simulcast feed describes its layers.
+        assert.deepEqual(st.subscriberStreams[0].simulcast,
+          { substream: -1, 'substream-target': 2, 'temporal-layer': -1, 'temporal-layer-target': 2 },
+          JSON.stringify(st.subscriberStreams));
       }
 
       // Default: the best layer the publisher sends. The browser starts with the low layer and
@@ -51,6 +55,16 @@ describe('Simulcast in headless Chromium', { timeout: 180000 }, () => {
       await page.evaluate(() => window.selectLayer(0));
       await waitFor('the lowest layer (320 wide)', async () => (await width(page)) === 320, { timeout: 20000 });
       await page.screenshot({ path: path.join(ARTIFACTS, `simulcast-${plugin}-substream-0.png`) });
+      if (plugin === 'videoroom') {
+        // Janus compat (8.2): asking for the layer already received is answered at once.
+        await waitFor('the substream 0 event', async () => (await simState(page)).substreams.includes(0), { timeout: 10000 });
+        const seen = (await simState(page)).substreams.length;
+        await page.evaluate(() => window.selectLayer(0));
+        await waitFor('an immediate substream 0 event', async () => {
+          const again = (await simState(page)).substreams.slice(seen);
+          return again.includes(0);
+        }, { timeout: 3000 });
+      }
 
       await page.evaluate(() => window.selectLayer(2));
       const up = await waitFor('a higher layer again', async () => {
@@ -60,6 +74,15 @@ describe('Simulcast in headless Chromium', { timeout: 180000 }, () => {
       assert.ok(up >= 640, `width after asking for substream 2: ${up}`);
       const events = (await simState(page)).substreams;
       assert.ok(events.includes(0), `substream events: ${JSON.stringify(events)}`);
+      if (plugin === 'videoroom') {
+        // The stream descriptions follow the layers: the one received and the one asked for.
+        const streams = await page.evaluate(() => window.subscribeAgain());
+        assert.ok(streams[0].simulcast.substream >= 1, JSON.stringify(streams));
+        assert.equal(streams[0].simulcast['substream-target'], 2, JSON.stringify(streams));
+        assert.deepEqual(streams[1].simulcast,
+          { substream: -1, 'substream-target': 1, 'temporal-layer': -1, 'temporal-layer-target': 2, fallback: 500000 },
+          JSON.stringify(streams));
+      }
       ok = true;
     } finally {
       if (!ok) {

@@ -84,6 +84,10 @@ describe('VP9 and AV1 SVC in headless Chromium', { timeout: 800000 }, () => {
       const decodedSmall = await framesDecoded(page);
       await waitFor('base layer frames keep coming', async () => (await framesDecoded(page)) > decodedSmall + 10, { timeout: 10000 });
       await page.screenshot({ path: path.join(ARTIFACTS, `${name}-spatial-0.png`) });
+      // Janus compat (8.1, 8.2): asking for the spatial layer already received is answered at once.
+      const again0 = (await svcState(page)).spatial.length;
+      await page.evaluate(() => window.selectLayer(0));
+      await waitFor('an immediate spatial_layer 0 event', async () => (await svcState(page)).spatial.slice(again0).includes(0), { timeout: 3000 });
 
       const before2 = (await svcState(page)).spatial.length;
       await page.evaluate(() => window.selectLayer(2));

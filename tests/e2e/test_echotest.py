@@ -315,6 +315,25 @@ async def test_svc_requests_with_a_non_svc_sender(server):
 
 
 @pytest.mark.asyncio
+async def test_out_of_range_simulcast_layers_are_refused(server):
+    """Janus compat (8.1): `substream`/`temporal` above 2 get error 413 and change nothing; 0 to 2
+    are accepted (the layers themselves are switched in tests/browser/simulcast.test.mjs)."""
+    async with client(server, "ws") as j:
+        await j.attach(ECHO)
+        for key in ("substream", "temporal"):
+            await j.message({key: 3})
+            ev = await j.next_event(lambda e: e.get("janus") == "event" and "plugindata" in e)
+            assert ev["plugindata"]["data"] == {
+                "echotest": "event",
+                "error_code": 413,
+                "error": f"Invalid value ({key} should be 0, 1 or 2)",
+            }, ev
+            await j.message({key: 2})
+            ev = await j.next_event(lambda e: e.get("janus") == "event" and "plugindata" in e)
+            assert ev["plugindata"]["data"] == {"echotest": "event", "result": "ok"}, ev
+
+
+@pytest.mark.asyncio
 async def test_handle_info_reports_webrtc(server):
     """Admin handle_info carries the SDPs, the selected pair, per-mid packet counts and the NACK buffer."""
     peer = Peer(data=False)

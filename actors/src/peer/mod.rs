@@ -4,6 +4,7 @@
 //! notices for its handle. RTP never passes through here: it flows from the engine's readers to
 //! the plugin's media sink.
 
+pub mod answer;
 pub mod negotiation;
 pub mod slowlink;
 
@@ -16,16 +17,10 @@ use serde_json::{json, Value};
 use crate::api::request::TrickleCandidate;
 use crate::api::{ApiError, ErrorCode, Jsep, SdpType};
 use crate::handle::Handle;
-use crate::media::sdp::CodecInfo;
-use crate::media::sdp::{self, Direction, MediaKind, SdpInfo};
-use crate::media::{
-    negotiable, AnswerSpec, HangupReason, MediaEngine, MediaPort, OfferSpec, Peer, PeerEvent, SendTrack,
-};
+use crate::media::sdp::{self, SdpInfo};
+use crate::media::{AnswerSpec, HangupReason, MediaEngine, MediaPort, OfferSpec, Peer, PeerEvent};
+use answer::send_plan;
 use negotiation::{From, Negotiation};
-
-/// Codecs we can send, in preference order, per kind.
-const AUDIO_CODECS: &[&str] = &["opus", "pcmu", "pcma"];
-const VIDEO_CODECS: &[&str] = &["vp8", "h264", "vp9", "av1"];
 
 /// An engine event, posted by the engine's callbacks.
 #[derive(Message)]
@@ -217,51 +212,6 @@ async fn existing_or_new(
 enum ApplyError {
     Setup(ApiError),
     Sdp(String),
-}
-
-/// The tracks we send in an answer: on every m-line the peer wants to receive, with the plugin's
-/// preferred codec when the peer offered it, else the first offered codec we can send (Janus
-/// compat: EchoTest and the calls answer in kind).
-fn send_plan(info: &SdpInfo, spec: &AnswerSpec) -> Vec<SendTrack> {
-    info.sections
-        .iter()
-        .filter(|s| {
-            let wanted = if spec.recv_only { Direction::SendOnly } else { Direction::RecvOnly };
-            !s.disabled
-                && s.kind != MediaKind::Data
-                && matches!(s.direction, d if d == Direction::SendRecv || d == wanted)
-        })
-        .filter_map(|s| {
-            let (supported, preferred, profile) = match s.kind {
-                MediaKind::Audio => (AUDIO_CODECS, &spec.audio_codecs, None),
-                _ => (VIDEO_CODECS, &spec.video_codecs, spec.video_profile.as_deref()),
-            };
-            // Offered variants the engine negotiates (an H.264 profile it lacks would be answered
-            // with a payload type it then refuses to receive).
-            let usable = |c: &&CodecInfo| supported.contains(&c.name.as_str()) && negotiable(s.kind, &c.name, &c.fmtp);
-            let offered = |name: &str| {
-                let mut variants = s.codecs.iter().filter(usable).filter(move |c| c.name == name);
-                match profile {
-                    Some(p) => variants.find(|c| has_profile(&c.fmtp, p)),
-                    None => variants.next(),
-                }
-            };
-            let chosen = preferred.iter().find_map(|n| offered(n)).or_else(|| s.codecs.iter().find(usable))?;
-            Some(SendTrack {
-                mid: s.mid.clone().unwrap_or_else(|| s.mindex.to_string()),
-                kind: s.kind,
-                codec: chosen.clone(),
-            })
-        })
-        .collect()
-}
-
-/// Whether a codec's `a=fmtp` names `profile`: H.264 `profile-level-id` (compared without case)
-/// or VP9 `profile-id`.
-fn has_profile(fmtp: &str, profile: &str) -> bool {
-    ["profile-level-id", "profile-id"]
-        .iter()
-        .any(|key| crate::media::sdp::fmtp_param(fmtp, key).is_some_and(|v| v.eq_ignore_ascii_case(profile)))
 }
 
 impl Handler<CreateAnswer> for PeerConnection {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use crate::peer::answer::answer_codecs;
 pub use ctx::{PluginCtx, PushError};
 pub use registry::PluginRegistry;
 

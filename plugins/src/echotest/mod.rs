@@ -14,12 +14,13 @@
 
 pub mod api;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use portunus_actors::api::SdpType;
-use portunus_actors::media::{sdp, AnswerSpec, Feedback, MediaKind, MediaPort, MediaSink, RtpPacket, RtpWriter};
+use portunus_actors::media::{sdp, AnswerSpec, Feedback, MediaKind, MediaPort, MediaSink, RtpPacket};
 use portunus_actors::plugin::{
     DataMessage, Plugin, PluginCtx, PluginDescriptor, PluginError, PluginMessage, PluginReply, PluginSession,
 };
@@ -27,7 +28,7 @@ use serde_json::{json, Value};
 
 use api::{Configure, ERROR_INVALID_ELEMENT};
 
-use crate::simulcast::{simulcast_streams, KeyframeThrottle, Selector, SimulcastStream, Verdict};
+use crate::simulcast::{simulcast_streams, KeyframeThrottle, Layering, Layers, Selector, SimulcastStream, Source};
 use crate::svc::DEFAULT_LAYER;
 
 const DESCRIPTOR: PluginDescriptor = PluginDescriptor {
@@ -119,20 +120,18 @@ impl Echo {
         ["vp9", "av1"].into_iter().find(|c| c == codec)
     }
 
-    /// Echoes one packet of an SVC stream: the layers `spatial_layer`/`temporal_layer` ask for.
-    async fn echo_svc(&self, port: &MediaPort, mid: &str, writer: &RtpWriter, pkt: RtpPacket, codec: &str) {
-        let mut notices = Vec::new();
-        self.svc_av1.store(codec == "av1", Ordering::Relaxed);
-        match self.selector.decide_svc(&pkt, codec, &mut None, &mut notices) {
-            Verdict::Forward { seq, ts, marker } => {
-                if !notices.is_empty() {
-                    self.svc_event(codec, true);
-                }
-                let _ = writer.write(RtpPacket { sequence_number: seq, timestamp: ts, marker, ..pkt }).await;
+    /// How `pkt` on `mid` is layered, with its codec: SVC (no simulcast layers) or simulcast;
+    /// `None` when it is echoed as it came.
+    fn layered(&self, mid: &str, kind: MediaKind, pkt: &RtpPacket) -> Option<(Option<Arc<Layers>>, String)> {
+        if kind == MediaKind::Video {
+            if let Some(codec) = self.svc_codec(mid, pkt.payload_type) {
+                self.svc_av1.store(codec == "av1", Ordering::Relaxed);
+                return Some((None, codec.to_owned()));
             }
-            Verdict::NeedKeyframe => self.ask_keyframe(port, mid),
-            Verdict::Drop => {}
         }
+        pkt.rid.as_ref()?;
+        let (layers, codec) = self.simulcast.read().unwrap_or_else(|e| e.into_inner()).get(mid).cloned()?;
+        Some((Some(layers), codec))
     }
 
     /// Janus compat (8.1): the SVC event names the codec and both current layers (`both`), or
@@ -166,34 +165,29 @@ impl MediaSink for Echo {
             return;
         }
         let Some(writer) = port.writer(mid) else { return };
-        if kind == MediaKind::Video {
-            if let Some(codec) = self.svc_codec(mid, pkt.payload_type) {
-                return self.echo_svc(port, mid, &writer, pkt, codec).await;
-            }
-        }
-        let simulcast = if pkt.rid.is_some() {
-            self.simulcast.read().unwrap_or_else(|e| e.into_inner()).get(mid).cloned()
-        } else {
-            None
-        };
-        let Some((layers, codec)) = simulcast else {
+        // SVC video: the layers `spatial_layer`/`temporal_layer` ask for; simulcast: the layer
+        // `substream` asks for; anything else is echoed as it came.
+        let Some((layers, codec)) = self.layered(mid, kind, &pkt) else {
             let _ = writer.write(pkt).await;
             return;
         };
-        // Simulcast: one layer is echoed, the one `substream` asks for.
-        let Some(layer) = layers.observe(&pkt) else { return };
-        let mut notices = Vec::new();
-        match self.selector.decide(&pkt, kind, &codec, Some((&layers, layer)), &mut None, &mut notices) {
-            Verdict::Forward { seq, ts, marker } => {
-                for (what, n) in notices {
-                    let mut ev = json!({"echotest": "event", "videocodec": codec});
-                    ev[what] = json!(n);
-                    let _ = self.ctx.push_event(None, ev, None);
-                }
-                let _ = writer.write(RtpPacket { sequence_number: seq, timestamp: ts, marker, ..pkt }).await;
+        let svc = layers.is_none();
+        let Some(layering) = Layering::of(&pkt, layers.as_deref(), svc) else { return };
+        let source = Source { kind, codec: &codec, layering };
+        let notify = |notices: &[(&'static str, usize)]| {
+            if svc {
+                self.svc_event(&codec, true);
+                return;
             }
-            Verdict::NeedKeyframe => self.ask_keyframe(port, mid),
-            Verdict::Drop => {}
+            for &(what, n) in notices {
+                let mut ev = json!({"echotest": "event", "videocodec": codec});
+                ev[what] = json!(n);
+                let _ = self.ctx.push_event(None, ev, None);
+            }
+        };
+        let keyframe = || self.ask_keyframe(port, mid);
+        if let Some(out) = self.selector.step(Cow::Owned(pkt), &source, &mut None, notify, keyframe) {
+            let _ = writer.write(out).await;
         }
     }
 
@@ -218,8 +212,14 @@ impl EchoSession {
         if req.record == Some(true) {
             return Self::error(ERROR_INVALID_ELEMENT, "Recording is not available in this build yet");
         }
-        // Janus compat (8.1): layers are checked before anything is applied.
-        for (key, value) in [("spatial_layer", req.spatial_layer), ("temporal_layer", req.temporal_layer)] {
+        // Janus compat (8.1): layers are checked before anything is applied, in Janus's order.
+        let layers = [
+            ("substream", req.substream),
+            ("temporal", req.temporal),
+            ("spatial_layer", req.spatial_layer),
+            ("temporal_layer", req.temporal_layer),
+        ];
+        for (key, value) in layers {
             if value.is_some_and(|n| n > u64::from(DEFAULT_LAYER)) {
                 return Self::error(ERROR_INVALID_ELEMENT, format!("Invalid value ({key} should be 0, 1 or 2)"));
             }

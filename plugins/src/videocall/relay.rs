@@ -5,6 +5,7 @@
 //! and unlinks them when it ends. RTP runs on the media runtime and takes one read lock per
 //! packet; it never waits for the plugin's directory lock.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, Weak};
@@ -13,7 +14,7 @@ use bytes::Bytes;
 use portunus_actors::media::sdp::{Direction, SdpInfo};
 use portunus_actors::media::{Feedback, MediaKind, MediaPort, MediaSink, OfferSpec, OfferTrack, RtpPacket};
 
-use crate::simulcast::{simulcast_streams, KeyframeThrottle, Selector, SimulcastStream, Verdict};
+use crate::simulcast::{simulcast_streams, KeyframeThrottle, Layering, Selector, SimulcastStream, Source};
 
 /// Codecs we relay, in preference order (the core sends with the first one offered).
 const AUDIO_CODECS: &[&str] = &["opus", "pcmu", "pcma"];
@@ -324,20 +325,19 @@ impl MediaSink for Leg {
             return;
         };
         // Simulcast: one layer reaches the peer, the one its `set` asks for.
-        let Some(layer) = layers.observe(&pkt) else { return };
+        let Some(layering) = Layering::of(&pkt, Some(&*layers), false) else { return };
         let Some(receiver) = self.peer_leg() else { return };
-        let mut notices = Vec::new();
-        match receiver.receive.decide(&pkt, kind, &codec, Some((&layers, layer)), &mut None, &mut notices) {
-            Verdict::Forward { seq, ts, marker } => {
-                if let Some(notice) = receiver.notice.get() {
-                    for (what, n) in notices {
-                        notice(&codec, what, n);
-                    }
+        let source = Source { kind, codec: &codec, layering };
+        let notify = |notices: &[(&'static str, usize)]| {
+            if let Some(notice) = receiver.notice.get() {
+                for &(what, n) in notices {
+                    notice(&codec, what, n);
                 }
-                let _ = writer.write(RtpPacket { sequence_number: seq, timestamp: ts, marker, ..pkt }).await;
             }
-            Verdict::NeedKeyframe => self.ask_keyframe(port, mid),
-            Verdict::Drop => {}
+        };
+        let keyframe = || self.ask_keyframe(port, mid);
+        if let Some(out) = receiver.receive.step(Cow::Owned(pkt), &source, &mut None, notify, keyframe) {
+            let _ = writer.write(out).await;
         }
     }
 

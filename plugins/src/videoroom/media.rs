@@ -6,6 +6,7 @@
 //! The room replaces a feed's lists whole (copy, edit, swap) on join and leave, so the packet path
 //! takes one uncontended read lock per packet and never waits for the room.
 
+use std::borrow::Cow;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -15,7 +16,7 @@ use portunus_actors::media::srtp::SrtpSender;
 use portunus_actors::media::{Feedback, MediaKind, MediaPort, MediaSink, RtpPacket, RtpWriter};
 
 use super::remote::Remotization;
-use crate::simulcast::{KeyframeThrottle, Layers, Selector, Verdict};
+use crate::simulcast::{KeyframeThrottle, Layering, Layers, Selector, Source};
 
 /// A copy-on-write list: readers clone the `Arc`, writers swap in an edited copy.
 struct SwapList<T> {
@@ -200,12 +201,8 @@ impl Feed {
         for f in self.forwarders.snapshot().iter() {
             f.send(&pkt);
         }
-        let simulcast = match &self.layers {
-            None => None,
-            Some(layers) => {
-                let Some(layer) = layers.observe(&pkt) else { return };
-                Some((layers, layer))
-            }
+        let Some(layering) = Layering::of(&pkt, self.layers.as_ref(), self.svc && self.kind == MediaKind::Video) else {
+            return;
         };
         let subs = self.subscribers.snapshot();
         if subs.is_empty() {
@@ -213,9 +210,10 @@ impl Feed {
         }
         // Each subscriber's writer relays the media extensions (audio level, orientation) with
         // its own ids and drops the rest.
+        let source = Source { kind: self.kind, codec: &self.codec, layering };
         let mut info = None;
         for s in subs.iter() {
-            s.forward(&pkt, self, simulcast, &mut info);
+            s.forward(&pkt, self, &source, &mut info);
         }
     }
 }
@@ -289,6 +287,8 @@ pub struct SubStream {
     pub send: AtomicBool,
     /// The subscriber's simulcast/temporal layer choice and sequence continuity.
     pub selector: Selector,
+    /// The `fallback` asked for (µs), reported back as Janus does; 0 when never asked.
+    pub fallback_us: AtomicU64,
     writer: OnceLock<RtpWriter>,
     notice: Option<LayerNotice>,
 }
@@ -302,6 +302,7 @@ impl SubStream {
             gate,
             send: AtomicBool::new(true),
             selector: Selector::default(),
+            fallback_us: AtomicU64::new(0),
             writer: OnceLock::new(),
             notice,
         }
@@ -316,41 +317,24 @@ impl SubStream {
         Some(self.writer.get_or_init(|| w))
     }
 
-    /// Forwards `pkt` (of a simulcast layer, if any) when this subscriber should get it.
-    /// `info` caches the payload inspection across the subscribers of one packet.
-    fn forward(
-        &self,
-        pkt: &RtpPacket,
-        feed: &Feed,
-        simulcast: Option<(&Layers, usize)>,
-        info: &mut Option<VideoFrameInfo>,
-    ) {
+    /// Forwards `pkt` of `feed` (seen as `source`) when this subscriber should get it. `info`
+    /// caches the payload inspection across the subscribers of one packet.
+    fn forward(&self, pkt: &RtpPacket, feed: &Feed, source: &Source<'_>, info: &mut Option<VideoFrameInfo>) {
         if !self.gate.is_open() || !self.send.load(Ordering::Relaxed) {
             return;
         }
         let Some(writer) = self.writer() else { return };
-        let mut notices = Vec::new();
-        let verdict = if feed.svc && feed.kind == MediaKind::Video {
-            self.selector.decide_svc(pkt, &feed.codec, info, &mut notices)
-        } else {
-            self.selector.decide(pkt, feed.kind, &feed.codec, simulcast, info, &mut notices)
-        };
-        let (seq, ts, marker) = match verdict {
-            Verdict::Forward { seq, ts, marker } => (seq, ts, marker),
-            Verdict::Drop => return,
-            Verdict::NeedKeyframe => {
-                feed.request_keyframe();
-                return;
+        let notify = |notices: &[(&'static str, usize)]| {
+            if let Some(notice) = &self.notice {
+                for &(what, n) in notices {
+                    notice(what, n);
+                }
             }
         };
-        if let Some(notice) = &self.notice {
-            for (what, n) in notices {
-                notice(what, n);
-            }
+        if let Some(out) = self.selector.step(Cow::Borrowed(pkt), source, info, notify, || feed.request_keyframe()) {
+            // Never wait for one subscriber: a full queue costs that subscriber this packet only.
+            let _ = writer.try_write(out);
         }
-        let out = RtpPacket { sequence_number: seq, timestamp: ts, marker, ..pkt.clone() };
-        // Never wait for one subscriber: a full queue costs that subscriber this packet only.
-        let _ = writer.try_write(out);
     }
 }
 

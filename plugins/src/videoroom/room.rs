@@ -6,9 +6,9 @@
 //! PeerConnections closed, the room leaves the registry and can be created again).
 
 mod cascade;
+mod manage;
 
 use std::collections::BTreeMap;
-use std::net::ToSocketAddrs;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -17,16 +17,15 @@ use actix::prelude::*;
 use portunus_actors::api::ids::random_id;
 use portunus_actors::api::validate::Fields;
 use portunus_actors::media::sdp::{Direction, SdpInfo};
-use portunus_actors::media::srtp::SrtpSender;
 use portunus_actors::media::AnswerSpec;
 use portunus_actors::media::{MediaKind, OfferSpec, OfferTrack};
 use portunus_actors::plugin::boundary::guard;
-use portunus_actors::plugin::PluginCtx;
+use portunus_actors::plugin::{answer_codecs, PluginCtx};
 use serde_json::{json, Map, Value};
 
 use super::errors::*;
 use super::media::{Feed, Gate, LayerNotice, PublisherSink, RtpForwarder, SubStream, SubscriberSink, TalkDetector};
-use super::props::{tokens, RoomProps};
+use super::props::RoomProps;
 use super::registry::Registry;
 use super::remote::Endpoint;
 pub use cascade::CascadeRequest;
@@ -397,316 +396,212 @@ impl Room {
         ctx.stop();
     }
 
+    /// Routes a request to its handler: room management (in `manage`), publishers, subscribers.
     fn handle_request(&mut self, req: RoomRequest, ctx: &mut Context<Self>) -> Result<RoomReply, VrError> {
-        let room = self.id;
         match req {
-            RoomRequest::Edit(body) => {
-                self.check_secret(&body)?;
-                let mut props = self.props();
-                props.edit(&body)?;
-                *self.props.write().unwrap_or_else(|e| e.into_inner()) = props;
-                if body.opt_bool("permanent")? == Some(true) {
-                    self.registry.persist(room, true).map_err(|e| VrError::new(UNKNOWN_ERROR, e.0))?;
-                }
-                Ok(RoomReply::data(json!({"videoroom": "edited", "room": room})))
-            }
-            RoomRequest::Destroy(body) => {
-                self.check_secret(&body)?;
-                let permanent = body.opt_bool("permanent")?.unwrap_or(false);
-                if permanent {
-                    self.registry.persist(room, false).map_err(|e| VrError::new(UNKNOWN_ERROR, e.0))?;
-                }
-                self.teardown(ctx, &json!({"videoroom": "destroyed", "room": room}));
-                Ok(RoomReply::data(json!({"videoroom": "destroyed", "room": room, "permanent": permanent})))
-            }
-            RoomRequest::Kick(body) => {
-                self.check_secret(&body)?;
-                let id = body.req_u64("id")?;
-                let handle = self
-                    .participants
-                    .iter()
-                    .find(|(_, p)| p.id == id)
-                    .map(|(h, _)| *h)
-                    .ok_or_else(|| VrError::new(NO_SUCH_FEED, format!("No such user {id} in room {room}")))?;
-                let display = self.participants.get(&handle).and_then(|p| p.display.clone());
-                let kicked = self.participants.get(&handle).map(|p| p.ctx.clone());
-                let was_publishing = self.unpublish(handle);
-                self.participants.remove(&handle);
-                self.count_changed();
-                if let Some(kctx) = kicked {
-                    let _ = kctx.push_event(
-                        None,
-                        json!({"videoroom": "event", "room": room, "leaving": "ok", "reason": "kicked"}),
-                        None,
-                    );
-                    if was_publishing {
-                        let _ = kctx.close_pc();
-                    }
-                }
-                let mut ev = json!({"videoroom": "event", "room": room, "kicked": id});
-                if let Some(d) = display {
-                    ev["display"] = json!(d);
-                }
-                self.notify_participants(None, &ev);
-                Ok(RoomReply::data(json!({"videoroom": "success"})))
-            }
-            RoomRequest::Moderate(body) => {
-                self.check_secret(&body)?;
-                let id = body.req_u64("id")?;
-                let mid = body.req_str("mid")?.to_owned();
-                let mute = body.req_bool("mute")?;
-                let p = self
-                    .participants
-                    .values()
-                    .find(|p| p.id == id)
-                    .ok_or_else(|| VrError::new(NO_SUCH_FEED, format!("No such user {id} in room {room}")))?;
-                let stream =
-                    p.publication.as_ref().and_then(|publ| publ.streams.iter().find(|s| s.mid == mid)).ok_or_else(
-                        || VrError::new(NO_SUCH_FEED, format!("No such mid {mid} for user {id} in room {room}")),
-                    )?;
-                stream.feed.moderated.store(mute, Ordering::Relaxed);
-                let ev = json!({"videoroom": "event", "room": room, "id": id, "mid": mid,
-                    "moderation": if mute { "muted" } else { "unmuted" }});
-                self.notify_participants(None, &ev);
-                Ok(RoomReply::data(json!({"videoroom": "success"})))
-            }
-            RoomRequest::ListParticipants => {
-                let audiolevel_event = self.props().audiolevel_event;
-                let list: Vec<Value> = self
-                    .participants
-                    .values()
-                    .map(|p| {
-                        let mut v = Self::attendee_json(p);
-                        v["publisher"] = json!(p.publication.as_ref().is_some_and(|publ| publ.up));
-                        if audiolevel_event {
-                            let talking = p.publication.iter().flat_map(|publ| &publ.streams).any(|s| s.talking);
-                            v["talking"] = json!(talking);
-                        }
-                        v
-                    })
-                    .collect();
-                Ok(RoomReply::data(json!({"videoroom": "participants", "room": room, "participants": list})))
-            }
-            RoomRequest::Allowed(body) => {
-                self.check_secret(&body)?;
-                let action = body.req_str("action")?.to_owned();
-                let list = match body.opt_array("allowed")? {
-                    Some(a) => tokens(a)?,
-                    None if action == "add" || action == "remove" => {
-                        return Err(VrError::new(MISSING_ELEMENT, "Missing mandatory element (allowed)"))
-                    }
-                    None => Vec::new(),
-                };
-                let mut props = self.props();
-                match action.as_str() {
-                    "enable" => props.allowed = Some(props.allowed.take().unwrap_or_default()),
-                    "disable" => props.allowed = None,
-                    "add" => {
-                        let acl = props.allowed.get_or_insert_with(Vec::new);
-                        for t in list {
-                            if !acl.contains(&t) {
-                                acl.push(t);
-                            }
-                        }
-                    }
-                    "remove" => {
-                        if let Some(acl) = props.allowed.as_mut() {
-                            acl.retain(|t| !list.contains(t));
-                        }
-                    }
-                    _ => {
-                        return Err(VrError::new(
-                            INVALID_ELEMENT,
-                            "Unsupported action '".to_owned() + &action + "' (allowed)",
-                        ))
-                    }
-                }
-                let allowed = props.allowed.clone().unwrap_or_default();
-                *self.props.write().unwrap_or_else(|e| e.into_inner()) = props;
-                Ok(RoomReply::data(json!({"videoroom": "success", "room": room, "allowed": allowed})))
-            }
-            RoomRequest::ListForwarders(body) => {
-                self.check_secret(&body)?;
-                let publishers: Vec<Value> = self
-                    .participants
-                    .values()
-                    .filter_map(|p| {
-                        let publ = p.publication.as_ref()?;
-                        let fwds: Vec<Value> = publ
-                            .streams
-                            .iter()
-                            .flat_map(|s| {
-                                s.feed.forwarders().iter().map(|f| forwarder_json(f, &s.mid)).collect::<Vec<_>>()
-                            })
-                            .collect();
-                        (!fwds.is_empty()).then(|| json!({"publisher_id": p.id, "forwarders": fwds}))
-                    })
-                    .collect();
-                Ok(RoomReply::data(json!({"videoroom": "forwarders", "room": room, "publishers": publishers})))
-            }
+            // Room management.
+            RoomRequest::Edit(body) => self.edit(&body),
+            RoomRequest::Destroy(body) => self.destroy(&body, ctx),
+            RoomRequest::Kick(body) => self.kick(&body),
+            RoomRequest::Moderate(body) => self.moderate(&body),
+            RoomRequest::ListParticipants => self.list_participants(),
+            RoomRequest::Allowed(body) => self.allowed(&body),
+            RoomRequest::ListForwarders(body) => self.list_forwarders(&body),
             RoomRequest::RtpForward(body) => self.rtp_forward(&body),
-            RoomRequest::StopRtpForward(body) => {
-                self.check_secret(&body)?;
-                let publisher_id = body.req_u64("publisher_id")?;
-                let stream_id = body.req_u64("stream_id")? as u32;
-                let p = self
-                    .publisher_by_id(publisher_id)
-                    .ok_or_else(|| VrError::new(NO_SUCH_FEED, format!("No such publisher ({publisher_id})")))?;
-                let found = p
-                    .publication
-                    .as_ref()
-                    .is_some_and(|publ| publ.streams.iter().any(|s| s.feed.remove_forwarder(stream_id)));
-                if !found {
-                    return Err(VrError::new(NO_SUCH_FEED, format!("No such stream ({stream_id})")));
-                }
-                Ok(RoomReply::data(json!({"videoroom": "stop_rtp_forward", "room": room,
-                    "publisher_id": publisher_id, "stream_id": stream_id})))
-            }
-            RoomRequest::EnableRecording(body) => {
-                self.check_secret(&body)?;
-                let record = body.req_bool("record")?;
-                if record {
-                    return Err(VrError::new(UNKNOWN_ERROR, "Recording is not supported yet"));
-                }
-                Ok(RoomReply::data(json!({"videoroom": "success", "record": false})))
-            }
+            RoomRequest::StopRtpForward(body) => self.stop_rtp_forward(&body),
+            RoomRequest::EnableRecording(body) => self.enable_recording(&body),
+            RoomRequest::Cascade(req) => self.cascade(req),
+            // Publishers.
             RoomRequest::JoinPublisher { handle, ctx: pctx, body } => self.join_publisher(handle, pctx, &body),
             RoomRequest::Publish { handle, offer, body } => self.publish(handle, &offer, &body, ctx.address()),
-            RoomRequest::PublisherUp { handle } => {
-                let p = self.participant(handle)?;
-                let Some(publ) = p.publication.as_mut() else { return Ok(RoomReply::default()) };
-                publ.up = true;
-                if publ.bitrate > 0 {
-                    p.ctx.media().send_remb(publ.bitrate);
-                }
-                let ev = json!({"videoroom": "event", "room": room, "publishers": [Self::publisher_json(p)]});
-                self.notify_participants(Some(handle), &ev);
-                Ok(RoomReply::default())
-            }
+            RoomRequest::PublisherUp { handle } => self.publisher_up(handle),
             RoomRequest::ConfigurePublisher { handle, body, offer } => {
-                let publishing = self.participant(handle)?.publication.is_some();
-                match offer {
-                    Some(offer) if !publishing => self.publish(handle, &offer, &body, ctx.address()),
-                    _ => self.configure_publisher(handle, &body),
-                }
+                self.configure_or_publish(handle, &body, offer, ctx.address())
             }
-            RoomRequest::Unpublish { handle } => {
-                self.participant(handle)?;
-                if !self.unpublish(handle) {
-                    return Err(VrError::new(NOT_PUBLISHED, "Can't unpublish, not published"));
-                }
-                Ok(RoomReply {
-                    data: json!({"videoroom": "event", "room": room, "unpublished": "ok"}),
-                    close_pc: true,
-                    ..Default::default()
-                })
-            }
+            RoomRequest::Unpublish { handle } => self.unpublish_request(handle),
+            RoomRequest::Talking { handle, mid, talking, level } => self.talking(handle, mid, talking, level),
+            RoomRequest::Data { handle, data, binary } => self.publisher_data(handle, data, binary),
+            // Subscribers.
             RoomRequest::JoinSubscriber { handle, ctx: sctx, body } => self.join_subscriber(handle, sctx, &body),
-            RoomRequest::Start { handle } => {
-                let sub = self.subscriber(handle)?;
-                sub.gate.set(true);
-                for slot in &sub.slots {
-                    if let Some(f) = &slot.feed {
-                        f.request_keyframe();
-                    }
-                }
-                Ok(RoomReply::data(json!({"videoroom": "event", "room": room, "started": "ok"})))
-            }
-            RoomRequest::Pause { handle } => {
-                self.subscriber(handle)?.gate.set(false);
-                Ok(RoomReply::data(json!({"videoroom": "event", "room": room, "paused": "ok"})))
-            }
-            RoomRequest::ConfigureSubscriber { handle, body } => {
-                let sub = self.subscriber(handle)?;
-                apply_send_toggles(sub, &body)?;
-                let restart = body.opt_bool("restart")?.unwrap_or(false);
-                let offer = restart.then(|| subscriber_offer(&sub.slots, true));
-                Ok(RoomReply {
-                    data: json!({"videoroom": "event", "room": room, "configured": "ok"}),
-                    offer,
-                    ..Default::default()
-                })
-            }
-            RoomRequest::Subscribe { handle, streams } => {
-                let wanted = self.resolve_streams(&streams)?;
-                let sub = self.subscriber(handle)?;
-                add_slots(room, sub, wanted);
-                let streams: Vec<Value> = sub.slots.iter().map(|s| slot_json(s, None)).collect();
-                let offer = subscriber_offer(&sub.slots, false);
-                Ok(RoomReply {
-                    data: json!({"videoroom": "updated", "room": room, "streams": streams}),
-                    offer: Some(offer),
-                    ..Default::default()
-                })
-            }
-            RoomRequest::Unsubscribe { handle, streams } => {
-                let sub = self.subscriber(handle)?;
-                for s in &streams {
-                    let Some(o) = s.as_object() else { continue };
-                    let feed = o.get("feed").and_then(Value::as_u64);
-                    let mid = o.get("mid").and_then(Value::as_str);
-                    let sub_mid = o.get("sub_mid").and_then(Value::as_str);
-                    for slot in &mut sub.slots {
-                        let hit = sub_mid.is_none_or(|m| slot.mid == m)
-                            && feed.is_none_or(|f| slot.feed_id == f)
-                            && mid.is_none_or(|m| slot.feed_mid == m);
-                        if hit {
-                            if let Some(f) = slot.feed.take() {
-                                f.remove_stream(&slot.stream);
-                            }
-                        }
-                    }
-                }
-                sub.sink.set_feeds(sub_feeds(&sub.slots));
-                let streams: Vec<Value> = sub.slots.iter().map(|s| slot_json(s, None)).collect();
-                Ok(RoomReply::data(json!({"videoroom": "updated", "room": room, "streams": streams})))
-            }
+            RoomRequest::Start { handle } => self.start(handle),
+            RoomRequest::Pause { handle } => self.pause(handle),
+            RoomRequest::ConfigureSubscriber { handle, body } => self.configure_subscriber(handle, &body),
+            RoomRequest::Subscribe { handle, streams } => self.subscribe(handle, &streams),
+            RoomRequest::Unsubscribe { handle, streams } => self.unsubscribe(handle, &streams),
             RoomRequest::Switch { handle, body } => self.switch(handle, &body),
-            RoomRequest::Talking { handle, mid, talking, level } => {
-                let p = self.participant(handle)?;
-                let Some(stream) =
-                    p.publication.as_mut().and_then(|publ| publ.streams.iter_mut().find(|s| s.mid == mid))
-                else {
-                    return Ok(RoomReply::default());
-                };
-                stream.talking = talking;
-                let ev = json!({"videoroom": if talking { "talking" } else { "stopped-talking" }, "room": room,
-                    "id": p.id, "mid": mid, "audio-level-dBov-avg": level});
-                self.notify_participants(None, &ev);
-                Ok(RoomReply::default())
-            }
-            RoomRequest::Data { handle, data, binary } => {
-                let p = self.participant(handle)?;
-                let feeds = p.publication.iter().flat_map(|publ| &publ.streams).filter(|s| s.kind == MediaKind::Data);
-                for s in feeds {
-                    s.feed.forward_data(&data, binary);
-                }
-                Ok(RoomReply::default())
-            }
-            RoomRequest::SubscriberUp { handle } => {
-                let sub = self.subscriber(handle)?;
-                for slot in &sub.slots {
-                    if let Some(f) = &slot.feed {
-                        f.request_keyframe();
-                    }
-                }
-                Ok(RoomReply::default())
-            }
-            RoomRequest::MediaGone { handle } => {
-                if self.subscribers.contains_key(&handle) {
-                    self.remove_subscriber(handle);
-                } else {
-                    self.unpublish(handle);
-                }
-                Ok(RoomReply::default())
-            }
+            RoomRequest::SubscriberUp { handle } => self.subscriber_up(handle),
+            // Either.
+            RoomRequest::MediaGone { handle } => self.media_gone(handle),
             RoomRequest::Leave { handle } => self
                 .leave(handle)
                 .ok_or_else(|| VrError::new(JOIN_FIRST, "Invalid request on unconfigured participant")),
-            RoomRequest::Cascade(req) => self.cascade(req),
             #[cfg(feature = "fault-injection")]
-            RoomRequest::Fault => panic!("fault injected into room {room}"),
+            RoomRequest::Fault => panic!("fault injected into room {}", self.id),
         }
+    }
+
+    /// The publisher's PeerConnection is up: the others learn of its streams.
+    fn publisher_up(&mut self, handle: u64) -> Result<RoomReply, VrError> {
+        let room = self.id;
+        let p = self.participant(handle)?;
+        let Some(publ) = p.publication.as_mut() else { return Ok(RoomReply::default()) };
+        publ.up = true;
+        if publ.bitrate > 0 {
+            p.ctx.media().send_remb(publ.bitrate);
+        }
+        let ev = json!({"videoroom": "event", "room": room, "publishers": [Self::publisher_json(p)]});
+        self.notify_participants(Some(handle), &ev);
+        Ok(RoomReply::default())
+    }
+
+    /// `configure` from a publisher; with an offer and nothing published yet, `publish` (Janus
+    /// compat).
+    fn configure_or_publish(
+        &mut self,
+        handle: u64,
+        body: &Map<String, Value>,
+        offer: Option<SdpInfo>,
+        me: Addr<Room>,
+    ) -> Result<RoomReply, VrError> {
+        let publishing = self.participant(handle)?.publication.is_some();
+        match offer {
+            Some(offer) if !publishing => self.publish(handle, &offer, body, me),
+            _ => self.configure_publisher(handle, body),
+        }
+    }
+
+    /// `unpublish`.
+    fn unpublish_request(&mut self, handle: u64) -> Result<RoomReply, VrError> {
+        let room = self.id;
+        self.participant(handle)?;
+        if !self.unpublish(handle) {
+            return Err(VrError::new(NOT_PUBLISHED, "Can't unpublish, not published"));
+        }
+        Ok(RoomReply {
+            data: json!({"videoroom": "event", "room": room, "unpublished": "ok"}),
+            close_pc: true,
+            ..Default::default()
+        })
+    }
+
+    /// From the media plane: a publisher's audio stream started or stopped talking.
+    fn talking(&mut self, handle: u64, mid: String, talking: bool, level: u32) -> Result<RoomReply, VrError> {
+        let room = self.id;
+        let p = self.participant(handle)?;
+        let Some(stream) = p.publication.as_mut().and_then(|publ| publ.streams.iter_mut().find(|s| s.mid == mid))
+        else {
+            return Ok(RoomReply::default());
+        };
+        stream.talking = talking;
+        let ev = json!({"videoroom": if talking { "talking" } else { "stopped-talking" }, "room": room,
+            "id": p.id, "mid": mid, "audio-level-dBov-avg": level});
+        self.notify_participants(None, &ev);
+        Ok(RoomReply::default())
+    }
+
+    /// A publisher's data channel message, for the subscribers of its data streams.
+    fn publisher_data(&mut self, handle: u64, data: bytes::Bytes, binary: bool) -> Result<RoomReply, VrError> {
+        let p = self.participant(handle)?;
+        let feeds = p.publication.iter().flat_map(|publ| &publ.streams).filter(|s| s.kind == MediaKind::Data);
+        for s in feeds {
+            s.feed.forward_data(&data, binary);
+        }
+        Ok(RoomReply::default())
+    }
+
+    /// `start`: media flows (again); the publishers are asked for keyframes.
+    fn start(&mut self, handle: u64) -> Result<RoomReply, VrError> {
+        let room = self.id;
+        let sub = self.subscriber(handle)?;
+        sub.gate.set(true);
+        for slot in &sub.slots {
+            if let Some(f) = &slot.feed {
+                f.request_keyframe();
+            }
+        }
+        Ok(RoomReply::data(json!({"videoroom": "event", "room": room, "started": "ok"})))
+    }
+
+    /// `pause`.
+    fn pause(&mut self, handle: u64) -> Result<RoomReply, VrError> {
+        let room = self.id;
+        self.subscriber(handle)?.gate.set(false);
+        Ok(RoomReply::data(json!({"videoroom": "event", "room": room, "paused": "ok"})))
+    }
+
+    /// `configure` from a subscriber: per-stream `send` and layers, `restart` (ICE restart offer).
+    fn configure_subscriber(&mut self, handle: u64, body: &Map<String, Value>) -> Result<RoomReply, VrError> {
+        let room = self.id;
+        let sub = self.subscriber(handle)?;
+        apply_send_toggles(room, sub, body)?;
+        let restart = body.opt_bool("restart")?.unwrap_or(false);
+        let offer = restart.then(|| subscriber_offer(&sub.slots, true));
+        Ok(RoomReply {
+            data: json!({"videoroom": "event", "room": room, "configured": "ok"}),
+            offer,
+            ..Default::default()
+        })
+    }
+
+    /// `subscribe`: more streams, with a new offer.
+    fn subscribe(&mut self, handle: u64, streams: &[Value]) -> Result<RoomReply, VrError> {
+        let room = self.id;
+        let wanted = self.resolve_streams(streams)?;
+        let sub = self.subscriber(handle)?;
+        add_slots(room, sub, wanted);
+        let streams: Vec<Value> = sub.slots.iter().map(|s| slot_json(s, None)).collect();
+        let offer = subscriber_offer(&sub.slots, false);
+        Ok(RoomReply {
+            data: json!({"videoroom": "updated", "room": room, "streams": streams}),
+            offer: Some(offer),
+            ..Default::default()
+        })
+    }
+
+    /// `unsubscribe`: the streams named stop (their m-lines stay, inactive).
+    fn unsubscribe(&mut self, handle: u64, streams: &[Value]) -> Result<RoomReply, VrError> {
+        let room = self.id;
+        let sub = self.subscriber(handle)?;
+        for s in streams {
+            let Some(o) = s.as_object() else { continue };
+            let feed = o.get("feed").and_then(Value::as_u64);
+            let mid = o.get("mid").and_then(Value::as_str);
+            let sub_mid = o.get("sub_mid").and_then(Value::as_str);
+            for slot in &mut sub.slots {
+                let hit = sub_mid.is_none_or(|m| slot.mid == m)
+                    && feed.is_none_or(|f| slot.feed_id == f)
+                    && mid.is_none_or(|m| slot.feed_mid == m);
+                if hit {
+                    if let Some(f) = slot.feed.take() {
+                        f.remove_stream(&slot.stream);
+                    }
+                }
+            }
+        }
+        sub.sink.set_feeds(sub_feeds(&sub.slots));
+        let streams: Vec<Value> = sub.slots.iter().map(|s| slot_json(s, None)).collect();
+        Ok(RoomReply::data(json!({"videoroom": "updated", "room": room, "streams": streams})))
+    }
+
+    /// The subscriber's PeerConnection is up: its publishers are asked for keyframes.
+    fn subscriber_up(&mut self, handle: u64) -> Result<RoomReply, VrError> {
+        let sub = self.subscriber(handle)?;
+        for slot in &sub.slots {
+            if let Some(f) = &slot.feed {
+                f.request_keyframe();
+            }
+        }
+        Ok(RoomReply::default())
+    }
+
+    /// The handle's PeerConnection went away.
+    fn media_gone(&mut self, handle: u64) -> Result<RoomReply, VrError> {
+        if self.subscribers.contains_key(&handle) {
+            self.remove_subscriber(handle);
+        } else {
+            self.unpublish(handle);
+        }
+        Ok(RoomReply::default())
     }
 
     fn join_publisher(
@@ -804,6 +699,8 @@ impl Room {
             video_codecs: allowed("videocodec", &props.videocodec, VIDEO)?,
             ..AnswerSpec::default()
         };
+        // The codec of each stream is the one the core's answer will use.
+        let codecs = answer_codecs(offer, &answer);
         let port = p.ctx.media().clone();
         let streams: Vec<PubStream> = offer
             .sections
@@ -815,17 +712,7 @@ impl Room {
             })
             .map(|s| {
                 let mid = s.mid.clone().unwrap_or_else(|| s.mindex.to_string());
-                // As the answer chooses: the first allowed codec offered, else the first we relay.
-                let (ours, allowed) = match s.kind {
-                    MediaKind::Audio => (AUDIO, &answer.audio_codecs),
-                    _ => (VIDEO, &answer.video_codecs),
-                };
-                let offered = |name: &str| s.codecs.iter().any(|c| c.name == name);
-                let codec = allowed
-                    .iter()
-                    .find(|c| offered(c))
-                    .cloned()
-                    .or_else(|| s.codecs.iter().find(|c| ours.contains(&c.name.as_str())).map(|c| c.name.clone()));
+                let codec = codecs.get(&mid).cloned();
                 let talk = s
                     .extmaps
                     .iter()
@@ -1061,91 +948,6 @@ impl Room {
     fn display_of(&self, feed: u64) -> Option<String> {
         self.participants.values().find(|p| p.id == feed).and_then(|p| p.display.clone())
     }
-
-    fn rtp_forward(&mut self, body: &Map<String, Value>) -> Result<RoomReply, VrError> {
-        self.check_secret(body)?;
-        let room = self.id;
-        let publisher_id = body.req_u64("publisher_id")?;
-        let default_host = body.opt_str("host")?.map(str::to_owned);
-        let p = self
-            .publisher_by_id(publisher_id)
-            .ok_or_else(|| VrError::new(NO_SUCH_FEED, format!("No such publisher ({publisher_id})")))?;
-        let publ = p.publication.as_ref().expect("publisher_by_id checks the publication");
-        let mut wanted: Vec<(String, String, u16, u32, u8)> = Vec::new();
-        if let Some(list) = body.opt_array("streams")? {
-            for s in list {
-                let o = s.as_object().ok_or_else(|| {
-                    VrError::new(INVALID_ELEMENT, "Invalid element type (streams should be an array of objects)")
-                })?;
-                let mid = o.req_str("mid")?.to_owned();
-                let host = match o.opt_str("host")? {
-                    Some(h) => h.to_owned(),
-                    None => default_host
-                        .clone()
-                        .ok_or_else(|| VrError::new(MISSING_ELEMENT, "Missing mandatory element (host)"))?,
-                };
-                let port = o.req_u64("port")?;
-                let ssrc = o.opt_u64("ssrc")?.unwrap_or(0) as u32;
-                let pt = o.opt_u64("pt")?.unwrap_or(0) as u8;
-                wanted.push((mid, host, port as u16, ssrc, pt));
-            }
-        } else {
-            // Deprecated flat form: audio_port / video_port for the first stream of each kind.
-            let host = default_host
-                .clone()
-                .ok_or_else(|| VrError::new(MISSING_ELEMENT, "Missing mandatory element (host)"))?;
-            for (kind, prefix) in [(MediaKind::Audio, "audio"), (MediaKind::Video, "video")] {
-                if let Some(port) = body.opt_u64(&format!("{prefix}_port"))? {
-                    if let Some(s) = publ.streams.iter().find(|s| s.kind == kind) {
-                        let ssrc = body.opt_u64(&format!("{prefix}_ssrc"))?.unwrap_or(0) as u32;
-                        let pt = body.opt_u64(&format!("{prefix}_pt"))?.unwrap_or(0) as u8;
-                        wanted.push((s.mid.clone(), host.clone(), port as u16, ssrc, pt));
-                    }
-                }
-            }
-        }
-        // One SRTP key for every stream of the request, as Janus does.
-        let srtp = match (body.opt_u64("srtp_suite")?, body.opt_str("srtp_crypto")?) {
-            (None, None) => None,
-            (Some(suite), Some(crypto)) => Some((suite, crypto.to_owned())),
-            (_, None) => return Err(VrError::new(MISSING_ELEMENT, "Missing mandatory element (srtp_crypto)")),
-            (None, _) => return Err(VrError::new(MISSING_ELEMENT, "Missing mandatory element (srtp_suite)")),
-        };
-        let srtp_sender = |(suite, crypto): &(u64, String)| {
-            SrtpSender::new(*suite, crypto)
-                .map_err(|e| VrError::new(INVALID_ELEMENT, format!("Invalid SRTP settings: {e}")))
-        };
-        // Checked before any forwarder starts, so a bad key adds none.
-        if let Some(settings) = &srtp {
-            srtp_sender(settings)?;
-        }
-        let feeds: Vec<Arc<Feed>> = publ.streams.iter().map(|s| s.feed.clone()).collect();
-        let mut created = Vec::new();
-        for (mid, host, port, ssrc, pt) in wanted {
-            let stream = feeds
-                .iter()
-                .find(|f| f.mid == mid)
-                .ok_or_else(|| VrError::new(NO_SUCH_FEED, format!("No such mid '{mid}' in feed ({publisher_id})")))?;
-            let dest = (host.as_str(), port)
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut a| a.next())
-                .ok_or_else(|| VrError::new(INVALID_ELEMENT, format!("Could not resolve address ({host})")))?;
-            let id = self.next_forwarder;
-            self.next_forwarder += 1;
-            let sender = srtp.as_ref().map(srtp_sender).transpose()?;
-            let f = RtpForwarder::new(id, stream.kind, host, dest, ssrc, pt)
-                .map_err(|e| VrError::new(UNKNOWN_ERROR, format!("Error creating forwarder: {e}")))?
-                .with_srtp(sender);
-            let f = Arc::new(f);
-            stream.add_forwarder(f.clone());
-            stream.request_keyframe();
-            created.push(forwarder_json(&f, &mid));
-        }
-        Ok(RoomReply::data(
-            json!({"videoroom": "rtp_forward", "room": room, "publisher_id": publisher_id, "forwarders": created}),
-        ))
-    }
 }
 
 /// What a subscriber needs to know about one publisher stream.
@@ -1170,6 +972,7 @@ fn apply_layer_choice(stream: &SubStream, item: &Map<String, Value>) {
     }
     if let Some(us) = item.get("fallback").and_then(Value::as_u64) {
         sel.fallback_ms.store(us / 1000, Ordering::Relaxed);
+        stream.fallback_us.store(us, Ordering::Relaxed);
     }
     if let Some(n) = layer("spatial_layer") {
         sel.svc.spatial.store(n, Ordering::Relaxed);
@@ -1237,7 +1040,7 @@ fn offer_tracks(slots: &[SubSlot]) -> Vec<OfferTrack> {
         .collect()
 }
 
-fn apply_send_toggles(sub: &mut Subscriber, body: &Map<String, Value>) -> Result<(), VrError> {
+fn apply_send_toggles(room: u64, sub: &mut Subscriber, body: &Map<String, Value>) -> Result<(), VrError> {
     if let Some(list) = body.opt_array("streams")? {
         for item in list.iter().filter_map(Value::as_object) {
             let Some(mid) = item.get("mid").and_then(Value::as_str) else { continue };
@@ -1245,6 +1048,7 @@ fn apply_send_toggles(sub: &mut Subscriber, body: &Map<String, Value>) -> Result
             if let Some(send) = item.get("send").and_then(Value::as_bool) {
                 slot.stream.send.store(send, Ordering::Relaxed);
             }
+            notify_current_layers(room, &sub.ctx, slot, item);
             apply_layer_choice(&slot.stream, item);
             if let Some(f) = &slot.feed {
                 f.request_keyframe();
@@ -1260,6 +1064,31 @@ fn apply_send_toggles(sub: &mut Subscriber, body: &Map<String, Value>) -> Result
         }
     }
     Ok(())
+}
+
+/// Janus compat (8.2): a subscriber asking for the layer one of its video streams already gets
+/// is told so at once (`{"videoroom":"event","room","mid","substream":n}`, likewise `temporal`
+/// for VP8 simulcast, `spatial_layer`/`temporal_layer` for SVC), before `configured`; a change is
+/// announced when it happens (see `layer_notice`).
+fn notify_current_layers(room: u64, ctx: &PluginCtx, slot: &SubSlot, item: &Map<String, Value>) {
+    let Some(feed) = slot.feed.as_ref().filter(|_| slot.kind == MediaKind::Video) else { return };
+    let sel = &slot.stream.selector;
+    let current: [(&str, Option<u8>); 2] = if feed.layer_count() > 0 {
+        let (substream, temporal) = sel.simulcast_layers();
+        let vp8 = slot.codec.as_deref() == Some("vp8");
+        [("substream", substream.map(|n| n as u8)), ("temporal", temporal.filter(|_| vp8))]
+    } else if feed.is_svc() {
+        let (spatial, temporal) = sel.svc_layers();
+        [("spatial_layer", spatial), ("temporal_layer", temporal)]
+    } else {
+        return;
+    };
+    for (key, now) in current {
+        let asked = item.get(key).and_then(Value::as_u64);
+        if let Some(n) = now.filter(|n| asked == Some(u64::from(*n))) {
+            let _ = ctx.push_event(None, json!({"videoroom": "event", "room": room, "mid": slot.mid, key: n}), None);
+        }
+    }
 }
 
 /// Recording arrives with the Record&Play work; until then asking for it is a clear error.
@@ -1350,6 +1179,22 @@ fn slot_json(s: &SubSlot, display: Option<String>) -> Value {
         }
         if let Some(c) = &s.codec {
             v["codec"] = json!(c);
+        }
+        if s.feed.as_ref().is_some_and(|f| f.layer_count() > 0) {
+            // Janus compat (8.2): the layers received (-1 before the first) and asked for, and
+            // the fallback when one was asked for.
+            let sel = &s.stream.selector;
+            let (substream, temporal) = sel.simulcast_layers();
+            v["simulcast"] = json!({
+                "substream": substream.map_or(-1, |n| n as i64),
+                "substream-target": sel.substream.load(Ordering::Relaxed),
+                "temporal-layer": temporal.map_or(-1, i64::from),
+                "temporal-layer-target": sel.temporal.load(Ordering::Relaxed),
+            });
+            let fallback = s.stream.fallback_us.load(Ordering::Relaxed);
+            if fallback > 0 {
+                v["simulcast"]["fallback"] = json!(fallback);
+            }
         }
         if s.feed.as_ref().is_some_and(|f| f.is_svc()) {
             // Janus compat (8.2): the layers received (-1 before the first) and asked for.

@@ -95,17 +95,40 @@ impl Attempt {
 
         let style = JsonStyle::parse(&s.json);
         let lanes = self.lanes.clone();
+        let ack_batch = usize::from(s.prefetch.max(2) / 2);
         let incoming = async move {
             let mut deliveries = futures_util::stream::select_all(
                 consumers.into_iter().map(|(api, c)| c.map(move |d| (api, d)).boxed()),
             );
-            while let Some((api, delivery)) = deliveries.next().await {
+            // Requests are acknowledged in batches, not one by one: each ack is a round trip
+            // through lapin's I/O loop. Acking the latest delivery acknowledges everything before
+            // it (`multiple`: delivery tags count per channel, which both consumers share), once
+            // `ack_batch` are pending (below the prefetch, so the broker never stalls) or the
+            // queue has been quiet for ACK_IDLE. Janus consumes without acks at all.
+            let mut unacked: Option<(u64, usize)> = None;
+            let ack_ch = consume_ch.clone();
+            loop {
+                let next = match unacked {
+                    None => deliveries.next().await,
+                    Some(_) => match tokio::time::timeout(ACK_IDLE, deliveries.next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            ack_all(&ack_ch, &mut unacked).await?;
+                            continue;
+                        }
+                    },
+                };
+                let Some((api, delivery)) = next else { break };
                 let delivery = delivery.map_err(|e| format!("consumer: {e}"))?;
                 let correlation = delivery.properties.correlation_id().clone();
                 if !lanes.submit(api, &delivery.data, correlation).await {
                     return Err("request lanes closed".to_owned());
                 }
-                delivery.ack(BasicAckOptions::default()).await.map_err(|e| format!("basic.ack: {e}"))?;
+                let pending = unacked.as_ref().map_or(0, |(_, n)| *n) + 1;
+                unacked = Some((delivery.delivery_tag, pending));
+                if pending >= ack_batch {
+                    ack_all(&ack_ch, &mut unacked).await?;
+                }
             }
             Err::<(), String>("consumer cancelled".to_owned())
         };
@@ -147,6 +170,17 @@ impl Attempt {
         let _ = conn.close(200, "Bye".into()).await;
         result
     }
+}
+
+/// How long the consumer may be quiet before pending deliveries are acknowledged.
+const ACK_IDLE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Acknowledges every delivery up to the latest pending one.
+async fn ack_all(ch: &Channel, unacked: &mut Option<(u64, usize)>) -> Result<(), String> {
+    if let Some((tag, _)) = unacked.take() {
+        ch.basic_ack(tag, BasicAckOptions { multiple: true }).await.map_err(|e| format!("basic.ack: {e}"))?;
+    }
+    Ok(())
 }
 
 async fn publish(ch: &Channel, route: &Route, msg: &Reply<Meta>, style: JsonStyle) -> lapin::Result<()> {
