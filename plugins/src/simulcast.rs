@@ -5,8 +5,8 @@
 //!
 //! A [`Layers`] describes a simulcast source (its rids, lowest quality first, and when each layer
 //! was last heard); a [`Selector`] is one receiver's choice over it. The same selector picks the
-//! layers of a VP9 or AV1 SVC source ([`Selector::decide_svc`], rules in [`crate::svc`]), so one sequence
-//! rewriter serves a receiver whatever its source is.
+//! layers of a VP9 or AV1 SVC source ([`Selector::decide_svc`], rules in [`crate::svc`]), so one
+//! sequence rewriter serves a receiver whatever its source is.
 //!
 //! [`Selector::step`] is the per-packet forward step every relaying sink runs (EchoTest,
 //! VideoRoom subscribers, VideoCall peers): decide, report layer changes, rewrite, or ask for a

@@ -1,5 +1,6 @@
 //! SVC layer selection for one receiver (VideoRoom subscribers, the EchoTest): which spatial and
-//! temporal layers of a scalable VP9 or AV1 stream it gets (Janus `spatial_layer`/`temporal_layer`).
+//! temporal layers of a scalable VP9 or AV1 stream it gets (Janus `spatial_layer` and
+//! `temporal_layer`).
 //!
 //! An SVC source sends every layer in one RTP stream, and each packet names its spatial and
 //! temporal layer: VP9 in its payload descriptor (SID, TID; RFC 9628), AV1 in the Dependency

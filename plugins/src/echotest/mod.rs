@@ -3,9 +3,9 @@
 //! JSON API: a single, always-asynchronous request whose body holds any of `audio`, `video`,
 //! `data`, `bitrate`, `record`, `filename`, `substream`, `temporal`, `fallback`, `svc`,
 //! `spatial_layer`, `temporal_layer`, `audiocodec`, `videocodec`, `videoprofile`, `opusred`,
-//! `min_delay`, `max_delay`, optionally with a JSEP offer. SVC layer selection (VP9, AV1) is on when the
-//! offer's JSEP carries `svc` hints (janus.js adds them for a track with an `svc` mode) or the body
-//! says `svc: true`; layer changes are pushed as
+//! `min_delay`, `max_delay`, optionally with a JSEP offer. SVC layer selection (VP9, AV1) is on
+//! when the offer's JSEP carries `svc` hints (janus.js adds them for a track with an `svc` mode)
+//! or the body says `svc: true`; layer changes are pushed as
 //! `{"echotest":"event","videocodec":"vp9","spatial_layer":n,"temporal_layer":n}`. The `ack`
 //! carries the hint "I'm taking my time!"; the answer comes as `{"echotest":"event","result":"ok"}`
 //! (with the JSEP answer when one was offered). Errors:
