@@ -304,7 +304,7 @@ mod tests {
     impl Writer {
         fn put(&mut self, n: u32, value: u32) -> &mut Self {
             for i in (0..n).rev() {
-                if self.bits % 8 == 0 {
+                if self.bits.is_multiple_of(8) {
                     self.bytes.push(0);
                 }
                 if (value >> i) & 1 == 1 {
