@@ -304,14 +304,19 @@ async def test_svc_requests_with_a_non_svc_sender(server):
             assert ev["plugindata"]["data"] == {"echotest": "event", "result": "ok"}, ev
         await video.wait_for(video.count() + 10)
         for key in ("spatial_layer", "temporal_layer"):
-            await j.message({key: 3})
-            ev = await j.next_event(lambda e: e.get("janus") == "event" and "plugindata" in e)
-            assert ev["plugindata"]["data"] == {
-                "echotest": "event",
-                "error_code": 413,
-                "error": f"Invalid value ({key} should be 0, 1 or 2)",
-            }, ev
+            await assert_layer_out_of_range(j, key)
     await peer.close()
+
+
+async def assert_layer_out_of_range(j, key):
+    """Janus compat (8.1): a layer above 2 is refused with 413."""
+    await j.message({key: 3})
+    ev = await j.next_event(lambda e: e.get("janus") == "event" and "plugindata" in e)
+    assert ev["plugindata"]["data"] == {
+        "echotest": "event",
+        "error_code": 413,
+        "error": f"Invalid value ({key} should be 0, 1 or 2)",
+    }, ev
 
 
 @pytest.mark.asyncio
@@ -321,13 +326,7 @@ async def test_out_of_range_simulcast_layers_are_refused(server):
     async with client(server, "ws") as j:
         await j.attach(ECHO)
         for key in ("substream", "temporal"):
-            await j.message({key: 3})
-            ev = await j.next_event(lambda e: e.get("janus") == "event" and "plugindata" in e)
-            assert ev["plugindata"]["data"] == {
-                "echotest": "event",
-                "error_code": 413,
-                "error": f"Invalid value ({key} should be 0, 1 or 2)",
-            }, ev
+            await assert_layer_out_of_range(j, key)
             await j.message({key: 2})
             ev = await j.next_event(lambda e: e.get("janus") == "event" and "plugindata" in e)
             assert ev["plugindata"]["data"] == {"echotest": "event", "result": "ok"}, ev

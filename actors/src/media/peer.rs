@@ -31,7 +31,7 @@ use webrtc::peer_connection::{
 use super::engine::MediaEngine;
 use super::port::MediaPort;
 use super::sdp::{CodecInfo, MediaKind};
-use super::types::{Feedback, HangupReason, LocalCandidate, PeerEvent, RtpExtension, RtpPacket};
+use super::types::{Feedback, HangupReason, LocalCandidate, PeerEvent, RtpPacket};
 use super::writer::RtpWriter;
 use super::MediaError;
 use crate::api::request::TrickleCandidate;
@@ -374,7 +374,7 @@ async fn read_track(
                     events(PeerEvent::Media { mid: mid.clone(), kind, receiving: true });
                 }
                 if let Some(sink) = port.sink() {
-                    let mut pkt = from_engine(pkt, &info.extensions);
+                    let mut pkt = RtpPacket::from_rtp(pkt, &info.extensions);
                     if !rids.is_empty() {
                         pkt.rid = rids.iter().find(|(ssrc, _)| *ssrc == pkt.ssrc).map(|(_, rid)| rid.clone());
                     }
@@ -425,25 +425,6 @@ async fn receiver_info(io: &PeerIo, receiver_id: rtc::rtp_transceiver::RTCRtpRec
         return Some(ReceiverInfo { mid, extensions, dtmf });
     }
     None
-}
-
-fn from_engine(pkt: rtc::rtp::Packet, relayed: &[(u8, &'static str)]) -> RtpPacket {
-    let h = pkt.header;
-    let uri = |id: u8| relayed.iter().find(|(i, _)| *i == id).map(|(_, u)| *u);
-    RtpPacket {
-        marker: h.marker,
-        payload_type: h.payload_type,
-        sequence_number: h.sequence_number,
-        timestamp: h.timestamp,
-        ssrc: h.ssrc,
-        extensions: h
-            .extensions
-            .into_iter()
-            .map(|e| RtpExtension { id: e.id, uri: uri(e.id), value: e.payload })
-            .collect(),
-        rid: None,
-        payload: pkt.payload,
-    }
 }
 
 /// One PeerConnection.

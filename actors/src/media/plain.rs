@@ -11,7 +11,7 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::shared::marshal::{Marshal, Unmarshal};
 
-use super::types::{RtpExtension, RtpPacket};
+use super::types::RtpPacket;
 
 /// Whether `buf` looks like RTP (version 2, a payload type outside the RTCP range), as Janus's
 /// `janus_is_rtp` decides.
@@ -40,22 +40,7 @@ pub fn parse_rtp(buf: Bytes, relayed: &[(u8, &'static str)]) -> Option<RtpPacket
     }
     let mut b = buf;
     let pkt = rtc::rtp::Packet::unmarshal(&mut b).ok()?;
-    let h = pkt.header;
-    let uri = |id: u8| relayed.iter().find(|(i, _)| *i == id).map(|(_, u)| *u);
-    Some(RtpPacket {
-        marker: h.marker,
-        payload_type: h.payload_type,
-        sequence_number: h.sequence_number,
-        timestamp: h.timestamp,
-        ssrc: h.ssrc,
-        extensions: h
-            .extensions
-            .into_iter()
-            .map(|e| RtpExtension { id: e.id, uri: uri(e.id), value: e.payload })
-            .collect(),
-        rid: None,
-        payload: pkt.payload,
-    })
+    Some(RtpPacket::from_rtp(pkt, relayed))
 }
 
 /// The payload of an RTP packet without parsing extensions (Janus relays data-channel messages

@@ -85,6 +85,27 @@ impl RtpWriter {
 }
 
 impl RtpPacket {
+    /// A packet the engine parsed (from a PeerConnection or a plain socket). `relayed` names the
+    /// sender's ids of the extensions in [`super::RELAYED_EXTENSIONS`], so writers can relay them.
+    pub(crate) fn from_rtp(pkt: rtp::Packet, relayed: &[(u8, &'static str)]) -> RtpPacket {
+        let h = pkt.header;
+        let uri = |id: u8| relayed.iter().find(|(i, _)| *i == id).map(|(_, u)| *u);
+        RtpPacket {
+            marker: h.marker,
+            payload_type: h.payload_type,
+            sequence_number: h.sequence_number,
+            timestamp: h.timestamp,
+            ssrc: h.ssrc,
+            extensions: h
+                .extensions
+                .into_iter()
+                .map(|e| RtpExtension { id: e.id, uri: uri(e.id), value: e.payload })
+                .collect(),
+            rid: None,
+            payload: pkt.payload,
+        }
+    }
+
     /// The packet as plain RTP bytes with `ssrc` and `payload_type` (RTP forwarders, remote
     /// publishing). Header extensions go on with the source's own ids, as Janus forwards them:
     /// a receiver that cares learns those ids out of band (`add_remote_publisher`'s

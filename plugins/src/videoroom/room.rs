@@ -604,6 +604,20 @@ impl Room {
         Ok(RoomReply::default())
     }
 
+    /// A participant id: the requested one if free (436 when taken), else a random free one.
+    fn new_participant_id(&self, requested: Option<u64>) -> Result<u64, VrError> {
+        let taken = |id: u64| self.participants.values().any(|p| p.id == id);
+        match requested {
+            Some(id) if taken(id) => Err(VrError::new(ID_EXISTS, format!("User ID {id} already exists"))),
+            Some(id) => Ok(id),
+            None => Ok(loop {
+                let id = random_id();
+                if !taken(id) {
+                    break id;
+                }
+            }),
+        }
+    }
     fn join_publisher(
         &mut self,
         handle: u64,
@@ -629,18 +643,7 @@ impl Room {
         }
         let display = body.opt_str("display")?.map(str::to_owned);
         let metadata = body.get("metadata").cloned();
-        let id = match body.opt_u64("id")? {
-            Some(id) if self.participants.values().any(|p| p.id == id) => {
-                return Err(VrError::new(ID_EXISTS, format!("User ID {id} already exists")));
-            }
-            Some(id) => id,
-            None => loop {
-                let id = random_id();
-                if !self.participants.values().any(|p| p.id == id) {
-                    break id;
-                }
-            },
-        };
+        let id = self.new_participant_id(body.opt_u64("id")?)?;
         let private_id = (random_id() as u32).max(1);
         let p = Participant { id, display, metadata, private_id, ctx: Endpoint::Local(pctx), publication: None };
         let attendee = Self::attendee_json(&p);

@@ -199,18 +199,7 @@ impl Room {
         self.check_secret(body)?;
         let specs = parse_streams(body, true)?.unwrap_or_default();
         let (port, rtcp_port) = add_fields(body)?;
-        let id = match body.opt_u64("id")?.filter(|id| *id > 0) {
-            Some(id) if self.participants.values().any(|p| p.id == id) => {
-                return Err(VrError::new(ID_EXISTS, format!("User ID {id} already exists")));
-            }
-            Some(id) => id,
-            None => loop {
-                let id = random_id();
-                if !self.participants.values().any(|p| p.id == id) {
-                    break id;
-                }
-            },
-        };
+        let id = self.new_participant_id(body.opt_u64("id")?.filter(|id| *id > 0))?;
         let iface = match body.opt_str("iface")? {
             None => None,
             // Interface names are not looked up: an address is needed.
