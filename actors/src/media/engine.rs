@@ -13,13 +13,17 @@ use rtc::peer_connection::certificate::CertificateParams;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
-use tokio::runtime::{Handle as RtHandle, Runtime};
-use webrtc::peer_connection::{
+use rtc::interceptor::Registry;
+use rtc::peer_connection::certificate::RTCCertificate;
+use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
-    MediaEngine as EngineCodecs, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCCertificate,
-    RTCConfigurationBuilder, RTCIceServer, Registry, SettingEngineBuilder,
 };
-use webrtc::runtime::{Runtime as EngineRuntime, TokioRuntime};
+use rtc::peer_connection::configuration::media_engine::MediaEngine as EngineCodecs;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use tokio::net::UdpSocket;
+use tokio::runtime::{Handle as RtHandle, Runtime};
 
 use super::capture::CaptureSlot;
 use super::tap::{DeliverRtcp, NackCounter, Tap};
@@ -83,6 +87,8 @@ struct Inner {
     no_media: Arc<std::sync::atomic::AtomicU64>,
     /// The retransmission buffer of new PeerConnections in ms; changeable at runtime (Admin API).
     nack_queue_ms: std::sync::atomic::AtomicU64,
+    /// Resolved STUN servers.
+    stun: std::sync::OnceLock<Vec<SocketAddr>>,
 }
 
 impl MediaEngine {
@@ -106,6 +112,7 @@ impl MediaEngine {
                 counters: Arc::default(),
                 no_media: Arc::new(std::sync::atomic::AtomicU64::new(settings.no_media_timer)),
                 nack_queue_ms: std::sync::atomic::AtomicU64::new(settings.nack_queue_ms),
+                stun: std::sync::OnceLock::new(),
                 settings,
             }),
         })
@@ -166,65 +173,64 @@ impl MediaEngine {
             .map(|f| f.value)
     }
 
-    /// Builds a PeerConnection keeping `nack_queue_ms` of sent packets for retransmission (must
-    /// run on the media runtime).
+    /// Builds a PeerConnection keeping `nack_queue_ms` of sent packets for retransmission, with
+    /// its sockets bound and its STUN servers resolved (must run on the media runtime).
     pub(crate) async fn build(
         &self,
-        handler: Arc<dyn PeerConnectionEventHandler>,
         nack_queue_ms: u64,
         capture: Arc<CaptureSlot>,
-    ) -> Result<Arc<dyn PeerConnection>, MediaError> {
+    ) -> Result<(RTCPeerConnection, Vec<(SocketAddr, UdpSocket)>, Vec<SocketAddr>), MediaError> {
         let s = &self.inner.settings;
         let attempts = match s.port_range {
             Some((lo, hi)) => (hi.saturating_sub(lo) as usize + 1).min(64),
             None => 1,
         };
-        let mut last = String::from("no attempt");
+        let mut bound = Err(std::io::Error::other("no attempt"));
         for _ in 0..attempts {
-            let port = self.pick_port();
-            let addrs: Vec<SocketAddr> = s.ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
-            let mut codecs = codecs()?;
-            let registry = self
-                .interceptors(&mut codecs, nack_queue_ms)?
-                // Wire-most: Admin packet dumps see what crosses SRTP, engine-made RTCP included.
-                .with(Slot::from(500), Tap::new(capture.clone()));
-            let mut setting = SettingEngineBuilder::new()
-                .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-                .with_network_types(vec![NetworkType::Udp4, NetworkType::Udp6])
-                .with_lite(s.ice_lite);
-            if !s.nat_1_1.is_empty() {
-                setting =
-                    setting.with_nat_1to1_ips(s.nat_1_1.clone(), webrtc::peer_connection::RTCIceCandidateType::Host);
-            }
-            let servers = s
-                .ice_servers
-                .iter()
-                .map(|(url, user, pwd)| RTCIceServer {
-                    urls: vec![url.clone()],
-                    username: user.clone().unwrap_or_default(),
-                    credential: pwd.clone().unwrap_or_default(),
-                })
-                .collect();
-            let config = RTCConfigurationBuilder::new()
-                .with_ice_servers(servers)
-                .with_certificates(vec![self.inner.certificate.clone()])
-                .build();
-            let built = PeerConnectionBuilder::new()
-                .with_configuration(config)
-                .with_media_engine(codecs)
-                .with_interceptor_registry(registry)
-                .with_setting_engine(setting.build())
-                .with_runtime(Arc::new(TokioRuntime) as Arc<dyn EngineRuntime>)
-                .with_handler(handler.clone())
-                .with_udp_addrs(addrs)
-                .build()
-                .await;
-            match built {
-                Ok(pc) => return Ok(Arc::new(pc)),
-                Err(e) => last = e.to_string(),
+            bound = super::conn::bind(&s.ips, self.pick_port());
+            if bound.is_ok() {
+                break;
             }
         }
-        Err(MediaError::Engine(format!("could not bind a media socket: {last}")))
+        let sockets = bound.map_err(|e| MediaError::Engine(format!("could not bind a media socket: {e}")))?;
+        let mut codecs = codecs()?;
+        let registry = self
+            .interceptors(&mut codecs, nack_queue_ms)?
+            // Wire-most: Admin packet dumps see what crosses SRTP, engine-made RTCP included.
+            .with(Slot::from(500), Tap::new(capture));
+        let provider = rtc::crypto::default_provider().map_err(|e| MediaError::Engine(e.to_string()))?;
+        let setting = SettingEngineBuilder::new()
+            .with_crypto_provider(provider)
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_network_types(vec![NetworkType::Udp4, NetworkType::Udp6])
+            .with_lite(s.ice_lite);
+        let config = RTCConfigurationBuilder::new().with_certificates(vec![self.inner.certificate.clone()]).build();
+        let core = RTCPeerConnectionBuilder::new()
+            .with_configuration(config)
+            .with_media_engine(codecs)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(setting.build())
+            .build(std::time::Instant::now())
+            .map_err(|e| MediaError::Engine(e.to_string()))?;
+        Ok((core, sockets, self.stun_servers().await))
+    }
+
+    /// The STUN servers' addresses (`stun:host:port` URLs; TURN is not used for our own
+    /// candidates). Resolved once and kept.
+    async fn stun_servers(&self) -> Vec<SocketAddr> {
+        if let Some(known) = self.inner.stun.get() {
+            return known.clone();
+        }
+        let mut out = Vec::new();
+        for (url, _, _) in &self.inner.settings.ice_servers {
+            let Some(host_port) = url.strip_prefix("stun:") else { continue };
+            let host_port = host_port.split('?').next().unwrap_or(host_port);
+            match tokio::net::lookup_host(host_port).await {
+                Ok(addrs) => out.extend(addrs),
+                Err(e) => tracing::warn!(error = %e, %url, "cannot resolve the STUN server"),
+            }
+        }
+        self.inner.stun.get_or_init(|| out).clone()
     }
 
     /// The engine's default interceptors (NACK, TWCC feedback, RTCP reports) with the NACK

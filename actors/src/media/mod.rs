@@ -4,7 +4,9 @@
 
 mod capture;
 pub mod codec;
+mod conn;
 pub mod dependency_descriptor;
+mod driver;
 mod engine;
 pub mod network;
 mod peer;

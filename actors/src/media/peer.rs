@@ -1,42 +1,43 @@
-//! `Peer`: one engine PeerConnection behind our types.
+//! `Peer`: one PeerConnection behind our types.
 //!
-//! Every engine call runs on the dedicated media runtime (`Peer` methods spawn there and await the
-//! result), so actors never drive webrtc futures on their own threads. Engine callbacks only
-//! forward a [`PeerEvent`] to the owner; RTP goes from the engine's track reader straight to the
-//! plugin's [`MediaSink`], never through a mailbox.
+//! The engine is the sans-IO `rtc` core; [`Conn`] holds it with its sockets and
+//! `driver.rs` runs it on the media runtime. Control calls (descriptions, candidates, stats) lock
+//! the core briefly from the caller's thread; media never passes through a mailbox or a channel:
+//! the driver hands decrypted RTP to the plugin's [`MediaSink`](super::MediaSink), and writers
+//! encrypt and send where they are called.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use rtc::data_channel::RTCDataChannelId;
+use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCOfferOptions;
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use tokio::runtime::Handle as RtHandle;
-use tokio::sync::watch;
-use webrtc::data_channel::{DataChannel, DataChannelEvent};
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::media_stream::{MediaStreamTrack, Track};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSessionDescription,
+use rtc::rtp_transceiver::{
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
 };
+use rtc::statistics::StatsSelector;
+use tokio::sync::watch;
 
+use super::conn::Conn;
+use super::driver::{drive, Inbound};
 use super::engine::MediaEngine;
 use super::port::MediaPort;
 use super::sdp::{CodecInfo, MediaKind};
-use super::types::{Feedback, HangupReason, LocalCandidate, PeerEvent, RtpPacket};
+use super::types::{Feedback, MediaCounters, PeerEvent};
 use super::writer::RtpWriter;
 use super::MediaError;
 use crate::api::request::TrickleCandidate;
 use crate::api::SdpType;
-use crate::plugin::DataMessage;
+
 
 /// Where engine events go (the owning actor's mailbox).
 pub type EventFn = Arc<dyn Fn(PeerEvent) + Send + Sync>;
@@ -122,33 +123,36 @@ pub struct SendTrack {
     pub codec: CodecInfo,
 }
 
-/// Live I/O handles of a PeerConnection, shared with the plugin's [`MediaPort`].
+/// Live I/O of a PeerConnection, shared with the plugin's [`MediaPort`] and the driver.
 pub struct PeerIo {
-    rt: RtHandle,
-    /// Weak: the engine's callbacks hold this struct, a strong reference would be a cycle.
-    pc: std::sync::OnceLock<std::sync::Weak<dyn PeerConnection>>,
-    writers: RwLock<HashMap<String, RtpWriter>>,
-    remotes: RwLock<HashMap<String, RemoteTrack>>,
-    channels: RwLock<Vec<OutChannel>>,
-    counters: Arc<super::types::MediaCounters>,
+    conn: Weak<Conn>,
+    pub(crate) writers: RwLock<HashMap<String, RtpWriter>>,
+    /// What the peer sends, by mid.
+    pub(crate) remotes: RwLock<HashMap<String, RemoteTrack>>,
+    /// Open data channels.
+    pub(crate) channels: RwLock<Vec<DataChannelInfo>>,
+    /// The mid of each of our tracks, by track id (RTCP feedback names the track).
+    pub(crate) local_tracks: RwLock<HashMap<String, String>>,
+    pub(crate) counters: Arc<MediaCounters>,
 }
 
-/// Outgoing messages of one data channel: a bounded queue drained by one task, so messages leave
-/// in the order they were sent.
-struct OutChannel {
-    label: String,
-    dc: Arc<dyn DataChannel>,
-    queue: tokio::sync::mpsc::Sender<(Bytes, bool)>,
+/// One open data channel.
+pub(crate) struct DataChannelInfo {
+    pub(crate) id: RTCDataChannelId,
+    pub(crate) label: String,
+    pub(crate) protocol: Option<String>,
 }
 
-/// Messages a data channel may have waiting to be sent; beyond it they are dropped.
-const DATA_QUEUE: usize = 1024;
+/// Bytes a data channel may have waiting to be sent (SCTP's send buffer); beyond it messages
+/// are dropped.
+const DATA_BUFFER: usize = 4 << 20;
 
+/// One stream the peer sends.
 #[derive(Clone)]
-struct RemoteTrack {
-    track: Arc<dyn TrackRemote>,
+pub(crate) struct RemoteTrack {
+    pub(crate) receiver: RTCRtpReceiverId,
     /// One per simulcast layer (one without simulcast).
-    ssrcs: Vec<u32>,
+    pub(crate) ssrcs: Vec<u32>,
 }
 
 impl PeerIo {
@@ -162,28 +166,33 @@ impl PeerIo {
 
     pub(crate) fn send_feedback(&self, mid: &str, fb: Feedback) {
         let Some(remote) = self.remotes.read().ok().and_then(|r| r.get(mid).cloned()) else { return };
+        let Some(conn) = self.conn.upgrade() else { return };
         let counter = match fb {
             Feedback::Remb(_) => &self.counters.remb_out,
             _ => &self.counters.keyframe_requests_out,
         };
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.rt.spawn(async move {
-            let pkts: Vec<Box<dyn rtc::rtcp::Packet>> = match fb {
-                // Every layer: a simulcast subscriber may be about to switch to any of them.
-                Feedback::Pli | Feedback::Fir => remote
-                    .ssrcs
-                    .iter()
-                    .map(|&media_ssrc| {
-                        Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc }) as Box<dyn rtc::rtcp::Packet>
-                    })
-                    .collect(),
-                Feedback::Remb(bitrate) => vec![Box::new(ReceiverEstimatedMaximumBitrate {
-                    sender_ssrc: 0,
-                    bitrate: bitrate as f32,
-                    ssrcs: remote.ssrcs.clone(),
-                })],
-            };
-            let _ = remote.track.write_rtcp(pkts).await;
+        counter.fetch_add(1, Ordering::Relaxed);
+        let pkts: Vec<Box<dyn rtc::rtcp::Packet>> = match fb {
+            // Every layer: a simulcast subscriber may be about to switch to any of them.
+            Feedback::Pli | Feedback::Fir => remote
+                .ssrcs
+                .iter()
+                .map(|&media_ssrc| {
+                    Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc }) as Box<dyn rtc::rtcp::Packet>
+                })
+                .collect(),
+            Feedback::Remb(bitrate) => vec![Box::new(ReceiverEstimatedMaximumBitrate {
+                sender_ssrc: 0,
+                bitrate: bitrate as f32,
+                ssrcs: remote.ssrcs.clone(),
+            })],
+        };
+        conn.write(|core| {
+            if let Some(mut receiver) = core.rtp_receiver(remote.receiver) {
+                if let Err(e) = receiver.write_rtcp(Instant::now(), pkts) {
+                    tracing::debug!(error = %e, "feedback not sent");
+                }
+            }
         });
     }
 
@@ -195,300 +204,89 @@ impl PeerIo {
     }
 
     pub(crate) fn send_data(&self, label: Option<&str>, data: Bytes, binary: bool) {
-        let queue = self.channels.read().ok().and_then(|chans| {
+        let id = self.channels.read().ok().and_then(|chans| {
             match label {
                 Some(l) => chans.iter().find(|c| c.label == l),
                 None => chans.first(),
             }
-            .map(|c| c.queue.clone())
+            .map(|c| c.id)
         });
-        let Some(queue) = queue else { return };
-        if queue.try_send((data, binary)).is_err() {
-            tracing::debug!("data channel queue full or closed; message dropped");
-        }
-    }
-}
-
-/// Sends a data channel's queued messages, one at a time, until the channel goes away.
-async fn drain_channel(dc: Arc<dyn DataChannel>, mut queue: tokio::sync::mpsc::Receiver<(Bytes, bool)>) {
-    while let Some((data, binary)) = queue.recv().await {
-        let r = if binary {
-            dc.send(BytesMut::from(&data[..])).await
-        } else {
-            dc.send_text(&String::from_utf8_lossy(&data)).await
-        };
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "data channel send failed");
-        }
-    }
-}
-
-/// The engine's callbacks for one PeerConnection.
-struct Callbacks {
-    events: EventFn,
-    io: Arc<PeerIo>,
-    port: MediaPort,
-    gathered: watch::Sender<bool>,
-    no_media: Arc<std::sync::atomic::AtomicU64>,
-    /// The public address host candidates are advertised with (1:1 NAT).
-    nat_1_1: Option<String>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Callbacks {
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(init) = event.candidate.to_json() {
-            // Trickled candidates get the same 1:1 NAT rewrite as the ones in the SDP.
-            let candidate = match &self.nat_1_1 {
-                Some(public) => super::sdp::public_host_candidate(&init.candidate, public),
-                None => init.candidate,
+        let (Some(id), Some(conn)) = (id, self.conn.upgrade()) else { return };
+        conn.run(|core| {
+            let Some(mut dc) = core.data_channel(id) else { return };
+            if dc.outstanding_bytes() > DATA_BUFFER {
+                tracing::debug!("data channel send buffer full; message dropped");
+                return;
+            }
+            let r = if binary {
+                dc.send(Instant::now(), BytesMut::from(&data[..]))
+            } else {
+                dc.send_text(Instant::now(), String::from_utf8_lossy(&data))
             };
-            (self.events)(PeerEvent::LocalCandidate(LocalCandidate {
-                candidate,
-                sdp_mid: init.sdp_mid,
-                sdp_mline_index: init.sdp_mline_index,
-            }));
-        }
-    }
-
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.gathered.send(true);
-            (self.events)(PeerEvent::GatheringDone);
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        match state {
-            RTCPeerConnectionState::Connected => (self.events)(PeerEvent::Connected),
-            RTCPeerConnectionState::Failed => (self.events)(PeerEvent::Failed(HangupReason::IceFailed)),
-            // Closed without our asking: the peer sent a DTLS close alert (our own close stops
-            // the owner first, so this event is then ignored).
-            RTCPeerConnectionState::Closed => (self.events)(PeerEvent::Failed(HangupReason::DtlsAlert)),
-            _ => {}
-        }
-    }
-
-    async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
-        tokio::spawn(watch_channel(dc, self.events.clone(), self.io.clone()));
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let events = self.events.clone();
-        let io = self.io.clone();
-        let port = self.port.clone();
-        let no_media = self.no_media.clone();
-        tokio::spawn(read_track(track, events, io, port, no_media));
-    }
-}
-
-/// Serves one data channel until it closes: messages and opening to the owner.
-async fn watch_channel(dc: Arc<dyn DataChannel>, events: EventFn, io: Arc<PeerIo>) {
-    {
-        let label = dc.label().await.unwrap_or_default();
-        let protocol = dc.protocol().await.ok().filter(|p| !p.is_empty());
-        let (queue, pending) = tokio::sync::mpsc::channel(DATA_QUEUE);
-        tokio::spawn(drain_channel(dc.clone(), pending));
-        if let Ok(mut chans) = io.channels.write() {
-            chans.push(OutChannel { label: label.clone(), dc: dc.clone(), queue });
-        }
-        while let Some(ev) = dc.poll().await {
-            match ev {
-                DataChannelEvent::OnOpen => events(PeerEvent::DataOpen { label: label.clone() }),
-                DataChannelEvent::OnMessage(msg) => events(PeerEvent::Data(DataMessage {
-                    label: label.clone(),
-                    protocol: protocol.clone(),
-                    binary: !msg.is_string,
-                    data: Bytes::from(msg.data.to_vec()),
-                })),
-                DataChannelEvent::OnClose => break,
-                _ => {}
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "data channel send failed");
             }
-        }
-        if let Ok(mut chans) = io.channels.write() {
-            chans.retain(|c| c.dc.id() != dc.id());
-        }
+        });
     }
-}
-
-/// Reads one remote track until it ends: RTP to the plugin's sink, media events to the owner.
-async fn read_track(
-    track: Arc<dyn TrackRemote>,
-    events: EventFn,
-    io: Arc<PeerIo>,
-    port: MediaPort,
-    no_media_secs: Arc<std::sync::atomic::AtomicU64>,
-) {
-    let kind = match track.kind().await {
-        RtpCodecKind::Audio => MediaKind::Audio,
-        _ => MediaKind::Video,
-    };
-    let mut info: Option<ReceiverInfo> = None;
-    let mut mid = String::new();
-    let mut rids: Vec<(u32, Arc<str>)> = Vec::new();
-    let mut receiving = false;
-    loop {
-        let no_media = Duration::from_secs(no_media_secs.load(std::sync::atomic::Ordering::Relaxed));
-        let next = if receiving && !no_media.is_zero() {
-            match tokio::time::timeout(no_media, track.poll()).await {
-                Ok(ev) => ev,
-                Err(_) => {
-                    receiving = false;
-                    events(PeerEvent::Media { mid: mid.clone(), kind, receiving: false });
-                    continue;
-                }
-            }
-        } else {
-            track.poll().await
-        };
-        match next {
-            Some(TrackRemoteEvent::OnOpen(init)) => {
-                // Once per simulcast layer, each with its own SSRC and rid.
-                if info.is_none() {
-                    let found = receiver_info(&io, init.receiver_id).await.unwrap_or_default();
-                    mid = found.mid.clone();
-                    info = Some(found);
-                }
-                if let Some(rid) = &init.rid {
-                    rids.push((init.ssrc, Arc::from(rid.as_str())));
-                }
-                if let Ok(mut r) = io.remotes.write() {
-                    let entry =
-                        r.entry(mid.clone()).or_insert_with(|| RemoteTrack { track: track.clone(), ssrcs: Vec::new() });
-                    if !entry.ssrcs.contains(&init.ssrc) {
-                        entry.ssrcs.push(init.ssrc);
-                    }
-                }
-            }
-            Some(TrackRemoteEvent::OnRtpPacket(pkt)) => {
-                let info = info.get_or_insert_with(ReceiverInfo::default);
-                // Audio carries one codec plus, now and then, DTMF events (RFC 4733) with their own
-                // payload type: plugins relay the codec, so the events stop here.
-                if kind == MediaKind::Audio && info.dtmf.contains(&pkt.header.payload_type) {
-                    continue;
-                }
-                io.counters.rtp_in_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                io.counters.rtp_in_bytes.fetch_add(pkt.payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                if !receiving {
-                    receiving = true;
-                    events(PeerEvent::Media { mid: mid.clone(), kind, receiving: true });
-                }
-                if let Some(sink) = port.sink() {
-                    let mut pkt = RtpPacket::from_rtp(pkt, &info.extensions);
-                    if !rids.is_empty() {
-                        pkt.rid = rids.iter().find(|(ssrc, _)| *ssrc == pkt.ssrc).map(|(_, rid)| rid.clone());
-                    }
-                    sink.rtp(&port, &mid, kind, pkt).await;
-                }
-            }
-            Some(TrackRemoteEvent::OnEnded) | None => break,
-            Some(_) => {}
-        }
-    }
-    if let Ok(mut r) = io.remotes.write() {
-        r.remove(&mid);
-    }
-}
-
-/// What the read loop needs to know about one negotiated receiver.
-#[derive(Default)]
-struct ReceiverInfo {
-    mid: String,
-    /// The peer's ids of the relayed header extensions.
-    extensions: Vec<(u8, &'static str)>,
-    /// Payload types of negotiated DTMF events (RFC 4733 `telephone-event`).
-    dtmf: Vec<u8>,
-}
-
-/// The transceiver whose receiver is `receiver_id`: its mid and negotiated parameters.
-async fn receiver_info(io: &PeerIo, receiver_id: rtc::rtp_transceiver::RTCRtpReceiverId) -> Option<ReceiverInfo> {
-    let pc = io.pc.get()?.upgrade()?;
-    for t in pc.get_transceivers().await {
-        let Ok(Some(r)) = t.receiver().await else { continue };
-        if r.id() != receiver_id {
-            continue;
-        }
-        let mid = t.mid().await.ok().flatten().unwrap_or_default();
-        let params = r.get_parameters().await.ok().map(|p| p.rtp_parameters);
-        let Some(params) = params else { return Some(ReceiverInfo { mid, ..ReceiverInfo::default() }) };
-        let extensions = params
-            .header_extensions
-            .iter()
-            .filter_map(|e| Some((u8::try_from(e.id).ok()?, super::types::relayed_extension(&e.uri)?)))
-            .collect();
-        let dtmf = params
-            .codecs
-            .iter()
-            .filter(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case("audio/telephone-event"))
-            .map(|c| c.payload_type)
-            .collect();
-        return Some(ReceiverInfo { mid, extensions, dtmf });
-    }
-    None
 }
 
 /// One PeerConnection.
 pub struct Peer {
-    pc: Arc<dyn PeerConnection>,
-    events: EventFn,
+    conn: Arc<Conn>,
     io: Arc<PeerIo>,
     port: MediaPort,
     gathered: watch::Receiver<bool>,
-    rt: RtHandle,
     created: Instant,
     nat_1_1: Option<String>,
     nack_queue_ms: u64,
     /// Byte counters at the previous `stats` call, for `bytes_lastsec`.
     last_bytes: std::sync::Mutex<Option<(Instant, ByteCounts)>>,
-    live: Arc<std::sync::atomic::AtomicU64>,
-    closed: std::sync::atomic::AtomicBool,
+    live: Arc<AtomicU64>,
+    /// A data channel was offered (it registers when it opens).
+    data_offered: AtomicBool,
+    closed: AtomicBool,
 }
 
 impl Peer {
-    /// Builds a PeerConnection on the media runtime and attaches it to `port`.
+    /// Builds a PeerConnection on the media runtime, starts its driver and attaches it to `port`.
     pub async fn create(engine: &MediaEngine, port: MediaPort, events: EventFn) -> Result<Peer, MediaError> {
         let rt = engine.runtime();
-        let io = Arc::new(PeerIo {
-            rt: rt.clone(),
-            pc: std::sync::OnceLock::new(),
-            writers: RwLock::default(),
-            remotes: RwLock::default(),
-            channels: RwLock::default(),
-            counters: engine.counters(),
-        });
-        let (gathered_tx, gathered) = watch::channel(false);
-        let callbacks = Arc::new(Callbacks {
-            events: events.clone(),
-            io: io.clone(),
-            port: port.clone(),
-            gathered: gathered_tx,
-            no_media: engine.no_media_timer(),
-            nat_1_1: engine.settings().nat_1_1.first().cloned(),
-        });
         let build_engine = engine.clone();
         let nack_queue_ms = engine.nack_queue_ms();
         let capture = port.capture_slot();
-        let pc = rt
-            .spawn(async move { build_engine.build(callbacks, nack_queue_ms, capture).await })
+        let (core, sockets, stun) = rt
+            .spawn(async move { build_engine.build(nack_queue_ms, capture).await })
             .await
             .map_err(|e| MediaError::Engine(e.to_string()))??;
-        let _ = io.pc.set(Arc::downgrade(&pc));
+        let conn = Arc::new(Conn::new(core, sockets, stun));
+        let io = Arc::new(PeerIo {
+            conn: Arc::downgrade(&conn),
+            writers: RwLock::default(),
+            remotes: RwLock::default(),
+            channels: RwLock::default(),
+            local_tracks: RwLock::default(),
+            counters: engine.counters(),
+        });
+        let (gathered_tx, gathered) = watch::channel(false);
+        let nat_1_1 = engine.settings().nat_1_1.first().cloned();
+        let inbound =
+            Inbound::new(events, io.clone(), port.clone(), gathered_tx, engine.no_media_timer(), nat_1_1.clone());
+        rt.spawn(drive(conn.clone(), inbound));
         port.attach(io.clone());
         let live = engine.live_counter();
-        live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        live.fetch_add(1, Ordering::Relaxed);
         Ok(Peer {
-            pc,
-            events,
+            conn,
             io,
             port,
             gathered,
-            rt,
             created: Instant::now(),
-            nat_1_1: engine.settings().nat_1_1.first().cloned(),
+            nat_1_1,
             nack_queue_ms,
             last_bytes: std::sync::Mutex::default(),
             live,
-            closed: std::sync::atomic::AtomicBool::new(false),
+            data_offered: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -497,32 +295,22 @@ impl Peer {
         self.created
     }
 
-    async fn on_rt<T: Send + 'static>(
-        &self,
-        f: impl std::future::Future<Output = Result<T, MediaError>> + Send + 'static,
-    ) -> Result<T, MediaError> {
-        self.rt.spawn(f).await.map_err(|e| MediaError::Engine(e.to_string()))?
-    }
-
     /// Applies the peer's description.
     pub async fn set_remote(&self, kind: SdpType, sdp: String) -> Result<(), MediaError> {
-        let pc = self.pc.clone();
-        self.on_rt(async move {
-            let desc = match kind {
-                SdpType::Offer => RTCSessionDescription::offer(sdp),
-                SdpType::Answer => RTCSessionDescription::answer(sdp),
-            }
-            .map_err(|e| MediaError::Sdp(e.to_string()))?;
-            pc.set_remote_description(desc).await.map_err(|e| MediaError::Sdp(e.to_string()))
-        })
-        .await
+        let desc = match kind {
+            SdpType::Offer => RTCSessionDescription::offer(sdp),
+            SdpType::Answer => RTCSessionDescription::answer(sdp),
+        }
+        .map_err(|e| MediaError::Sdp(e.to_string()))?;
+        self.conn
+            .run(|core| core.set_remote_description(Instant::now(), desc))
+            .map_err(|e| MediaError::Sdp(e.to_string()))
     }
 
-    /// Answers the applied offer, sending on `send`; waits for gathering unless `trickle`.
     /// Answers the applied offer, sending `send`; with `only_these_codecs` each sent m-line lists
-    /// only its track's codec.
-    /// `receive_codecs` are m-lines we only receive on whose codec the answer restricts the same
-    /// way (an SFU publisher told which codec to send).
+    /// only its track's codec. `receive_codecs` are m-lines we only receive on whose codec the
+    /// answer restricts the same way (an SFU publisher told which codec to send). Waits for
+    /// gathering unless `trickle`.
     pub async fn answer(
         &self,
         send: Vec<SendTrack>,
@@ -530,49 +318,39 @@ impl Peer {
         only_these_codecs: bool,
         trickle: bool,
     ) -> Result<String, MediaError> {
-        let pc = self.pc.clone();
-        let io = self.io.clone();
-        let port = self.port.clone();
-        let mut gathered = self.gathered.clone();
-        // The engine ignores its NAT 1:1 setting, so host candidates are rewritten here.
-        let nat = self.nat_1_1.clone();
-        self.on_rt(async move {
+        let existing: Vec<String> = self.io.writers.read().map(|w| w.keys().cloned().collect()).unwrap_or_default();
+        let early = self.conn.run(|core| {
             let mut added = Vec::new();
-            let existing: Vec<String> = io.writers.read().map(|w| w.keys().cloned().collect()).unwrap_or_default();
             // On a renegotiation the streams we already send keep their tracks.
             for t in send.iter().filter(|t| !existing.contains(&t.mid)) {
-                let track = local_track(t);
-                let sender = pc
-                    .add_track(track.clone() as Arc<dyn TrackLocal>)
-                    .await
-                    .map_err(|e| MediaError::Engine(e.to_string()))?;
+                let (track, ssrc) = local_track(t);
+                let track_id = track.track_id().to_owned();
+                let sender = core.add_track(track).map_err(|e| MediaError::Engine(e.to_string()))?;
                 if only_these_codecs {
-                    prefer_codec(&pc, Transceiver::Sending(sender.id()), t).await;
+                    prefer_codec(core, Transceiver::Sending(sender), t);
                 }
-                added.push((t.clone(), track, sender));
+                added.push(Added { send: t.clone(), sender, ssrc, track_id });
             }
             for t in &receive_codecs {
-                prefer_codec(&pc, Transceiver::Mid(&t.mid), t).await;
+                prefer_codec(core, Transceiver::Mid(&t.mid), t);
             }
-            let answer = pc.create_answer(None).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
-            pc.set_local_description(answer).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
-            register_writers(&pc, &io, &port, added).await;
-            finish_local(&pc, &mut gathered, trickle, nat.as_deref()).await
-        })
-        .await
+            let answer = core.create_answer(None).map_err(|e| MediaError::Sdp(e.to_string()))?;
+            core.set_local_description(Instant::now(), answer).map_err(|e| MediaError::Sdp(e.to_string()))?;
+            self.register_writers(core, added);
+            // Full trickle: the description goes out without candidates, they follow as events.
+            let early = if trickle { core.local_description().map(|d| d.sdp) } else { None };
+            self.conn.gather(core);
+            Ok::<_, MediaError>(early)
+        })?;
+        self.finish_local(early).await
     }
 
     /// Makes an offer (plugin-initiated): adds the tracks and data channel of `spec`, waits for
     /// gathering unless `trickle`.
     pub async fn offer(&self, spec: OfferSpec, trickle: bool) -> Result<String, MediaError> {
-        let pc = self.pc.clone();
-        let io = self.io.clone();
-        let port = self.port.clone();
-        let events = self.events.clone();
-        let mut gathered = self.gathered.clone();
-        let nat = self.nat_1_1.clone();
-        self.on_rt(async move {
-            let existing: Vec<String> = io.writers.read().map(|w| w.keys().cloned().collect()).unwrap_or_default();
+        let existing: Vec<String> = self.io.writers.read().map(|w| w.keys().cloned().collect()).unwrap_or_default();
+        let add_channel = spec.data && !self.data_offered.swap(true, Ordering::AcqRel);
+        let early = self.conn.run(|core| {
             let mut added = Vec::new();
             for (n, t) in spec.tracks.iter().enumerate() {
                 let mid = t.mid.clone().unwrap_or_else(|| n.to_string());
@@ -580,165 +358,121 @@ impl Peer {
                     continue;
                 }
                 let send = SendTrack { mid, kind: t.kind, codec: default_codec(t.kind, &t.codec) };
-                let track = local_track(&send);
+                let (track, ssrc) = local_track(&send);
+                let track_id = track.track_id().to_owned();
                 let sender = if t.send_only {
                     let init = RTCRtpTransceiverInit {
                         direction: RTCRtpTransceiverDirection::Sendonly,
                         streams: vec![],
                         send_encodings: vec![],
                     };
-                    let transceiver = pc
-                        .add_transceiver_from_track(track.clone() as Arc<dyn TrackLocal>, Some(init))
-                        .await
+                    let transceiver = core
+                        .add_transceiver_from_track(track, Some(init))
                         .map_err(|e| MediaError::Engine(e.to_string()))?;
-                    transceiver
-                        .sender()
-                        .await
-                        .ok()
-                        .flatten()
+                    core.rtp_transceiver(transceiver)
+                        .and_then(|t| t.sender())
                         .ok_or_else(|| MediaError::Engine("transceiver without a sender".into()))?
                 } else {
-                    pc.add_track(track.clone() as Arc<dyn TrackLocal>)
-                        .await
-                        .map_err(|e| MediaError::Engine(e.to_string()))?
+                    core.add_track(track).map_err(|e| MediaError::Engine(e.to_string()))?
                 };
-                prefer_codec(&pc, Transceiver::Sending(sender.id()), &send).await;
-                added.push((send, track, sender));
+                prefer_codec(core, Transceiver::Sending(sender), &send);
+                added.push(Added { send, sender, ssrc, track_id });
             }
-            let has_channel = io.channels.read().map(|c| !c.is_empty()).unwrap_or(false);
-            if spec.data && !has_channel {
-                let dc = pc
-                    .create_data_channel("JanusDataChannel", None)
-                    .await
-                    .map_err(|e| MediaError::Engine(e.to_string()))?;
-                tokio::spawn(watch_channel(dc, events, io.clone()));
+            if add_channel {
+                core.create_data_channel("JanusDataChannel", None).map_err(|e| MediaError::Engine(e.to_string()))?;
             }
             let options = spec.ice_restart.then_some(RTCOfferOptions { ice_restart: true });
-            let offer = pc.create_offer(options).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
-            pc.set_local_description(offer).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
-            register_writers(&pc, &io, &port, added).await;
-            finish_local(&pc, &mut gathered, trickle, nat.as_deref()).await
-        })
-        .await
+            let offer = core.create_offer(options).map_err(|e| MediaError::Sdp(e.to_string()))?;
+            core.set_local_description(Instant::now(), offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
+            self.register_writers(core, added);
+            // Full trickle: the description goes out without candidates, they follow as events.
+            let early = if trickle { core.local_description().map(|d| d.sdp) } else { None };
+            self.conn.gather(core);
+            Ok::<_, MediaError>(early)
+        })?;
+        self.finish_local(early).await
     }
-}
 
-/// RTP bytes so far per (mid, inbound).
-type ByteCounts = HashMap<(String, bool), u64>;
-
-/// The byte counters of a statistics report.
-fn byte_counts(report: &rtc::statistics::report::RTCStatsReport) -> ByteCounts {
-    use rtc::statistics::report::RTCStatsReportEntry as E;
-    report
-        .iter()
-        .filter_map(|e| match e {
-            E::InboundRtp(s) => Some(((s.mid.clone(), true), s.bytes_received)),
-            E::OutboundRtp(s) => Some(((s.mid.clone(), false), s.sent_rtp_stream_stats.bytes_sent)),
-            _ => None,
+    /// After a local description: the SDP taken before gathering (full trickle), or the one
+    /// with the candidates once gathering is done (half-trickle).
+    async fn finish_local(&self, early: Option<String>) -> Result<String, MediaError> {
+        let sdp = match early {
+            Some(sdp) => sdp,
+            None => {
+                let mut gathered = self.gathered.clone();
+                let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|done| *done)).await;
+                self.conn
+                    .with(|core| core.local_description().map(|d| d.sdp))
+                    .ok_or_else(|| MediaError::Engine("no local description".into()))?
+            }
+        };
+        // The engine knows only the host addresses; 1:1 NAT advertises the public one.
+        Ok(match &self.nat_1_1 {
+            Some(public) => super::sdp::rewrite_host_candidates(&sdp, public),
+            None => sdp,
         })
-        .collect()
-}
-
-/// After a local description: wait for candidates (half-trickle) and return the SDP.
-async fn finish_local(
-    pc: &Arc<dyn PeerConnection>,
-    gathered: &mut watch::Receiver<bool>,
-    trickle: bool,
-    nat: Option<&str>,
-) -> Result<String, MediaError> {
-    if !trickle {
-        let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|done| *done)).await;
     }
-    let sdp =
-        pc.local_description().await.map(|d| d.sdp).ok_or_else(|| MediaError::Engine("no local description".into()))?;
-    Ok(match nat {
-        Some(public) => super::sdp::rewrite_host_candidates(&sdp, public),
-        None => sdp,
-    })
-}
 
-/// Records the writer of every added track (mid, SSRC, negotiated payload type) and starts
-/// reading the peer's feedback about it.
-async fn register_writers(
-    pc: &Arc<dyn PeerConnection>,
-    io: &Arc<PeerIo>,
-    port: &MediaPort,
-    added: Vec<(SendTrack, Arc<TrackLocalStaticRTP>, Arc<dyn webrtc::rtp_transceiver::RtpSender>)>,
-) {
-    {
-        for (t, track, sender) in added {
-            let params = sender.get_parameters().await.ok();
-            let pt = params
-                .as_ref()
-                .and_then(|p| {
-                    p.rtp_parameters
+    /// Records the writer of every added track (mid, SSRC, negotiated payload type).
+    fn register_writers(&self, core: &mut RTCPeerConnection, added: Vec<Added>) {
+        for Added { send: t, sender, ssrc, track_id } in added {
+            let (pt, extensions) = match core.rtp_sender(sender) {
+                Some(mut s) => {
+                    let p = &s.get_parameters().rtp_parameters;
+                    let pt = p
                         .codecs
                         .iter()
                         .find(|c| c.rtp_codec.mime_type.to_ascii_lowercase().ends_with(&t.codec.name))
                         .map(|c| c.payload_type)
-                })
-                .unwrap_or(t.codec.pt);
-            let extensions: Arc<[(&'static str, u8)]> = params
-                .as_ref()
-                .map(|p| {
-                    p.rtp_parameters
+                        .unwrap_or(t.codec.pt);
+                    let extensions: Arc<[(&'static str, u8)]> = p
                         .header_extensions
                         .iter()
                         .filter_map(|e| Some((super::types::relayed_extension(&e.uri)?, u8::try_from(e.id).ok()?)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
-            let mid = mid_of_sender(pc, sender.id()).await.unwrap_or_else(|| t.mid.clone());
+                        .collect();
+                    (pt, extensions)
+                }
+                None => (t.codec.pt, Arc::from([])),
+            };
+            let mid = mid_of(core, Transceiver::Sending(sender)).unwrap_or_else(|| t.mid.clone());
             let writer = RtpWriter {
-                track: track.clone(),
+                conn: Arc::downgrade(&self.conn),
+                sender,
                 ssrc,
                 payload_type: pt,
                 kind: t.kind,
-                counters: io.counters.clone(),
+                counters: self.io.counters.clone(),
                 extensions,
             };
-            if let Ok(mut w) = io.writers.write() {
+            if let Ok(mut w) = self.io.writers.write() {
                 w.insert(mid.clone(), writer);
             }
-            tokio::spawn(read_feedback(track, mid, port.clone(), io.counters.clone()));
+            if let Ok(mut l) = self.io.local_tracks.write() {
+                l.insert(track_id, mid);
+            }
         }
     }
-}
 
-impl Peer {
     /// Adds a remote candidate (or end of candidates).
     pub async fn add_candidate(&self, c: TrickleCandidate) -> Result<(), MediaError> {
-        let pc = self.pc.clone();
-        self.on_rt(async move {
-            let init = match c {
-                TrickleCandidate::Completed => RTCIceCandidateInit { candidate: String::new(), ..Default::default() },
-                TrickleCandidate::Candidate { candidate, sdp_mid, sdp_mline_index } => {
-                    RTCIceCandidateInit { candidate, sdp_mid, sdp_mline_index, ..Default::default() }
-                }
-            };
-            pc.add_ice_candidate(init).await.map_err(|e| MediaError::Candidate(e.to_string()))
-        })
-        .await
+        let init = match c {
+            TrickleCandidate::Completed => RTCIceCandidateInit { candidate: String::new(), ..Default::default() },
+            TrickleCandidate::Candidate { candidate, sdp_mid, sdp_mline_index } => {
+                RTCIceCandidateInit { candidate, sdp_mid, sdp_mline_index, ..Default::default() }
+            }
+        };
+        self.conn.run(|core| core.add_remote_candidate(init)).map_err(|e| MediaError::Candidate(e.to_string()))
     }
 
     /// The current local and remote SDPs.
     pub async fn descriptions(&self) -> (Option<String>, Option<String>) {
-        let pc = self.pc.clone();
-        self.rt
-            .spawn(async move {
-                (pc.local_description().await.map(|d| d.sdp), pc.remote_description().await.map(|d| d.sdp))
-            })
-            .await
-            .unwrap_or((None, None))
+        self.conn.with(|core| {
+            (core.local_description().map(|d| d.sdp), core.remote_description().map(|d| d.sdp.clone()))
+        })
     }
 
-    async fn report(&self) -> Option<rtc::statistics::report::RTCStatsReport> {
-        let pc = self.pc.clone();
-        self.rt
-            .spawn(async move { pc.get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None).await })
-            .await
-            .ok()
+    fn report(&self) -> rtc::statistics::report::RTCStatsReport {
+        self.conn.with(|core| core.get_stats(Instant::now(), StatsSelector::None))
     }
 
     /// Admin `handle_info` WebRTC statistics, laid out as Janus's `webrtc.media`: per mid its
@@ -749,7 +483,7 @@ impl Peer {
     pub async fn stats(&self) -> serde_json::Value {
         use rtc::statistics::report::RTCStatsReportEntry as E;
         use serde_json::{json, Map, Value};
-        let Some(mut report) = self.report().await else { return Value::Null };
+        let mut report = self.report();
         let mut now = Instant::now();
         let recent = Duration::from_millis(250)..=Duration::from_secs(10);
         let previous = self.last_bytes.lock().ok().and_then(|mut l| l.take());
@@ -758,8 +492,7 @@ impl Peer {
             _ => {
                 let first = (now, byte_counts(&report));
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                let Some(second) = self.report().await else { return Value::Null };
-                report = second;
+                report = self.report();
                 now = Instant::now();
                 first
             }
@@ -842,14 +575,7 @@ impl Peer {
     /// Cumulative loss per stream and direction (for `slowlink`).
     pub async fn loss(&self) -> Vec<super::types::LossSample> {
         use rtc::statistics::report::RTCStatsReportEntry as E;
-        let pc = self.pc.clone();
-        let Ok(report) = self
-            .rt
-            .spawn(async move { pc.get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None).await })
-            .await
-        else {
-            return Vec::new();
-        };
+        let report = self.report();
         let kind = |k: RtpCodecKind| if k == RtpCodecKind::Audio { MediaKind::Audio } else { MediaKind::Video };
         let mut outbound: HashMap<String, (String, MediaKind)> = HashMap::new();
         let mut out = Vec::new();
@@ -888,10 +614,10 @@ impl Peer {
 
     /// Closes the PeerConnection and releases its sockets and tasks.
     pub async fn close(&self) {
-        if self.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if self.closed.swap(true, Ordering::SeqCst) {
             return;
         }
-        self.live.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.live.fetch_sub(1, Ordering::Relaxed);
         self.port.detach();
         if let Ok(mut w) = self.io.writers.write() {
             w.clear();
@@ -902,20 +628,54 @@ impl Peer {
         if let Ok(mut c) = self.io.channels.write() {
             c.clear();
         }
-        let pc = self.pc.clone();
-        let _ = self.rt.spawn(async move { pc.close().await }).await;
+        self.conn.close();
     }
+}
+
+impl Drop for Peer {
+    /// A Peer dropped without `close` still stops its driver (which would otherwise keep the
+    /// sockets open).
+    fn drop(&mut self) {
+        if !self.closed.swap(true, Ordering::SeqCst) {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.conn.close();
+    }
+}
+
+/// A track added by an offer or answer, before its writer exists.
+struct Added {
+    send: SendTrack,
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    track_id: String,
+}
+
+/// Which transceiver: the one of a sender, or the one of a mid.
+enum Transceiver<'a> {
+    Sending(RTCRtpSenderId),
+    Mid(&'a str),
+}
+
+/// The transceiver `which` names.
+fn transceiver_of(core: &mut RTCPeerConnection, which: &Transceiver<'_>) -> Option<rtc::rtp_transceiver::RTCRtpTransceiverId> {
+    let ids: Vec<_> = core.get_transceivers().collect();
+    ids.into_iter().find(|&id| {
+        core.rtp_transceiver(id).is_some_and(|t| match which {
+            Transceiver::Sending(s) => t.sender() == Some(*s),
+            Transceiver::Mid(mid) => t.mid().as_deref() == Some(*mid),
+        })
+    })
+}
+
+fn mid_of(core: &mut RTCPeerConnection, which: Transceiver<'_>) -> Option<String> {
+    let id = transceiver_of(core, &which)?;
+    core.rtp_transceiver(id)?.mid().clone()
 }
 
 /// Lists only the codec the plugin sends on this track: the peer must not pick another one (the
 /// plugin relays its source's payloads as they are, or asked for this codec).
-/// Which transceiver: the one of a sender, or the one of a mid.
-enum Transceiver<'a> {
-    Sending(rtc::rtp_transceiver::RTCRtpSenderId),
-    Mid(&'a str),
-}
-
-async fn prefer_codec(pc: &Arc<dyn PeerConnection>, which: Transceiver<'_>, t: &SendTrack) {
+fn prefer_codec(core: &mut RTCPeerConnection, which: Transceiver<'_>, t: &SendTrack) {
     let kind = if t.kind == MediaKind::Audio { RtpCodecKind::Audio } else { RtpCodecKind::Video };
     let Some(mut params) = super::engine::registered_codec(kind, &t.codec.name, &t.codec.fmtp) else { return };
     // The exact variant: an offered codec keeps the peer's payload type and profile.
@@ -933,65 +693,20 @@ async fn prefer_codec(pc: &Arc<dyn PeerConnection>, which: Transceiver<'_>, t: &
                 .then_some(c)
         }));
     }
-    for transceiver in pc.get_transceivers().await {
-        let this = match which {
-            Transceiver::Sending(id) => transceiver.sender().await.ok().flatten().is_some_and(|s| s.id() == id),
-            Transceiver::Mid(mid) => transceiver.mid().await.ok().flatten().as_deref() == Some(mid),
-        };
-        if this {
-            // With DTMF when the peer offered it; the engine refuses a list naming a codec the
-            // peer did not offer, so without DTMF otherwise.
-            let with_dtmf = prefs.len() > 1 && transceiver.set_codec_preferences(prefs).await.is_ok();
-            if !with_dtmf {
-                if let Err(e) = transceiver.set_codec_preferences(vec![params]).await {
-                    tracing::debug!(error = %e, codec = %t.codec.name, "codec preference not applied");
-                }
-            }
-            return;
+    let Some(id) = transceiver_of(core, &which) else { return };
+    let Some(mut transceiver) = core.rtp_transceiver(id) else { return };
+    // With DTMF when the peer offered it; the engine refuses a list naming a codec the peer did
+    // not offer, so without DTMF otherwise.
+    let with_dtmf = prefs.len() > 1 && transceiver.set_codec_preferences(prefs).is_ok();
+    if !with_dtmf {
+        if let Err(e) = transceiver.set_codec_preferences(vec![params]) {
+            tracing::debug!(error = %e, codec = %t.codec.name, "codec preference not applied");
         }
     }
 }
 
-async fn mid_of_sender(
-    pc: &Arc<dyn PeerConnection>,
-    sender_id: rtc::rtp_transceiver::RTCRtpSenderId,
-) -> Option<String> {
-    for t in pc.get_transceivers().await {
-        if let Ok(Some(s)) = t.sender().await {
-            if s.id() == sender_id {
-                return t.mid().await.ok().flatten();
-            }
-        }
-    }
-    None
-}
-
-/// RTCP the peer sends about one of our streams: keyframe requests and REMB to the plugin.
-async fn read_feedback(
-    track: Arc<TrackLocalStaticRTP>,
-    mid: String,
-    port: MediaPort,
-    counters: Arc<super::types::MediaCounters>,
-) {
-    while let Some(TrackLocalEvent::OnRtcpPacket(pkts)) = track.poll().await {
-        let Some(sink) = port.sink() else { continue };
-        for p in pkts {
-            let any = p.as_any();
-            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
-                counters.keyframe_requests_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            if any.is::<PictureLossIndication>() {
-                sink.feedback(&port, &mid, Feedback::Pli);
-            } else if any.is::<FullIntraRequest>() {
-                sink.feedback(&port, &mid, Feedback::Fir);
-            } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
-                sink.feedback(&port, &mid, Feedback::Remb(remb.bitrate as u64));
-            }
-        }
-    }
-}
-
-fn local_track(t: &SendTrack) -> Arc<TrackLocalStaticRTP> {
+/// Our track for `t`, with a fresh SSRC.
+fn local_track(t: &SendTrack) -> (MediaStreamTrack, u32) {
     let (kind, mime, channels) = match t.kind {
         MediaKind::Audio => (RtpCodecKind::Audio, format!("audio/{}", t.codec.name), 2),
         _ => (RtpCodecKind::Video, format!("video/{}", t.codec.name), 0),
@@ -1004,7 +719,7 @@ fn local_track(t: &SendTrack) -> Arc<TrackLocalStaticRTP> {
         sdp_fmtp_line: t.codec.fmtp.clone(),
         rtcp_feedback: vec![],
     };
-    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+    let track = MediaStreamTrack::new(
         "janus".to_owned(),
         format!("janus{}", t.mid),
         format!("janus{}", t.mid),
@@ -1014,7 +729,24 @@ fn local_track(t: &SendTrack) -> Arc<TrackLocalStaticRTP> {
             codec,
             ..Default::default()
         }],
-    )))
+    );
+    (track, ssrc)
+}
+
+/// RTP bytes so far per (mid, inbound).
+type ByteCounts = HashMap<(String, bool), u64>;
+
+/// The byte counters of a statistics report.
+fn byte_counts(report: &rtc::statistics::report::RTCStatsReport) -> ByteCounts {
+    use rtc::statistics::report::RTCStatsReportEntry as E;
+    report
+        .iter()
+        .filter_map(|e| match e {
+            E::InboundRtp(s) => Some(((s.mid.clone(), true), s.bytes_received)),
+            E::OutboundRtp(s) => Some(((s.mid.clone(), false), s.sent_rtp_stream_stats.bytes_sent)),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -1035,3 +767,4 @@ mod tests {
         assert_eq!(c(MediaKind::Audio, "").1, "opus");
     }
 }
+

@@ -1,18 +1,22 @@
 //! `RtpWriter`: sends RTP on one negotiated outgoing stream of a PeerConnection.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use bytes::Bytes;
 use rtc::rtp;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::TrackLocal;
+use rtc::rtp_transceiver::RTCRtpSenderId;
 
+use super::conn::Conn;
 use super::types::{MediaKind, RtpExtension, RtpPacket};
 
 /// A writer for one outgoing stream. Rewrites SSRC and payload type to the negotiated ones.
+/// Encrypts and sends on the caller's thread (weakly held: a writer in some room's fan-out list
+/// does not keep a closed PeerConnection's sockets open).
 #[derive(Clone)]
 pub struct RtpWriter {
-    pub(crate) track: Arc<TrackLocalStaticRTP>,
+    pub(crate) conn: Weak<Conn>,
+    pub(crate) sender: RTCRtpSenderId,
     pub(crate) ssrc: u32,
     pub(crate) payload_type: u8,
     pub(crate) kind: MediaKind,
@@ -61,24 +65,27 @@ impl RtpWriter {
             self.extensions.iter().find(|(u, _)| *u == uri).map(|&(_, id)| id)
         });
         let bytes = pkt.payload.len() as u64;
-        self.track
-            .write_rtp(rtp::Packet { header, payload: pkt.payload })
-            .await
-            .map_err(|e| WriteError(e.to_string()))?;
+        let conn = self.conn.upgrade().ok_or_else(|| WriteError("the PeerConnection is closed".into()))?;
+        let packet = rtp::Packet { header, payload: pkt.payload };
+        conn.write(|core| match core.rtp_sender(self.sender) {
+            Some(mut sender) => sender.write_rtp(Instant::now(), packet).map_err(|e| WriteError(e.to_string())),
+            None => Err(WriteError("no such stream".into())),
+        })?;
         self.counters.rtp_out_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.counters.rtp_out_bytes.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
-    /// Writes a packet if the stream can take it right now, else drops it: for fan-out, where
-    /// one slow receiver must not hold the packet back from every other one.
+    /// Writes a packet without waiting: for fan-out, where one slow receiver must not hold the
+    /// packet back from every other one. A socket that cannot take it drops it (counted by the
+    /// kernel, as any UDP loss).
     pub fn try_write(&self, pkt: RtpPacket) -> Result<(), WriteError> {
         use futures_util::FutureExt;
         match self.write(pkt).now_or_never() {
             Some(r) => r,
             None => {
                 self.counters.rtp_out_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Err(WriteError("the stream's queue is full; packet dropped".into()))
+                Err(WriteError("the stream cannot take the packet now; dropped".into()))
             }
         }
     }
