@@ -482,3 +482,62 @@ async def test_full_trickle_sends_candidates_as_events_with_nat_mapping():
     finally:
         await peer.close()
         server.stop()
+
+
+class StunResponder(asyncio.DatagramProtocol):
+    """A STUN server on loopback that answers every Binding request with a fixed mapped address
+    (as if the server sat behind a NAT)."""
+
+    MAPPED = ("192.0.2.77", 40000)
+
+    def __init__(self):
+        self.requests = 0
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        from aioice import stun
+
+        try:
+            request = stun.parse_message(data)
+        except ValueError:
+            return
+        if request.message_method != stun.Method.BINDING or request.message_class != stun.Class.REQUEST:
+            return
+        self.requests += 1
+        response = stun.Message(
+            message_method=stun.Method.BINDING,
+            message_class=stun.Class.RESPONSE,
+            transaction_id=request.transaction_id,
+        )
+        response.attributes["XOR-MAPPED-ADDRESS"] = self.MAPPED
+        self.transport.sendto(bytes(response), addr)
+
+
+@pytest.mark.asyncio
+async def test_stun_server_adds_a_server_reflexive_candidate():
+    """`nat.stun_server`: the answer carries, next to the host candidate, the server-reflexive
+    one the STUN server reported (with the host address as its base), and media flows."""
+    from conftest import Server
+
+    loop = asyncio.get_running_loop()
+    transport, stun_server = await loop.create_datagram_endpoint(StunResponder, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    server = Server(extra_env={"PORTUNUS__NAT__STUN_SERVER": "127.0.0.1", "PORTUNUS__NAT__STUN_PORT": str(port)})
+    peer = Peer(data=False)
+    try:
+        async with client(server, "ws") as j:
+            ev = await negotiate(j, peer, {"audio": True, "video": True})
+            sdp = ev["jsep"]["sdp"]
+            mapped_ip, mapped_port = StunResponder.MAPPED
+            assert f"{mapped_ip} {mapped_port} typ srflx raddr 127.0.0.1" in sdp, sdp
+            assert " typ host" in sdp and "a=end-of-candidates" in sdp, sdp
+            assert stun_server.requests >= 1
+            await j.next_event(lambda e: e.get("janus") == "webrtcup", timeout=20)
+            await peer.wait_frames("video", 10)
+    finally:
+        await peer.close()
+        server.stop()
+        transport.close()

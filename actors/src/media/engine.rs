@@ -223,7 +223,10 @@ impl MediaEngine {
         }
         let mut out = Vec::new();
         for (url, _, _) in &self.inner.settings.ice_servers {
-            let Some(host_port) = url.strip_prefix("stun:") else { continue };
+            let Some(host_port) = url.strip_prefix("stun:") else {
+                tracing::warn!(%url, "TURN relay candidates for the server itself are not supported; ignored");
+                continue;
+            };
             let host_port = host_port.split('?').next().unwrap_or(host_port);
             match tokio::net::lookup_host(host_port).await {
                 Ok(addrs) => out.extend(addrs),
