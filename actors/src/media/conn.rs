@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, CandidateServerReflexiveConfig, RTCIceCandidate,
-    RTCIceCandidateInit,
+    CandidateConfig, CandidateHostConfig, CandidateServerReflexiveConfig, RTCIceCandidate, RTCIceCandidateInit,
 };
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::sansio::Protocol;
@@ -147,9 +146,9 @@ impl Conn {
     /// description, or an ICE restart). Host candidates go in at once; server-reflexive ones
     /// when the STUN servers answer, then the end of candidates.
     pub(crate) fn gather(&self, core: &mut RTCPeerConnection) {
-        let ufrag = core.local_description().and_then(|d| {
-            d.sdp.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).map(|u| u.trim().to_owned())
-        });
+        let ufrag = core
+            .local_description()
+            .and_then(|d| d.sdp.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).map(|u| u.trim().to_owned()));
         let mut g = self.gathering.lock().unwrap_or_else(|p| p.into_inner());
         if ufrag.is_none() || g.ufrag == ufrag {
             return;

@@ -169,9 +169,7 @@ async fn recv(conn: &Conn, buf: &mut [u8]) -> Option<(usize, SocketAddr, SocketA
 }
 
 fn try_recv(conn: &Conn, buf: &mut [u8]) -> Option<(usize, SocketAddr, SocketAddr)> {
-    conn.sockets()
-        .iter()
-        .find_map(|(local, socket)| socket.try_recv_from(buf).ok().map(|(n, peer)| (n, *local, peer)))
+    conn.sockets().iter().find_map(|(local, socket)| socket.try_recv_from(buf).ok().map(|(n, peer)| (n, *local, peer)))
 }
 
 impl Inbound {
@@ -352,7 +350,10 @@ impl Inbound {
 }
 
 /// The track of receiver `receiver_id`: its mid and negotiated parameters.
-fn receiver_track(core: &mut RTCPeerConnection, receiver_id: rtc::rtp_transceiver::RTCRtpReceiverId) -> Option<TrackIn> {
+fn receiver_track(
+    core: &mut RTCPeerConnection,
+    receiver_id: rtc::rtp_transceiver::RTCRtpReceiverId,
+) -> Option<TrackIn> {
     let ids: Vec<_> = core.get_transceivers().collect();
     let mid = ids.into_iter().find_map(|id| {
         let t = core.rtp_transceiver(id)?;

@@ -8,12 +8,9 @@ use std::sync::Arc;
 use rtc::crypto::SignatureScheme;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
+use rtc::interceptor::Registry;
 use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
 use rtc::peer_connection::certificate::CertificateParams;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
-};
-use rtc::interceptor::Registry;
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
@@ -22,6 +19,9 @@ use rtc::peer_connection::configuration::media_engine::MediaEngine as EngineCode
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
 use tokio::net::UdpSocket;
 use tokio::runtime::{Handle as RtHandle, Runtime};
 
@@ -194,10 +194,7 @@ impl MediaEngine {
         }
         let sockets = bound.map_err(|e| MediaError::Engine(format!("could not bind a media socket: {e}")))?;
         let mut codecs = codecs()?;
-        let registry = self
-            .interceptors(&mut codecs, nack_queue_ms)?
-            // Wire-most: Admin packet dumps see what crosses SRTP, engine-made RTCP included.
-            .with(Slot::from(500), Tap::new(capture));
+        let registry = self.interceptors(&mut codecs, nack_queue_ms, capture)?;
         let provider = rtc::crypto::default_provider().map_err(|e| MediaError::Engine(e.to_string()))?;
         let setting = SettingEngineBuilder::new()
             .with_crypto_provider(provider)
@@ -238,7 +235,12 @@ impl MediaEngine {
 
     /// The engine's default interceptors (NACK, TWCC feedback, RTCP reports) with the NACK
     /// responder's buffer sized from `min_nack_queue`, plus our RTCP observers.
-    fn interceptors(&self, codecs: &mut EngineCodecs, nack_queue_ms: u64) -> Result<Registry, MediaError> {
+    fn interceptors(
+        &self,
+        codecs: &mut EngineCodecs,
+        nack_queue_ms: u64,
+        capture: Arc<CaptureSlot>,
+    ) -> Result<Registry, MediaError> {
         let err = |e: rtc::shared::error::Error| MediaError::Engine(e.to_string());
         configure_simulcast_extension_headers(codecs).map_err(err)?;
         let registry = Registry::new()
@@ -248,9 +250,12 @@ impl MediaEngine {
             )
             .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
         let registry = configure_twcc_receiver_only(registry, codecs).map_err(err)?;
-        Ok(configure_rtcp_reports(registry)
-            .with(Slot::from(3_500), Tap::new(NackCounter(self.inner.counters.clone())))
-            .with(Slot::from(14_000), Tap::new(DeliverRtcp)))
+        // One tap for our observers, wire-side of everything the engine registers: packet dumps
+        // see what crosses SRTP (engine-made RTCP included), NACKs are counted before the
+        // responder acts on them, and inbound RTCP is marked for the application (attributes
+        // travel with the packet through the interceptors above).
+        let observers = (capture, (NackCounter(self.inner.counters.clone()), DeliverRtcp));
+        Ok(configure_rtcp_reports(registry).with(Slot::from(3_500), Tap::new(observers)))
     }
 
     fn pick_port(&self) -> u16 {

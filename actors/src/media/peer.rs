@@ -21,9 +21,7 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
-use rtc::rtp_transceiver::{
-    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
-};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::statistics::StatsSelector;
 use tokio::sync::watch;
 
@@ -37,7 +35,6 @@ use super::writer::RtpWriter;
 use super::MediaError;
 use crate::api::request::TrickleCandidate;
 use crate::api::SdpType;
-
 
 /// Where engine events go (the owning actor's mailbox).
 pub type EventFn = Arc<dyn Fn(PeerEvent) + Send + Sync>;
@@ -466,9 +463,8 @@ impl Peer {
 
     /// The current local and remote SDPs.
     pub async fn descriptions(&self) -> (Option<String>, Option<String>) {
-        self.conn.with(|core| {
-            (core.local_description().map(|d| d.sdp), core.remote_description().map(|d| d.sdp.clone()))
-        })
+        self.conn
+            .with(|core| (core.local_description().map(|d| d.sdp), core.remote_description().map(|d| d.sdp.clone())))
     }
 
     fn report(&self) -> rtc::statistics::report::RTCStatsReport {
@@ -658,7 +654,10 @@ enum Transceiver<'a> {
 }
 
 /// The transceiver `which` names.
-fn transceiver_of(core: &mut RTCPeerConnection, which: &Transceiver<'_>) -> Option<rtc::rtp_transceiver::RTCRtpTransceiverId> {
+fn transceiver_of(
+    core: &mut RTCPeerConnection,
+    which: &Transceiver<'_>,
+) -> Option<rtc::rtp_transceiver::RTCRtpTransceiverId> {
     let ids: Vec<_> = core.get_transceivers().collect();
     ids.into_iter().find(|&id| {
         core.rtp_transceiver(id).is_some_and(|t| match which {
@@ -767,4 +766,3 @@ mod tests {
         assert_eq!(c(MediaKind::Audio, "").1, "opus");
     }
 }
-
