@@ -16,9 +16,10 @@ use portunus_actors::media::{Feedback, MediaKind, MediaPort, MediaSink, OfferSpe
 
 use crate::simulcast::{simulcast_streams, KeyframeThrottle, Layering, Selector, SimulcastStream, Source};
 
-/// Codecs we relay, in preference order (the core sends with the first one offered).
+/// Codecs we relay: the same the core answers with (`peer::answer`), so the callee is offered the
+/// codec the caller's answer chose (the first of these the caller offered).
 const AUDIO_CODECS: &[&str] = &["opus", "pcmu", "pcma"];
-const VIDEO_CODECS: &[&str] = &["vp8", "h264", "vp9"];
+const VIDEO_CODECS: &[&str] = &["vp8", "h264", "vp9", "av1"];
 
 /// The REMB Janus sends when no cap is set ("no limit").
 pub const NO_CAP: u64 = 10_000_000;
@@ -398,13 +399,14 @@ m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:v4\r\na=sendrecv\r\n
             vec![
                 ("a0", MediaKind::Audio, "opus", false),
                 ("v1", MediaKind::Video, "h264", true),
+                ("v2", MediaKind::Video, "av1", false),
                 ("v4", MediaKind::Video, "vp8", false),
             ]
         );
         assert!(o.data);
         let mids = HashMap::from([("a0".to_string(), "0".to_string())]);
         let spec = o.spec(&mids);
-        assert_eq!(spec.tracks.len(), 3);
+        assert_eq!(spec.tracks.len(), 4);
         assert_eq!(spec.tracks[0].mid.as_deref(), Some("0"));
         assert_eq!(spec.tracks[1].mid, None);
         assert!(spec.tracks[1].send_only && spec.data && !spec.ice_restart);
