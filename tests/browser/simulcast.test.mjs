@@ -55,16 +55,14 @@ describe('Simulcast in headless Chromium', { timeout: 180000 }, () => {
       await page.evaluate(() => window.selectLayer(0));
       await waitFor('the lowest layer (320 wide)', async () => (await width(page)) === 320, { timeout: 20000 });
       await page.screenshot({ path: path.join(ARTIFACTS, `simulcast-${plugin}-substream-0.png`) });
-      if (plugin === 'videoroom') {
-        // Janus compat (8.2): asking for the layer already received is answered at once.
-        await waitFor('the substream 0 event', async () => (await simState(page)).substreams.includes(0), { timeout: 10000 });
-        const seen = (await simState(page)).substreams.length;
-        await page.evaluate(() => window.selectLayer(0));
-        await waitFor('an immediate substream 0 event', async () => {
-          const again = (await simState(page)).substreams.slice(seen);
-          return again.includes(0);
-        }, { timeout: 3000 });
-      }
+      // Janus compat (8.1, 8.2, 8.6): asking for the layer already received is answered at once.
+      await waitFor('the substream 0 event', async () => (await simState(page)).substreams.includes(0), { timeout: 10000 });
+      const seen = (await simState(page)).substreams.length;
+      await page.evaluate(() => window.selectLayer(0));
+      await waitFor('an immediate substream 0 event', async () => {
+        const again = (await simState(page)).substreams.slice(seen);
+        return again.includes(0);
+      }, { timeout: 3000 });
 
       await page.evaluate(() => window.selectLayer(2));
       const up = await waitFor('a higher layer again', async () => {

@@ -205,6 +205,40 @@ async def test_publisher_to_two_subscribers(server, transport):
 
 
 @pytest.mark.asyncio
+async def test_subscriber_layers_out_of_range_are_refused(server):
+    """Janus compat (8.2): a subscriber `configure` asking for a layer outside 0..2 gets 430 and
+    changes nothing, not even the streams listed before the bad one; 0 to 2 are accepted."""
+    pub, sub = Publisher(), Subscriber()
+    async with client(server) as pj, client(server) as sj:
+        await pj.attach(VR)
+        room = await create_room(pj)
+        feed = await pub.publish(pj, room)
+        await sj.attach(VR)
+        await sub.subscribe(sj, room, feed)
+        video = await sub.frames("video", 10)
+        cases = [
+            ({"substream": 3}, "substream/spatial_layer"),
+            ({"spatial_layer": -1}, "substream/spatial_layer"),
+            ({"temporal": 5}, "temporal/temporal_layer"),
+            ({"temporal_layer": 3}, "temporal/temporal_layer"),
+        ]
+        for layer, what in cases:
+            streams = [{"mid": "1", "send": False}, dict({"mid": "1"}, **layer)]
+            await sj.message({"request": "configure", "streams": streams})
+            ev = await sj.next_event(is_event("error_code"))
+            assert data_of(ev) == {"videoroom": "event", "error_code": 430,
+                                   "error": f"Invalid value ({what} should be 0, 1 or 2)"}, ev
+        # The `send: false` before each bad item was not applied: video still flows.
+        t = time.time()
+        await asyncio.sleep(1.5)
+        assert video.count_since(t) > 10, "a refused configure changed the subscription"
+        await sj.message({"request": "configure", "streams": [{"mid": "1", "substream": 2, "spatial_layer": 0}]})
+        await sj.next_event(is_event("configured", "ok"))
+    await sub.close()
+    await pub.close()
+
+
+@pytest.mark.asyncio
 async def test_switch_to_another_publisher(server):
     big, small, sub = Publisher(), Publisher(SmallPattern), Subscriber()
     async with client(server) as a, client(server) as b, client(server) as s:

@@ -6,9 +6,11 @@
 //! `min_delay`, `max_delay`, optionally with a JSEP offer. SVC layer selection (VP9, AV1) is on
 //! when the offer's JSEP carries `svc` hints (janus.js adds them for a track with an `svc` mode)
 //! or the body says `svc: true`; layer changes are pushed as
-//! `{"echotest":"event","videocodec":"vp9","spatial_layer":n,"temporal_layer":n}`. The `ack`
-//! carries the hint "I'm taking my time!"; the answer comes as `{"echotest":"event","result":"ok"}`
-//! (with the JSEP answer when one was offered). Errors:
+//! `{"echotest":"event","videocodec":"vp9","spatial_layer":n,"temporal_layer":n}`, simulcast
+//! ones as `{"echotest":"event","videocodec":"vp8","substream":n}` (likewise `temporal`), at once
+//! when the layer asked for is the one already echoed. The `ack` carries the hint "I'm taking my
+//! time!"; the answer comes as `{"echotest":"event","result":"ok"}` (with the JSEP answer when
+//! one was offered). Errors:
 //! `{"echotest":"event","error_code":41x,"error":"..."}`. When the PeerConnection goes away:
 //! `{"echotest":"event","result":"done"}`.
 
@@ -145,6 +147,20 @@ impl Echo {
         let _ = self.ctx.push_event(None, ev, None);
     }
 
+    /// Janus compat (8.1): asking for the simulcast `substream` or `temporal` layer already
+    /// echoed is answered at once with the layer event (a change is announced when it happens).
+    fn notify_current_layers(&self, substream: Option<u64>, temporal: Option<u64>) {
+        let codec = self.simulcast.read().unwrap_or_else(|e| e.into_inner()).values().next().map(|(_, c)| c.clone());
+        let Some(codec) = codec else { return };
+        let (current_s, current_t) = self.selector.simulcast_layers();
+        let current = [("substream", substream, current_s), ("temporal", temporal, current_t.map(usize::from))];
+        for (key, asked, now) in current {
+            if let Some(n) = now.filter(|n| asked == Some(*n as u64)) {
+                let _ = self.ctx.push_event(None, json!({"echotest": "event", "videocodec": codec, key: n}), None);
+            }
+        }
+    }
+
     /// Keyframe requests while waiting for a layer: at most two a second.
     fn ask_keyframe(&self, port: &MediaPort, mid: &str) {
         if self.keyframes.allow() {
@@ -250,6 +266,7 @@ impl EchoSession {
             s.temporal = Some(n);
             self.echo.selector.temporal.store(n.min(2) as u8, Ordering::Relaxed);
         }
+        self.echo.notify_current_layers(req.substream, req.temporal);
         if let Some(us) = req.fallback {
             self.echo.selector.fallback_ms.store(us / 1000, Ordering::Relaxed);
         }

@@ -230,6 +230,7 @@ impl CallSession {
         if let Some(us) = s.fallback {
             receive.fallback_ms.store(us / 1000, std::sync::atomic::Ordering::Relaxed);
         }
+        self.leg.notify_current_layers(s.substream, s.temporal);
         let l = &mut self.layers;
         l.substream = s.substream.or(l.substream);
         l.temporal = s.temporal.or(l.temporal);

@@ -16,9 +16,10 @@ use portunus_actors::media::{Feedback, MediaKind, MediaPort, MediaSink, OfferSpe
 
 use crate::simulcast::{simulcast_streams, KeyframeThrottle, Layering, Selector, SimulcastStream, Source};
 
-/// Codecs we relay, in preference order (the core sends with the first one offered).
+/// Codecs we relay: the same the core answers with (`peer::answer`), so the callee is offered the
+/// codec the caller's answer chose (the first of these the caller offered).
 const AUDIO_CODECS: &[&str] = &["opus", "pcmu", "pcma"];
-const VIDEO_CODECS: &[&str] = &["vp8", "h264", "vp9"];
+const VIDEO_CODECS: &[&str] = &["vp8", "h264", "vp9", "av1"];
 
 /// The REMB Janus sends when no cap is set ("no limit").
 pub const NO_CAP: u64 = 10_000_000;
@@ -199,6 +200,22 @@ impl Leg {
     /// Our offer: which of our video m-lines are simulcast, with which layers and codec.
     pub fn set_send_layers(&self, offer: &SdpInfo) {
         *self.send_layers.write().unwrap_or_else(|e| e.into_inner()) = simulcast_streams(offer);
+    }
+
+    /// Janus compat (8.6): a `set` asking for the simulcast `substream` (or VP8 `temporal` layer)
+    /// this side already receives is answered at once with the layer notice; a change is
+    /// announced when it happens.
+    pub fn notify_current_layers(&self, substream: Option<u64>, temporal: Option<u64>) {
+        let (Some(notice), Some(peer)) = (self.notice.get(), self.peer_leg()) else { return };
+        let codec = peer.send_layers.read().unwrap_or_else(|e| e.into_inner()).values().next().map(|(_, c)| c.clone());
+        let Some(codec) = codec else { return };
+        let (current_s, current_t) = self.receive.simulcast_layers();
+        if let Some(n) = current_s.filter(|n| substream == Some(*n as u64)) {
+            notice(&codec, "substream", n);
+        }
+        if let Some(t) = current_t.filter(|t| codec == "vp8" && temporal == Some(u64::from(*t))) {
+            notice(&codec, "temporal", usize::from(t));
+        }
     }
 
     fn ask_keyframe(&self, port: &MediaPort, mid: &str) {
@@ -398,13 +415,14 @@ m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:v4\r\na=sendrecv\r\n
             vec![
                 ("a0", MediaKind::Audio, "opus", false),
                 ("v1", MediaKind::Video, "h264", true),
+                ("v2", MediaKind::Video, "av1", false),
                 ("v4", MediaKind::Video, "vp8", false),
             ]
         );
         assert!(o.data);
         let mids = HashMap::from([("a0".to_string(), "0".to_string())]);
         let spec = o.spec(&mids);
-        assert_eq!(spec.tracks.len(), 3);
+        assert_eq!(spec.tracks.len(), 4);
         assert_eq!(spec.tracks[0].mid.as_deref(), Some("0"));
         assert_eq!(spec.tracks[1].mid, None);
         assert!(spec.tracks[1].send_only && spec.data && !spec.ice_restart);
@@ -443,6 +461,45 @@ m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:v4\r\na=sendrecv\r\n
         let info = sdp::parse(OFFER).unwrap();
         let a = answered(&info);
         assert_eq!(a.iter().map(|s| s.mid.as_str()).collect::<Vec<_>>(), vec!["a0", "v1", "v2", "v4"]);
+    }
+
+    #[test]
+    fn set_for_the_layer_received_is_answered_at_once() {
+        use std::sync::Mutex;
+
+        let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\n\
+a=rtpmap:96 VP8/90000\r\na=rid:h send\r\na=rid:m send\r\na=rid:l send\r\na=simulcast:send h;m;l\r\n";
+        let (sender, receiver) = (Arc::new(Leg::default()), Arc::new(Leg::default()));
+        sender.set_send_layers(&sdp::parse(offer).unwrap());
+        let mids = HashMap::from([("0".to_string(), Target { mid: "0".into(), kind: MediaKind::Video })]);
+        receiver.link(MediaPort::default(), mids, Arc::downgrade(&sender));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        receiver.set_notice(Box::new(move |codec, what, n| log.lock().unwrap().push((codec.to_owned(), what, n))));
+        // Nothing received yet: nothing to report.
+        receiver.notify_current_layers(Some(0), Some(0));
+        assert!(seen.lock().unwrap().is_empty());
+        // The receiver gets the low layer (a VP8 keyframe without temporal layers).
+        let (layers, _) = sender.send_layers.read().unwrap().get("0").cloned().unwrap();
+        let pkt = RtpPacket {
+            marker: true,
+            payload_type: 96,
+            sequence_number: 1,
+            timestamp: 3000,
+            ssrc: 7,
+            extensions: vec![],
+            rid: Some(Arc::from("l")),
+            payload: Bytes::from_static(&[0x10, 0x00, 0x00, 0x9d, 0x01, 0x2a]),
+        };
+        let layer = layers.observe(&pkt).unwrap();
+        let verdict =
+            receiver.receive.decide(&pkt, MediaKind::Video, "vp8", Some((&layers, layer)), &mut None, &mut Vec::new());
+        assert!(matches!(verdict, crate::simulcast::Verdict::Forward { .. }));
+        receiver.notify_current_layers(Some(2), None);
+        assert!(seen.lock().unwrap().is_empty(), "substream 2 is a change, announced when it happens");
+        receiver.notify_current_layers(Some(0), Some(0));
+        assert_eq!(*seen.lock().unwrap(), vec![("vp8".to_string(), "substream", 0)]);
     }
 
     #[test]
