@@ -9,7 +9,7 @@ use rtc::crypto::SignatureScheme;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
 use rtc::interceptor::Registry;
-use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
+use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, SenderReportBuilder, Slot};
 use rtc::peer_connection::certificate::CertificateParams;
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::interceptor_registry::{
@@ -173,12 +173,13 @@ impl MediaEngine {
             .map(|f| f.value)
     }
 
-    /// Builds a PeerConnection keeping `nack_queue_ms` of sent packets for retransmission, with
-    /// its sockets bound and its STUN servers resolved (must run on the media runtime).
+    /// Builds a PeerConnection keeping `nack_queue_ms` of sent packets for retransmission
+    /// (`send_only`: see [`Self::interceptors`]), with its sockets bound and its STUN servers resolved (must run on the media runtime).
     pub(crate) async fn build(
         &self,
         nack_queue_ms: u64,
         capture: Arc<CaptureSlot>,
+        send_only: bool,
     ) -> Result<(RTCPeerConnection, Vec<(SocketAddr, UdpSocket)>, Vec<SocketAddr>), MediaError> {
         let s = &self.inner.settings;
         let attempts = match s.port_range {
@@ -194,7 +195,7 @@ impl MediaEngine {
         }
         let sockets = bound.map_err(|e| MediaError::Engine(format!("could not bind a media socket: {e}")))?;
         let mut codecs = codecs()?;
-        let registry = self.interceptors(&mut codecs, nack_queue_ms, capture)?;
+        let registry = self.interceptors(&mut codecs, nack_queue_ms, capture, send_only)?;
         let provider = rtc::crypto::default_provider().map_err(|e| MediaError::Engine(e.to_string()))?;
         let setting = SettingEngineBuilder::new()
             .with_crypto_provider(provider)
@@ -234,28 +235,37 @@ impl MediaEngine {
     }
 
     /// The engine's default interceptors (NACK, TWCC feedback, RTCP reports) with the NACK
-    /// responder's buffer sized from `min_nack_queue`, plus our RTCP observers.
+    /// responder's buffer sized from `min_nack_queue`, plus our RTCP observers. A `send_only`
+    /// connection (a plugin's offer of send-only tracks: SFU subscribers, streaming viewers)
+    /// receives no media, so it skips the NACK generator, TWCC feedback and receiver reports:
+    /// every interceptor costs every packet it sends a pass through its queue.
     fn interceptors(
         &self,
         codecs: &mut EngineCodecs,
         nack_queue_ms: u64,
         capture: Arc<CaptureSlot>,
+        send_only: bool,
     ) -> Result<Registry, MediaError> {
         let err = |e: rtc::shared::error::Error| MediaError::Engine(e.to_string());
         configure_simulcast_extension_headers(codecs).map_err(err)?;
-        let registry = Registry::new()
-            .with(
-                Slot::NackResponder,
-                NackResponderBuilder::new().with_size(nack_buffer_packets(nack_queue_ms)).build(),
-            )
-            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
-        let registry = configure_twcc_receiver_only(registry, codecs).map_err(err)?;
+        let registry = Registry::new().with(
+            Slot::NackResponder,
+            NackResponderBuilder::new().with_size(nack_buffer_packets(nack_queue_ms)).build(),
+        );
+        let registry = if send_only {
+            // The same SDP either way: transport-cc stays negotiated.
+            configure_twcc_receiver_only(Registry::new(), codecs).map_err(err)?;
+            registry.with(Slot::SenderReport, SenderReportBuilder::new().build())
+        } else {
+            let registry = registry.with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
+            configure_rtcp_reports(configure_twcc_receiver_only(registry, codecs).map_err(err)?)
+        };
         // One tap for our observers, wire-side of everything the engine registers: packet dumps
         // see what crosses SRTP (engine-made RTCP included), NACKs are counted before the
         // responder acts on them, and inbound RTCP is marked for the application (attributes
         // travel with the packet through the interceptors above).
         let observers = (capture, (NackCounter(self.inner.counters.clone()), DeliverRtcp));
-        Ok(configure_rtcp_reports(registry).with(Slot::from(3_500), Tap::new(observers)))
+        Ok(registry.with(Slot::from(3_500), Tap::new(observers)))
     }
 
     fn pick_port(&self) -> u16 {

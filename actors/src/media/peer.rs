@@ -247,12 +247,27 @@ pub struct Peer {
 impl Peer {
     /// Builds a PeerConnection on the media runtime, starts its driver and attaches it to `port`.
     pub async fn create(engine: &MediaEngine, port: MediaPort, events: EventFn) -> Result<Peer, MediaError> {
+        Peer::build(engine, port, events, false).await
+    }
+
+    /// A PeerConnection that will only send media (made for a plugin's offer of send-only
+    /// tracks): lighter per sent packet, as it runs no receive-side RTCP machinery.
+    pub async fn create_send_only(engine: &MediaEngine, port: MediaPort, events: EventFn) -> Result<Peer, MediaError> {
+        Peer::build(engine, port, events, true).await
+    }
+
+    async fn build(
+        engine: &MediaEngine,
+        port: MediaPort,
+        events: EventFn,
+        send_only: bool,
+    ) -> Result<Peer, MediaError> {
         let rt = engine.runtime();
         let build_engine = engine.clone();
         let nack_queue_ms = engine.nack_queue_ms();
         let capture = port.capture_slot();
         let (core, sockets, stun) = rt
-            .spawn(async move { build_engine.build(nack_queue_ms, capture).await })
+            .spawn(async move { build_engine.build(nack_queue_ms, capture, send_only).await })
             .await
             .map_err(|e| MediaError::Engine(e.to_string()))??;
         let conn = Arc::new(Conn::new(core, sockets, stun));

@@ -159,7 +159,7 @@ impl Handler<ApplyRemote> for PeerConnection {
         let sdp_text = msg.jsep.sdp.clone();
         let trickle = msg.jsep.trickle.unwrap_or(true);
         let fut = async move {
-            let peer = existing_or_new(existing, &engine, port, addr).await.map_err(ApplyError::Setup)?;
+            let peer = existing_or_new(existing, &engine, port, addr, false).await.map_err(ApplyError::Setup)?;
             peer.set_remote(kind, sdp_text).await.map_err(|e| ApplyError::Sdp(e.to_string()))?;
             Ok(peer)
         };
@@ -194,6 +194,7 @@ async fn existing_or_new(
     engine: &MediaEngine,
     port: MediaPort,
     addr: WeakAddr<PeerConnection>,
+    send_only: bool,
 ) -> Result<Arc<Peer>, ApiError> {
     if let Some(p) = existing {
         return Ok(p);
@@ -203,10 +204,12 @@ async fn existing_or_new(
             a.do_send(EngineEvent(ev));
         }
     });
-    Peer::create(engine, port, events)
-        .await
-        .map(Arc::new)
-        .map_err(|e| ApiError::new(ErrorCode::Unknown, format!("Error setting ICE locally ({e})")))
+    let peer = if send_only {
+        Peer::create_send_only(engine, port, events).await
+    } else {
+        Peer::create(engine, port, events).await
+    };
+    peer.map(Arc::new).map_err(|e| ApiError::new(ErrorCode::Unknown, format!("Error setting ICE locally ({e})")))
 }
 
 enum ApplyError {
@@ -256,8 +259,11 @@ impl Handler<CreateOffer> for PeerConnection {
         let existing = self.peer.clone();
         let addr = ctx.address().downgrade();
         let full_trickle = self.engine.settings().full_trickle;
+        // An offer of send-only tracks and no data channel (SFU subscribers) makes a connection
+        // that will only send.
+        let send_only = !msg.0.data && !msg.0.tracks.is_empty() && msg.0.tracks.iter().all(|t| t.send_only);
         let fut = async move {
-            let peer = existing_or_new(existing, &engine, port, addr).await?;
+            let peer = existing_or_new(existing, &engine, port, addr, send_only).await?;
             let sdp = peer
                 .offer(msg.0, full_trickle)
                 .await
