@@ -239,6 +239,35 @@ async def test_subscriber_layers_out_of_range_are_refused(server):
 
 
 @pytest.mark.asyncio
+async def test_subscriber_configure_refuses_unknown_or_missing_mids(server):
+    """Janus compat (8.2): a subscriber `configure` naming a mid the subscription lacks gets 428,
+    and one with an item without `mid` among several gets 430; either way nothing is applied, not
+    even the items before the bad one."""
+    pub, sub = Publisher(), Subscriber()
+    async with client(server) as pj, client(server) as sj:
+        await pj.attach(VR)
+        room = await create_room(pj)
+        feed = await pub.publish(pj, room)
+        await sj.attach(VR)
+        await sub.subscribe(sj, room, feed)
+        video = await sub.frames("video", 10)
+        off = {"mid": "1", "send": False}
+        cases = [
+            ([off, {"mid": "7", "send": False}], 428, "No such mid '7' in subscription"),
+            ([off, {"send": False}], 430, "Invalid value (mid can't be null in a streams array)"),
+        ]
+        for streams, code, reason in cases:
+            await sj.message({"request": "configure", "streams": streams})
+            ev = await sj.next_event(is_event("error_code"))
+            assert data_of(ev) == {"videoroom": "event", "error_code": code, "error": reason}, ev
+        t = time.time()
+        await asyncio.sleep(1.5)
+        assert video.count_since(t) > 10, "a refused configure changed the subscription"
+    await sub.close()
+    await pub.close()
+
+
+@pytest.mark.asyncio
 async def test_switch_to_another_publisher(server):
     big, small, sub = Publisher(), Publisher(SmallPattern), Subscriber()
     async with client(server) as a, client(server) as b, client(server) as s:
