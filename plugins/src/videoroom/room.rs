@@ -534,7 +534,7 @@ impl Room {
     fn configure_subscriber(&mut self, handle: u64, body: &Map<String, Value>) -> Result<RoomReply, VrError> {
         let room = self.id;
         let sub = self.subscriber(handle)?;
-        apply_send_toggles(room, sub, body)?;
+        apply_stream_changes(room, sub, body)?;
         let restart = body.opt_bool("restart")?.unwrap_or(false);
         let offer = restart.then(|| subscriber_offer(&sub.slots, true));
         Ok(RoomReply {
@@ -1044,18 +1044,25 @@ fn offer_tracks(slots: &[SubSlot]) -> Vec<OfferTrack> {
         .collect()
 }
 
-fn apply_send_toggles(room: u64, sub: &mut Subscriber, body: &Map<String, Value>) -> Result<(), VrError> {
+/// A subscriber `configure`'s per-stream changes (`send`, layers; see [`configure::stream_changes`])
+/// and the deprecated per-kind `audio`/`video` toggles.
+fn apply_stream_changes(room: u64, sub: &mut Subscriber, body: &Map<String, Value>) -> Result<(), VrError> {
     let items = configure::stream_changes(body, |mid| sub.slots.iter().any(|s| s.mid == mid))?;
     for item in &items {
-        let Some(mid) = item.get("mid").and_then(Value::as_str) else { continue };
-        let Some(slot) = sub.slots.iter().find(|s| s.mid == mid) else { continue };
-        if let Some(send) = item.get("send").and_then(Value::as_bool) {
-            slot.stream.send.store(send, Ordering::Relaxed);
-        }
-        notify_current_layers(room, &sub.ctx, slot, item);
-        apply_layer_choice(&slot.stream, item);
-        if let Some(f) = &slot.feed {
-            f.request_keyframe();
+        // Janus compat (8.2): an item without `mid` is for every stream; layers only touch video.
+        let mid = item.get("mid").and_then(Value::as_str);
+        for slot in sub.slots.iter().filter(|s| mid.is_none_or(|m| s.mid == m)) {
+            if let Some(send) = item.get("send").and_then(Value::as_bool) {
+                slot.stream.send.store(send, Ordering::Relaxed);
+            }
+            if slot.kind != MediaKind::Video {
+                continue;
+            }
+            notify_current_layers(room, &sub.ctx, slot, item);
+            apply_layer_choice(&slot.stream, item);
+            if let Some(f) = &slot.feed {
+                f.request_keyframe();
+            }
         }
     }
     // Deprecated per-kind toggles.
