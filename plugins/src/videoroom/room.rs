@@ -6,6 +6,7 @@
 //! PeerConnections closed, the room leaves the registry and can be created again).
 
 mod cascade;
+mod configure;
 mod manage;
 
 use std::collections::BTreeMap;
@@ -533,7 +534,7 @@ impl Room {
     fn configure_subscriber(&mut self, handle: u64, body: &Map<String, Value>) -> Result<RoomReply, VrError> {
         let room = self.id;
         let sub = self.subscriber(handle)?;
-        apply_send_toggles(room, sub, body)?;
+        apply_stream_changes(room, sub, body)?;
         let restart = body.opt_bool("restart")?.unwrap_or(false);
         let offer = restart.then(|| subscriber_offer(&sub.slots, true));
         Ok(RoomReply {
@@ -1043,14 +1044,19 @@ fn offer_tracks(slots: &[SubSlot]) -> Vec<OfferTrack> {
         .collect()
 }
 
-fn apply_send_toggles(room: u64, sub: &mut Subscriber, body: &Map<String, Value>) -> Result<(), VrError> {
-    if let Some(list) = body.opt_array("streams")? {
-        check_layer_ranges(list)?;
-        for item in list.iter().filter_map(Value::as_object) {
-            let Some(mid) = item.get("mid").and_then(Value::as_str) else { continue };
-            let Some(slot) = sub.slots.iter().find(|s| s.mid == mid) else { continue };
+/// A subscriber `configure`'s per-stream changes (`send`, layers; see [`configure::stream_changes`])
+/// and the deprecated per-kind `audio`/`video` toggles.
+fn apply_stream_changes(room: u64, sub: &mut Subscriber, body: &Map<String, Value>) -> Result<(), VrError> {
+    let items = configure::stream_changes(body, |mid| sub.slots.iter().any(|s| s.mid == mid))?;
+    for item in &items {
+        // Janus compat (8.2): an item without `mid` is for every stream; layers only touch video.
+        let mid = item.get("mid").and_then(Value::as_str);
+        for slot in sub.slots.iter().filter(|s| mid.is_none_or(|m| s.mid == m)) {
             if let Some(send) = item.get("send").and_then(Value::as_bool) {
                 slot.stream.send.store(send, Ordering::Relaxed);
+            }
+            if slot.kind != MediaKind::Video {
+                continue;
             }
             notify_current_layers(room, &sub.ctx, slot, item);
             apply_layer_choice(&slot.stream, item);
@@ -1064,29 +1070,6 @@ fn apply_send_toggles(room: u64, sub: &mut Subscriber, body: &Map<String, Value>
         if let Some(on) = body.opt_bool(key)? {
             for slot in sub.slots.iter().filter(|s| s.kind == kind) {
                 slot.stream.send.store(on, Ordering::Relaxed);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Janus compat (8.2): a subscriber `configure` whose streams ask for a layer out of 0..=2 is
-/// refused with 430 before any stream changes: `substream`/`spatial_layer` and
-/// `temporal`/`temporal_layer` share one message each, as in Janus.
-fn check_layer_ranges(streams: &[Value]) -> Result<(), VrError> {
-    let out_of_range = |item: &Map<String, Value>, key: &str| {
-        item.get(key).is_some_and(|v| match v.as_i64() {
-            Some(n) => !(0..=2).contains(&n),
-            None => v.is_u64(),
-        })
-    };
-    for item in streams.iter().filter_map(Value::as_object) {
-        for (keys, what) in [
-            (["substream", "spatial_layer"], "substream/spatial_layer"),
-            (["temporal", "temporal_layer"], "temporal/temporal_layer"),
-        ] {
-            if keys.iter().any(|k| out_of_range(item, k)) {
-                return Err(VrError::new(INVALID_ELEMENT, format!("Invalid value ({what} should be 0, 1 or 2)")));
             }
         }
     }
