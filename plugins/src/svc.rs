@@ -167,7 +167,8 @@ pub enum SvcVerdict {
     },
     /// Not for this receiver (a layer above its choice).
     Drop,
-    /// Not yet: the receiver has not started and waits for a keyframe (ask for one).
+    /// Not yet: the receiver has not started, or wants a spatial layer the sender sends above
+    /// the one it gets, and waits for a keyframe (ask for one).
     NeedKeyframe,
 }
 
@@ -261,6 +262,11 @@ impl SvcState {
         }
         (self.spatial, self.temporal) = (Some(cur_s), Some(cur_t));
         if tid > cur_t || sid > cur_s {
+            // A wanted layer above the current one is being sent: going up needs a keyframe, and
+            // the one asked for when the receiver chose the layer may have been throttled or lost.
+            if sid > cur_s && sid <= want_s && tid <= cur_t {
+                return SvcVerdict::NeedKeyframe;
+            }
             return SvcVerdict::Drop;
         }
         if layer.start && sid == 0 && layer.switching_up {
@@ -363,6 +369,12 @@ mod tests {
         assert_eq!(r.notices, vec![("spatial_layer", 0)]);
         // Layer 1: up on the next keyframe only; then its end carries the marker.
         assert_eq!(r.picture(1, false, (1, 2)), vec![(0, false), (0, true)], "no upswitch without a keyframe");
+        // Meanwhile the layer 1 packets ask for that keyframe; the layer 2 ones, not wanted, do not.
+        let asks: Vec<bool> = picture(1, false)
+            .iter()
+            .map(|(l, m)| r.state.decide(l, false, *m, (1, 2), &mut Vec::new()) == SvcVerdict::NeedKeyframe)
+            .collect();
+        assert_eq!(asks, vec![false, false, true, true, false, false]);
         assert_eq!(r.picture(0, true, (1, 2)), vec![(0, false), (0, false), (1, false), (1, true)]);
         assert_eq!(r.picture(2, false, (1, 2)), vec![(0, false), (0, false), (1, false), (1, true)]);
         assert_eq!(r.notices, vec![("spatial_layer", 0), ("spatial_layer", 1)]);
@@ -623,9 +635,10 @@ mod tests {
             assert_eq!(run(&s, picture(136, 1, false), &mut notices), vec![(120, 1, false), (121, 1, true)]);
             assert_eq!(notices[1..], [("temporal_layer", 0), ("temporal_layer", 1)]);
 
-            // Spatial up waits for a keyframe (and a keyframe request is the caller's to make).
+            // Spatial up waits for a keyframe, which the layer 1 packets ask for meanwhile.
             s.svc.spatial.store(1, Ordering::Relaxed);
-            assert_eq!(run(&s, picture(140, 0, false), &mut notices).len(), 2);
+            let out = run(&s, picture(140, 0, false), &mut notices);
+            assert_eq!(out, vec![(122, 0, false), (123, 0, true), (0, 9, false), (0, 9, false)]);
             let out = run(&s, picture(144, 0, true), &mut notices);
             assert_eq!(out, vec![(124, 0, false), (125, 0, false), (126, 2, false), (127, 2, true)]);
             assert_eq!(s.svc_layers(), (Some(1), Some(1)));
