@@ -196,6 +196,8 @@ struct State {
     av1: Av1Layers,
     /// The SSRC the SVC state follows; another one starts it again.
     svc_source: Option<u32>,
+    /// Video resumes after a pause: nothing goes until a keyframe.
+    wait_keyframe: bool,
 }
 
 impl Default for Selector {
@@ -278,6 +280,12 @@ impl Selector {
                 notices.push(("substream", layer));
             }
         }
+        if kind == MediaKind::Video && st.wait_keyframe {
+            if !inspect().keyframe {
+                return Verdict::NeedKeyframe;
+            }
+            st.wait_keyframe = false;
+        }
         if kind == MediaKind::Video {
             if let Some(tid) = inspect().temporal {
                 let wanted = self.temporal.load(Ordering::Relaxed);
@@ -342,6 +350,20 @@ impl Selector {
         }
     }
 
+    /// The receiver gets packets again after some were held back from it (paused, `send:false`):
+    /// its sequence numbers go on from the last packet it got, as after a source change, and
+    /// its video waits for a keyframe, since what it would get first refers to frames it missed.
+    pub fn restart(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.rewrite.source.is_none() {
+            // It never got anything (held back before its first packet): it starts as usual.
+            return;
+        }
+        st.rewrite.splice_next();
+        st.wait_keyframe = true;
+        st.svc.reset();
+    }
+
     /// The simulcast layer and VP8 temporal layer the receiver was last told it gets.
     pub fn simulcast_layers(&self) -> (Option<usize>, Option<u8>) {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -380,6 +402,8 @@ pub struct Rewriter {
     ts_offset: u32,
     last_seq: u16,
     last_ts: u32,
+    /// The next packet is spliced on as if from a new source.
+    splice: bool,
 }
 
 impl Rewriter {
@@ -394,9 +418,15 @@ impl Rewriter {
         }
     }
 
+    /// Splices the next packet on right after the last one sent, even from the same source
+    /// (packets in between were held back).
+    pub fn splice_next(&mut self) {
+        self.splice = true;
+    }
+
     /// The outgoing sequence number and timestamp for `pkt`.
     pub fn rewrite(&mut self, pkt: &RtpPacket, kind: MediaKind) -> (u16, u32) {
-        if self.source != Some(pkt.ssrc) {
+        if self.source != Some(pkt.ssrc) || std::mem::take(&mut self.splice) {
             if self.source.is_some() {
                 // One frame later than the last packet: 20 ms of audio, one 30 fps video frame.
                 let step = if kind == MediaKind::Audio { 960 } else { 3000 };
@@ -525,6 +555,32 @@ mod tests {
         // Switch to a source with unrelated numbering: the sequence goes on from the last one.
         assert_eq!(r.rewrite(&pkt(2, 20, 900_000), MediaKind::Video), (0, 4000));
         assert_eq!(r.rewrite(&pkt(2, 21, 903_000), MediaKind::Video), (1, 7000));
+    }
+
+    #[test]
+    fn restart_closes_the_gap_and_waits_for_a_keyframe() {
+        let s = Selector::default();
+        let mut notices = Vec::new();
+        let mut decide = |p: RtpPacket| s.decide(&p, MediaKind::Video, "vp8", None, &mut None, &mut notices);
+        let plain = |seq: u16, key: bool| RtpPacket { rid: None, ..vp8(1, seq, "l", key) };
+        assert_eq!(decide(plain(10, false)), Verdict::Forward { seq: 10, ts: 30000, marker: false });
+        // Packets 11-19 were held back; then the receiver gets media again.
+        s.restart();
+        let mut decide = |p: RtpPacket| s.decide(&p, MediaKind::Video, "vp8", None, &mut None, &mut notices);
+        assert_eq!(decide(plain(20, false)), Verdict::NeedKeyframe);
+        assert_eq!(decide(plain(21, true)), Verdict::Forward { seq: 11, ts: 33000, marker: false });
+        assert_eq!(decide(plain(22, false)), Verdict::Forward { seq: 12, ts: 36000, marker: false });
+        // Audio has no keyframes: only the numbering is spliced.
+        let a = Selector::default();
+        assert!(matches!(
+            a.decide(&pkt(2, 100, 0), MediaKind::Audio, "opus", None, &mut None, &mut notices),
+            Verdict::Forward { seq: 100, .. }
+        ));
+        a.restart();
+        assert_eq!(
+            a.decide(&pkt(2, 150, 48000), MediaKind::Audio, "opus", None, &mut None, &mut notices),
+            Verdict::Forward { seq: 101, ts: 960, marker: false }
+        );
     }
 
     #[test]

@@ -180,6 +180,25 @@ async def test_publisher_to_two_subscribers(server, transport):
         assert c1.count_since(t) <= 2, "video still flowing after send:false"
         assert c2.count_since(t) > 10
 
+        # And on again: the subscriber decodes video again within a few seconds (the packets it
+        # missed leave no gap in its sequence numbers, and it restarts on a keyframe).
+        await s1.message({"request": "configure", "streams": [{"mid": "1", "send": True}]})
+        await s1.next_event(is_event("configured", "ok"))
+        t = time.time()
+        while c1.count_since(t) < 15 and time.time() < t + 5.0:
+            await asyncio.sleep(0.1)
+        assert c1.count_since(t) >= 15, f"{c1.count_since(t)} video frames in 5 s after send:true"
+        # The same after pause and start.
+        await s1.message({"request": "pause"})
+        await s1.next_event(is_event("paused", "ok"))
+        await asyncio.sleep(1.0)
+        await s1.message({"request": "start"})
+        await s1.next_event(is_event("started", "ok"))
+        t = time.time()
+        while c1.count_since(t) < 15 and time.time() < t + 5.0:
+            await asyncio.sleep(0.1)
+        assert c1.count_since(t) >= 15, f"{c1.count_since(t)} video frames in 5 s after pause and start"
+
         # Unpublish: subscribers see their streams go inactive, the observer is told, the
         # publisher's PC is closed by the plugin.
         await pj.message({"request": "unpublish"})

@@ -55,6 +55,8 @@ pub struct Feed {
     pub moderated: AtomicBool,
     /// The publisher asked not to send this stream (`configure` with `send:false`).
     pub paused: AtomicBool,
+    /// Packets were held back (moderated, paused): subscribers restart when they flow again.
+    held: AtomicBool,
     keyframes: KeyframeThrottle,
     /// Packets received from the publisher.
     pub packets: AtomicU64,
@@ -88,6 +90,7 @@ impl Feed {
             forwarders: SwapList::default(),
             moderated: AtomicBool::new(false),
             paused: AtomicBool::new(false),
+            held: AtomicBool::new(false),
             keyframes: KeyframeThrottle::default(),
             packets: AtomicU64::new(0),
         }
@@ -196,8 +199,10 @@ impl Feed {
             talk.observe(&pkt);
         }
         if self.moderated.load(Ordering::Relaxed) || self.paused.load(Ordering::Relaxed) {
+            self.held.store(true, Ordering::Relaxed);
             return;
         }
+        let resumed = self.held.load(Ordering::Relaxed) && self.held.swap(false, Ordering::Relaxed);
         for f in self.forwarders.snapshot().iter() {
             f.send(&pkt);
         }
@@ -213,6 +218,9 @@ impl Feed {
         let source = Source { kind: self.kind, codec: &self.codec, layering };
         let mut info = None;
         for s in subs.iter() {
+            if resumed {
+                s.selector.restart();
+            }
             s.forward(&pkt, self, &source, &mut info);
         }
     }
@@ -285,6 +293,9 @@ pub struct SubStream {
     gate: Arc<Gate>,
     /// `configure` with `send:false` stops just this stream.
     pub send: AtomicBool,
+    /// Packets were held back from this stream (paused, `send:false`): it restarts when they
+    /// flow again.
+    held: AtomicBool,
     /// The subscriber's simulcast/temporal layer choice and sequence continuity.
     pub selector: Selector,
     /// The `fallback` asked for (µs), reported back as Janus does; 0 when never asked.
@@ -301,6 +312,7 @@ impl SubStream {
             port,
             gate,
             send: AtomicBool::new(true),
+            held: AtomicBool::new(false),
             selector: Selector::default(),
             fallback_us: AtomicU64::new(0),
             writer: OnceLock::new(),
@@ -320,10 +332,14 @@ impl SubStream {
     /// Forwards `pkt` of `feed` (seen as `source`) when this subscriber should get it. `info`
     /// caches the payload inspection across the subscribers of one packet.
     fn forward(&self, pkt: &RtpPacket, feed: &Feed, source: &Source<'_>, info: &mut Option<VideoFrameInfo>) {
+        let Some(writer) = self.writer() else { return };
         if !self.gate.is_open() || !self.send.load(Ordering::Relaxed) {
+            self.held.store(true, Ordering::Relaxed);
             return;
         }
-        let Some(writer) = self.writer() else { return };
+        if self.held.load(Ordering::Relaxed) && self.held.swap(false, Ordering::Relaxed) {
+            self.selector.restart();
+        }
         let notify = |notices: &[(&'static str, usize)]| {
             if let Some(notice) = &self.notice {
                 for &(what, n) in notices {
