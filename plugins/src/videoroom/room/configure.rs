@@ -9,9 +9,9 @@ use crate::videoroom::errors::*;
 
 /// Janus compat (8.2): the `streams` items of a subscriber `configure`, every one checked before
 /// any is applied, so a refused request changes nothing. Items are checked in order and the first
-/// fault wins: `mid` not a string (430), no `mid` in a list of several (430), a `mid` the
-/// subscription lacks (428), a layer out of 0..=2 (430, see [`check_layer_ranges`]). An item
-/// without `mid` is for every stream of the subscription.
+/// fault wins: a key of the wrong type (430, see [`check_types`]), no `mid` in a list of several
+/// (430), a `mid` the subscription lacks (428), a layer out of 0..=2 (430, see
+/// [`check_layer_ranges`]). An item without `mid` is for every stream of the subscription.
 ///
 /// Without `streams`, the legacy form: the [`LEGACY_KEYS`] found at the top level of the body make
 /// one item (none when there are none), checked the same way.
@@ -38,6 +38,7 @@ pub(super) fn stream_changes(
 
 /// One item of a list of `len`: see [`stream_changes`] for what is refused and in which order.
 fn check_item(item: &Map<String, Value>, len: usize, has_mid: &impl Fn(&str) -> bool) -> Result<(), VrError> {
+    check_types(item)?;
     match item.opt_str("mid")? {
         None if len > 1 => {
             return Err(VrError::new(INVALID_ELEMENT, "Invalid value (mid can't be null in a streams array)"));
@@ -48,6 +49,21 @@ fn check_item(item: &Map<String, Value>, len: usize, has_mid: &impl Fn(&str) -> 
         _ => {}
     }
     check_layer_ranges(item)
+}
+
+/// Janus compat (8.2): the item's keys in Janus's order, each of its type: `mid` a string, `send` a
+/// boolean, the layers and `fallback` non-negative integers ("Invalid element type (substream
+/// should be a positive integer)"), the delays integers.
+fn check_types(item: &Map<String, Value>) -> Result<(), VrError> {
+    for key in LEGACY_KEYS {
+        match key {
+            "mid" => item.opt_str(key).map(drop)?,
+            "send" => item.opt_bool(key).map(drop)?,
+            "min_delay" | "max_delay" => item.opt_i64(key).map(drop)?,
+            _ => item.opt_u64(key).map(drop)?,
+        }
+    }
+    Ok(())
 }
 
 /// Janus compat (8.2): a layer out of 0..=2 is refused with 430: `substream`/`spatial_layer` and
@@ -70,7 +86,8 @@ fn check_layer_ranges(item: &Map<String, Value>) -> Result<(), VrError> {
     Ok(())
 }
 
-/// The per-stream keys Janus reads at the top level of a subscriber `configure` without `streams`.
+/// The per-stream keys Janus reads at the top level of a subscriber `configure` without `streams`,
+/// in the order Janus checks their types.
 const LEGACY_KEYS: [&str; 9] =
     ["mid", "send", "substream", "temporal", "fallback", "spatial_layer", "temporal_layer", "min_delay", "max_delay"];
 
@@ -115,6 +132,24 @@ mod tests {
     fn a_mid_that_is_not_a_string_is_430() {
         let body = json!({"streams": [{"mid": 1}]});
         assert_eq!(changes(body), Err((430, "Invalid element type (mid should be a string)".into())));
+    }
+
+    #[test]
+    fn keys_of_the_wrong_type_are_430_in_janus_order() {
+        let cases = [
+            (json!({"mid": "1", "substream": "1"}), "substream should be a positive integer"),
+            (json!({"mid": "1", "temporal_layer": -1}), "temporal_layer should be a positive integer"),
+            (json!({"mid": "1", "send": "yes"}), "send should be a boolean"),
+            (json!({"mid": "1", "fallback": 1.5}), "fallback should be a positive integer"),
+            (json!({"mid": "1", "min_delay": "0"}), "min_delay should be an integer"),
+            // Types come before the mid lookup, and `send` before the layers.
+            (json!({"mid": "7", "substream": 3, "send": 1}), "send should be a boolean"),
+        ];
+        for (item, why) in cases {
+            let got = changes(json!({"streams": [item.clone()]}));
+            assert_eq!(got, Err((430, format!("Invalid element type ({why})"))), "{item}");
+        }
+        assert_eq!(changes(json!({"mid": "1", "substream": "0"})).map_err(|e| e.0), Err(430), "legacy form too");
     }
 
     #[test]
