@@ -171,7 +171,8 @@ fn carry_out(effect: Effect, ends: &HashMap<HandleId, Endpoint>) {
     }
 }
 
-/// Simulcast preferences from `set`: accepted and shown, not acted on (no simulcast relay yet).
+/// The simulcast choices last asked with `set`, kept for `query_session`; the leg's receive
+/// selector is what applies them to the peer's simulcast video.
 #[derive(Clone, Copy, Debug, Default)]
 struct Layers {
     substream: Option<u64>,

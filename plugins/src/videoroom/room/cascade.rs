@@ -26,7 +26,8 @@ use serde_json::{json, Map, Value};
 use super::super::media::{Feed, RtpForwarder};
 use super::super::props::{AUDIO_CODECS, VIDEO_CODECS};
 use super::super::remote::{remote_ssrc, Binding, Endpoint, RemoteSource, RemoteStream, Remotization, LAYER_RIDS};
-use super::{Participant, PubStream, Publication, Room, RoomReply, AUDIO, VIDEO};
+use super::publisher::{Participant, PubStream, Publication};
+use super::{Room, RoomReply, AUDIO, VIDEO};
 use crate::videoroom::errors::*;
 
 /// Participants keys of remote publishers have this bit set (handle ids never do).
