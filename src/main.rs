@@ -31,7 +31,14 @@ fn main() -> Result<()> {
     let g = &loaded.settings.general;
     let style = logging::Style { timestamps: g.debug_timestamps, colors: g.debug_colors };
     let logging = logging::init(g.debug_level, g.log_to_stdout, g.log_to_file.as_deref(), style)?;
-    actix_rt::System::new().block_on(run(loaded, Arc::new(logging)))
+    let system = actix_rt::System::new();
+    if let Err(e) = system.block_on(run(loaded, Arc::new(logging))) {
+        // Dropping the runtime now would stop actors that never got to start (a listener failed
+        // first) outside of it, which panics: report and leave.
+        eprintln!("Error: {e:?}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn run(loaded: config::Loaded, logging: Arc<logging::Logging>) -> Result<()> {

@@ -124,6 +124,23 @@ async fn debian_janus_folder_starts() {
 }
 
 #[test]
+fn a_port_in_use_is_a_clean_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let out = Command::new(BIN)
+        .args(["--http-port", &port, "--ws-port", "0", "--admin-http-port", "0", "--admin-ws-port", "0"])
+        .args(["--web-port", "0"])
+        .env("PORTUNUS__HTTP__IP", "127.0.0.1")
+        .env("PORTUNUS__GENERAL__DEBUG_LEVEL", "2")
+        .output()
+        .expect("run portunus");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn jcfg2toml_converts_a_folder() {
     let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jcfg");
     let out = Command::new(BIN).args(["jcfg2toml", folder]).output().expect("run jcfg2toml");
