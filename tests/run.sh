@@ -19,6 +19,8 @@ apt_needed=()
 # Real brokers for the RabbitMQ/MQTT transport and event handler tests (tests/brokers).
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || apt_needed+=(rabbitmq-server)
 command -v mosquitto >/dev/null || apt_needed+=(mosquitto)
+# A real TURN server for the server's own relay candidates (tests/e2e/test_echotest.py).
+command -v turnserver >/dev/null || apt_needed+=(coturn)
 if [ ${#apt_needed[@]} -gt 0 ]; then
   step "apt-get install ${apt_needed[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -541,3 +541,193 @@ async def test_stun_server_adds_a_server_reflexive_candidate():
         await peer.close()
         server.stop()
         transport.close()
+
+
+def free_udp_port():
+    """A loopback UDP port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Coturn:
+    """Debian's coturn (`turnserver`) on a loopback UDP port, long-term credentials u:p."""
+
+    USER, PASSWORD = "u", "p"
+
+    def __init__(self, tmp_path):
+        import shutil
+        import subprocess
+
+        binary = shutil.which("turnserver")
+        if binary is None:
+            pytest.skip("coturn (turnserver) is not installed; tests/run.sh installs it")
+        self.port = free_udp_port()
+        self.log_path = tmp_path / "coturn.log"
+        self.proc = subprocess.Popen(
+            [binary, "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", str(self.port),
+             "--min-port", "40000", "--max-port", "60000", "--lt-cred-mech",
+             "--user", f"{self.USER}:{self.PASSWORD}", "--realm", "portunus", "--no-tls", "--no-dtls", "--no-tcp",
+             "--no-cli", "--allow-loopback-peers", "--userdb", str(tmp_path / "turndb"),
+             "--pidfile", str(tmp_path / "turnserver.pid"), "--log-file", "stdout", "--no-stdout-log",
+             "--simple-log"],
+            stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT)
+
+    async def ready(self, timeout=10.0):
+        """Waits until the server answers a STUN Binding request."""
+        import os
+        import socket
+
+        from aioice import stun
+
+        deadline = time.time() + timeout
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.setblocking(False)
+            while time.time() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"turnserver exited; see {self.log_path}")
+                request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST,
+                                       transaction_id=os.urandom(12))
+                s.sendto(bytes(request), ("127.0.0.1", self.port))
+                await asyncio.sleep(0.1)
+                try:
+                    s.recvfrom(2048)
+                    return
+                except BlockingIOError:
+                    continue
+        raise TimeoutError(f"turnserver not answering on 127.0.0.1:{self.port}; see {self.log_path}")
+
+    def settings(self):
+        return {
+            "PORTUNUS__NAT__TURN_SERVER": "127.0.0.1",
+            "PORTUNUS__NAT__TURN_PORT": str(self.port),
+            "PORTUNUS__NAT__TURN_TYPE": "udp",
+            "PORTUNUS__NAT__TURN_USER": self.USER,
+            "PORTUNUS__NAT__TURN_PWD": self.PASSWORD,
+        }
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except Exception:
+            self.proc.kill()
+
+
+def only_relay_candidates(sdp):
+    """`sdp` without its host and server-reflexive candidates."""
+    keep = [l for l in sdp.split("\r\n") if not (l.startswith("a=candidate:") and " typ relay" not in l)]
+    return "\r\n".join(keep)
+
+
+@pytest.mark.asyncio
+async def test_turn_server_adds_a_relay_candidate_media_flows_through_it(tmp_path):
+    """`nat.turn_*`: the answer carries a relay candidate allocated on coturn; a peer that is
+    given only that candidate gets its media back through the relay."""
+    from conftest import Server
+
+    coturn = Coturn(tmp_path)
+    server = None
+    peer = Peer(data=True)
+    try:
+        await coturn.ready()
+        server = Server(extra_env=coturn.settings())
+        async with client(server, "ws") as j:
+            await j.attach(ECHO)
+            jsep = await peer.offer()
+            # As if our host address were unreachable: the peer hears ICE checks only from the
+            # relayed address (else it learns the host address as peer-reflexive from our checks
+            # and, priorities being what they are, nominates it). Our checks start with the offer.
+            connection = peer.pc.getTransceivers()[0].sender.transport.transport.iceGatherer._connection
+            heard, allowed = connection.request_received, []
+
+            def from_relay_only(message, addr, protocol):
+                if (addr[0], str(addr[1])) in allowed:
+                    heard(message, addr, protocol)
+
+            connection.request_received = from_relay_only
+            jsep["trickle"] = False
+            assert (await j.message({"audio": True, "video": True}, jsep))["janus"] == "ack"
+            ev = await j.next_event(lambda e: e.get("janus") == "event" and "jsep" in e)
+            sdp = ev["jsep"]["sdp"]
+            assert " typ relay raddr 127.0.0.1" in sdp and "a=end-of-candidates" in sdp, sdp
+            relayed = [l for l in sdp.split("\r\n") if " typ relay" in l]
+            assert all(" 127.0.0.1 " in l for l in relayed), relayed
+            stripped = only_relay_candidates(sdp)
+            assert " typ host" not in stripped and " typ relay" in stripped
+            relayed_addr = tuple(relayed[0].split()[4:6])
+            allowed.append(relayed_addr)
+            await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=stripped, type="answer"))
+            await j.next_event(lambda e: e.get("janus") == "webrtcup", timeout=20)
+            await peer.wait_frames("video", 10)
+            await peer.wait_frames("audio", 10)
+            # Media went through the relay: the peer nominated the relayed address.
+            nominated = [p.remote_candidate for p in connection._nominated.values()]
+            assert nominated and all((c.host, str(c.port)) == relayed_addr for c in nominated), (nominated, relayed)
+    finally:
+        await peer.close()
+        if server:
+            server.stop()
+        coturn.stop()
+
+
+@pytest.mark.asyncio
+async def test_dead_turn_server_does_not_stop_a_call():
+    """A configured TURN server that does not answer: the answer comes within the gathering
+    timeout without a relay candidate, and the call connects over the host candidate."""
+    from conftest import Server
+
+    port = free_udp_port()
+    server = Server(extra_env={
+        "PORTUNUS__NAT__TURN_SERVER": "127.0.0.1",
+        "PORTUNUS__NAT__TURN_PORT": str(port),
+        "PORTUNUS__NAT__TURN_USER": "u",
+        "PORTUNUS__NAT__TURN_PWD": "p",
+    })
+    peer = Peer(data=False)
+    try:
+        async with client(server, "ws") as j:
+            started = time.monotonic()
+            ev = await negotiate(j, peer, {"audio": True, "video": True})
+            assert time.monotonic() - started < 4.0, "the answer waited for the TURN server too long"
+            sdp = ev["jsep"]["sdp"]
+            assert " typ host" in sdp and " typ relay" not in sdp, sdp
+            await j.next_event(lambda e: e.get("janus") == "webrtcup", timeout=20)
+            await peer.wait_frames("video", 10)
+    finally:
+        await peer.close()
+        server.stop()
+
+
+@pytest.mark.asyncio
+async def test_full_trickle_sends_the_relay_candidate_as_an_event(tmp_path):
+    """`full_trickle` with `nat.turn_*`: the relay candidate comes as a `trickle` event before
+    `completed`, like the host one."""
+    from conftest import Server
+
+    coturn = Coturn(tmp_path)
+    server = None
+    peer = Peer(data=False)
+    try:
+        await coturn.ready()
+        server = Server(extra_env={**coturn.settings(), "PORTUNUS__NAT__FULL_TRICKLE": "true"})
+        async with client(server, "ws") as j:
+            await j.attach(ECHO)
+            await j.message({"audio": True, "video": True}, await peer.offer())
+            ev = await j.next_event(lambda e: e.get("janus") == "event" and "jsep" in e)
+            assert "a=candidate:" not in ev["jsep"]["sdp"], "full trickle: no candidates in the answer"
+            candidates = []
+            while True:
+                t = await j.next_event(lambda e: e.get("janus") == "trickle", timeout=10)
+                if t["candidate"].get("completed"):
+                    break
+                candidates.append(t["candidate"]["candidate"])
+            assert any(" typ relay raddr 127.0.0.1 " in c for c in candidates), candidates
+            assert any(" typ host" in c for c in candidates), candidates
+    finally:
+        await peer.close()
+        if server:
+            server.stop()
+        coturn.stop()

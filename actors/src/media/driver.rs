@@ -102,7 +102,7 @@ pub(crate) async fn drive(conn: Arc<Conn>, mut inbound: Inbound) {
             while let Some(TaggedRTCMessage { message, .. }) = core.poll_read() {
                 messages.push(message);
             }
-            core.poll_timeout()
+            core.poll_timeout().into_iter().chain(conn.relay_deadline()).min()
         });
         for m in messages.drain(..) {
             inbound.message(m).await;
@@ -140,6 +140,7 @@ pub(crate) async fn drive(conn: Arc<Conn>, mut inbound: Inbound) {
                         tracing::trace!(error = %e, "engine timer");
                     }
                     conn.gathering_timeout(core, now);
+                    conn.relay_timeout(core, now);
                 });
                 inbound.check_silence(now);
             }

@@ -26,6 +26,8 @@ use tokio::net::UdpSocket;
 use tokio::runtime::{Handle as RtHandle, Runtime};
 
 use super::capture::CaptureSlot;
+use super::conn::IceServers;
+use super::relay::TurnServer;
 use super::tap::{DeliverRtcp, NackCounter, Tap};
 use super::MediaError;
 
@@ -87,8 +89,8 @@ struct Inner {
     no_media: Arc<std::sync::atomic::AtomicU64>,
     /// The retransmission buffer of new PeerConnections in ms; changeable at runtime (Admin API).
     nack_queue_ms: std::sync::atomic::AtomicU64,
-    /// Resolved STUN servers.
-    stun: std::sync::OnceLock<Vec<SocketAddr>>,
+    /// Resolved STUN and TURN servers.
+    servers: std::sync::OnceLock<IceServers>,
 }
 
 impl MediaEngine {
@@ -112,7 +114,7 @@ impl MediaEngine {
                 counters: Arc::default(),
                 no_media: Arc::new(std::sync::atomic::AtomicU64::new(settings.no_media_timer)),
                 nack_queue_ms: std::sync::atomic::AtomicU64::new(settings.nack_queue_ms),
-                stun: std::sync::OnceLock::new(),
+                servers: std::sync::OnceLock::new(),
                 settings,
             }),
         })
@@ -174,13 +176,14 @@ impl MediaEngine {
     }
 
     /// Builds a PeerConnection keeping `nack_queue_ms` of sent packets for retransmission
-    /// (`send_only`: see [`Self::interceptors`]), with its sockets bound and its STUN servers resolved (must run on the media runtime).
+    /// (`send_only`: see [`Self::interceptors`]), with its sockets bound and its STUN and TURN
+    /// servers resolved (must run on the media runtime).
     pub(crate) async fn build(
         &self,
         nack_queue_ms: u64,
         capture: Arc<CaptureSlot>,
         send_only: bool,
-    ) -> Result<(RTCPeerConnection, Vec<(SocketAddr, UdpSocket)>, Vec<SocketAddr>), MediaError> {
+    ) -> Result<(RTCPeerConnection, Vec<(SocketAddr, UdpSocket)>, IceServers), MediaError> {
         let s = &self.inner.settings;
         let attempts = match s.port_range {
             Some((lo, hi)) => (hi.saturating_sub(lo) as usize + 1).min(64),
@@ -210,28 +213,56 @@ impl MediaEngine {
             .with_setting_engine(setting.build())
             .build(std::time::Instant::now())
             .map_err(|e| MediaError::Engine(e.to_string()))?;
-        Ok((core, sockets, self.stun_servers().await))
+        Ok((core, sockets, self.ice_servers().await))
     }
 
-    /// The STUN servers' addresses (`stun:host:port` URLs; TURN is not used for our own
-    /// candidates). Resolved once and kept.
-    async fn stun_servers(&self) -> Vec<SocketAddr> {
-        if let Some(known) = self.inner.stun.get() {
+    /// The STUN servers' addresses (`stun:host:port` URLs) and the first UDP TURN server's
+    /// (`turn:host:port?transport=udp`, with its credentials). Resolved once and kept.
+    async fn ice_servers(&self) -> IceServers {
+        if let Some(known) = self.inner.servers.get() {
             return known.clone();
         }
-        let mut out = Vec::new();
-        for (url, _, _) in &self.inner.settings.ice_servers {
-            let Some(host_port) = url.strip_prefix("stun:") else {
-                tracing::warn!(%url, "TURN relay candidates for the server itself are not supported; ignored");
-                continue;
+        let mut out = IceServers::default();
+        for (url, user, pwd) in &self.inner.settings.ice_servers {
+            let (turn, rest) = match (url.strip_prefix("stun:"), url.strip_prefix("turn:")) {
+                (Some(rest), _) => (false, rest),
+                (None, Some(rest)) => (true, rest),
+                (None, None) => {
+                    tracing::warn!(%url, "unknown ICE server scheme; ignored");
+                    continue;
+                }
             };
-            let host_port = host_port.split('?').next().unwrap_or(host_port);
-            match tokio::net::lookup_host(host_port).await {
-                Ok(addrs) => out.extend(addrs),
-                Err(e) => tracing::warn!(error = %e, %url, "cannot resolve the STUN server"),
+            let (host_port, query) = rest.split_once('?').unwrap_or((rest, ""));
+            if turn {
+                if !matches!(query, "" | "transport=udp") {
+                    tracing::warn!(%url, "only UDP TURN servers are supported (`turn_type` udp); ignored");
+                    continue;
+                }
+                if out.turn.is_some() {
+                    tracing::warn!(%url, "only one TURN server is used; ignored");
+                    continue;
+                }
             }
+            let addrs: Vec<SocketAddr> = match tokio::net::lookup_host(host_port).await {
+                Ok(addrs) => addrs.collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, %url, "cannot resolve the ICE server");
+                    continue;
+                }
+            };
+            if !turn {
+                out.stun.extend(addrs);
+                continue;
+            }
+            // One allocation per connection: on the first address, IPv4 preferred.
+            let Some(addr) = addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied() else { continue };
+            out.turn = Some(TurnServer {
+                addr,
+                username: user.clone().unwrap_or_default(),
+                password: pwd.clone().unwrap_or_default(),
+            });
         }
-        self.inner.stun.get_or_init(|| out).clone()
+        self.inner.servers.get_or_init(|| out).clone()
     }
 
     /// The engine's default interceptors (NACK, TWCC feedback, RTCP reports) with the NACK

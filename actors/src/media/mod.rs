@@ -12,6 +12,7 @@ pub mod network;
 mod peer;
 pub mod plain;
 mod port;
+mod relay;
 pub mod sdp;
 pub mod srtp;
 mod tap;

@@ -266,11 +266,11 @@ impl Peer {
         let build_engine = engine.clone();
         let nack_queue_ms = engine.nack_queue_ms();
         let capture = port.capture_slot();
-        let (core, sockets, stun) = rt
+        let (core, sockets, servers) = rt
             .spawn(async move { build_engine.build(nack_queue_ms, capture, send_only).await })
             .await
             .map_err(|e| MediaError::Engine(e.to_string()))??;
-        let conn = Arc::new(Conn::new(core, sockets, stun));
+        let conn = Arc::new(Conn::new(core, sockets, servers));
         let io = Arc::new(PeerIo {
             conn: Arc::downgrade(&conn),
             writers: RwLock::default(),
