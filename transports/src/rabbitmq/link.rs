@@ -1,20 +1,25 @@
 //! One connection attempt of the RabbitMQ transport: connect, declare, then consume and publish
 //! until the connection fails. The outgoing queue is borrowed for the attempt and handed back in
-//! [`AttemptEnd`], together with a message whose publish failed, so nothing queued is lost.
+//! [`AttemptEnd`], together with the messages not known to be written, so nothing queued is lost.
+//!
+//! lapin runs the socket on its own thread; every await on a lapin future is a wake-up of our
+//! runtime from that thread. So only deliveries are awaited: publishes and acks are started and
+//! left to complete (see [`super::publish`]).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
-use lapin::types::{FieldTable, ShortString};
+use lapin::types::FieldTable;
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use tokio::sync::mpsc;
 
+use super::publish::{ack_up_to, InFlight, Route};
 use super::settings::{QueueSet, RabbitSettings};
 use super::Meta;
 use crate::http::Api;
@@ -26,20 +31,15 @@ pub(super) struct Attempt {
     pub lanes: Arc<Lanes<Meta>>,
     pub link: Arc<LinkState>,
     pub rx: mpsc::Receiver<Reply<Meta>>,
-    pub pending: Option<Reply<Meta>>,
+    /// Messages to publish before any new one (left unwritten by the previous attempt).
+    pub pending: VecDeque<Reply<Meta>>,
 }
 
 pub(super) struct AttemptEnd {
     pub rx: mpsc::Receiver<Reply<Meta>>,
-    pub pending: Option<Reply<Meta>>,
+    pub pending: VecDeque<Reply<Meta>>,
     pub was_connected: bool,
     pub error: String,
-}
-
-/// Where one API's messages go out.
-struct Route {
-    exchange: ShortString,
-    routing_key: ShortString,
 }
 
 impl Attempt {
@@ -100,11 +100,11 @@ impl Attempt {
             let mut deliveries = futures_util::stream::select_all(
                 consumers.into_iter().map(|(api, c)| c.map(move |d| (api, d)).boxed()),
             );
-            // Requests are acknowledged in batches, not one by one: each ack is a round trip
-            // through lapin's I/O loop. Acking the latest delivery acknowledges everything before
-            // it (`multiple`: delivery tags count per channel, which both consumers share), once
-            // `ack_batch` are pending (below the prefetch, so the broker never stalls) or the
-            // queue has been quiet for ACK_IDLE. Janus consumes without acks at all.
+            // Requests are acknowledged in batches, not one by one: each ack wakes lapin's I/O
+            // thread. Acking the latest delivery acknowledges everything before it (`multiple`:
+            // delivery tags count per channel, which both consumers share), once `ack_batch` are
+            // pending (below the prefetch, so the broker never stalls) or the queue has been
+            // quiet for ACK_IDLE. Janus consumes without acks at all.
             let mut unacked: Option<(u64, usize)> = None;
             let ack_ch = consume_ch.clone();
             loop {
@@ -113,7 +113,7 @@ impl Attempt {
                     Some(_) => match tokio::time::timeout(ACK_IDLE, deliveries.next()).await {
                         Ok(next) => next,
                         Err(_) => {
-                            ack_all(&ack_ch, &mut unacked).await?;
+                            ack_all(&ack_ch, &mut unacked)?;
                             continue;
                         }
                     },
@@ -127,30 +127,45 @@ impl Attempt {
                 let pending = unacked.as_ref().map_or(0, |(_, n)| *n) + 1;
                 unacked = Some((delivery.delivery_tag, pending));
                 if pending >= ack_batch {
-                    ack_all(&ack_ch, &mut unacked).await?;
+                    ack_all(&ack_ch, &mut unacked)?;
                 }
             }
             Err::<(), String>("consumer cancelled".to_owned())
         };
+        // A message leaves `pending` only when its publish is started, and `in_flight` only once
+        // lapin has written it: if the link breaks (or this future is cancelled), everything not
+        // written is published again after reconnecting.
+        let mut in_flight = InFlight::new(publish_ch, style);
+        let started = &mut in_flight;
         let rx = &mut self.rx;
         let pending = &mut self.pending;
         let outgoing = async move {
             loop {
-                // The message stays in `pending` until the broker took it: if the link breaks (or
-                // this future is cancelled) mid-publish, it is published again after reconnecting.
-                if pending.is_none() {
-                    match rx.recv().await {
-                        Some(m) => *pending = Some(m),
-                        None => return Ok(()),
-                    }
+                started.settle().map_err(|e| format!("basic.publish: {e}"))?;
+                if started.is_full() {
+                    started.oldest_written().await.map_err(|e| format!("basic.publish: {e}"))?;
+                    continue;
                 }
-                let Some(msg) = pending.as_ref() else { continue };
+                let msg = match pending.pop_front() {
+                    Some(m) => m,
+                    None => match rx.try_recv() {
+                        Ok(m) => m,
+                        Err(_) => {
+                            // Idle until a message comes; then let the tasks already woken
+                            // (other lanes) queue theirs first, so that lapin's thread is woken
+                            // for a burst of publishes rather than for each one.
+                            let Some(m) = rx.recv().await else { return Ok(()) };
+                            pending.push_back(m);
+                            tokio::task::yield_now().await;
+                            continue;
+                        }
+                    },
+                };
                 let route = match (msg.api, &admin_route) {
                     (Api::Admin, Some(r)) => r,
                     _ => &janus_route,
                 };
-                publish(&publish_ch, route, msg, style).await.map_err(|e| format!("basic.publish: {e}"))?;
-                *pending = None;
+                started.start(route, msg).map_err(|e| format!("basic.publish: {e}"))?;
             }
         };
         let watch = async move {
@@ -168,6 +183,10 @@ impl Attempt {
         };
         // Best effort: the broker may already be gone.
         let _ = conn.close(200, "Bye".into()).await;
+        // The connection is closed, so lapin has written or rejected every publish in flight.
+        let mut unwritten: VecDeque<_> = in_flight.into_unwritten().collect();
+        unwritten.append(&mut self.pending);
+        self.pending = unwritten;
         result
     }
 }
@@ -176,30 +195,10 @@ impl Attempt {
 const ACK_IDLE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Acknowledges every delivery up to the latest pending one.
-async fn ack_all(ch: &Channel, unacked: &mut Option<(u64, usize)>) -> Result<(), String> {
+fn ack_all(ch: &Channel, unacked: &mut Option<(u64, usize)>) -> Result<(), String> {
     if let Some((tag, _)) = unacked.take() {
-        ch.basic_ack(tag, BasicAckOptions { multiple: true }).await.map_err(|e| format!("basic.ack: {e}"))?;
+        ack_up_to(ch, tag).map_err(|e| format!("basic.ack: {e}"))?;
     }
-    Ok(())
-}
-
-async fn publish(ch: &Channel, route: &Route, msg: &Reply<Meta>, style: JsonStyle) -> lapin::Result<()> {
-    let mut props = BasicProperties::default()
-        .with_content_type("application/json".into())
-        // Janus compat (1.9): every message says who sent it.
-        .with_reply_to("Janus".into());
-    if let Some(Some(correlation)) = &msg.meta {
-        props = props.with_correlation_id(correlation.clone());
-    }
-    let body = style.apply(msg.json.clone());
-    ch.basic_publish(
-        route.exchange.clone(),
-        route.routing_key.clone(),
-        BasicPublishOptions::default(),
-        body.as_bytes(),
-        props,
-    )
-    .await?;
     Ok(())
 }
 

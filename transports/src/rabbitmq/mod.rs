@@ -15,8 +15,10 @@
 //! replies produced while the broker is away are published after the reconnect.
 
 mod link;
+mod publish;
 pub mod settings;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,7 +73,7 @@ pub fn start(core: &Core, settings: RabbitSettings) -> RabbitHandle {
         lanes,
         outbox,
         rx: Some(rx),
-        pending: None,
+        pending: VecDeque::new(),
         attempt: 0,
         link: state,
     });
@@ -85,8 +87,9 @@ pub struct RabbitTransport {
     outbox: Arc<Outbox<Meta>>,
     /// The outgoing queue; lent to the running attempt and handed back when it ends.
     rx: Option<mpsc::Receiver<Reply<Meta>>>,
-    /// A message whose publish failed when the link broke; published first after reconnecting.
-    pending: Option<Reply<Meta>>,
+    /// Messages not written when the link broke, oldest first; published first after
+    /// reconnecting.
+    pending: VecDeque<Reply<Meta>>,
     /// Failed attempts in a row (0 = connect at once).
     attempt: u32,
     link: Arc<LinkState>,
@@ -118,7 +121,7 @@ impl RabbitTransport {
             lanes: self.lanes.clone(),
             link: self.link.clone(),
             rx,
-            pending: self.pending.take(),
+            pending: std::mem::take(&mut self.pending),
         };
         let span = tracing::info_span!("conn", transport = "rabbitmq", host = %self.settings.host);
         let _e = span.enter();
