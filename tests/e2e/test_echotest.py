@@ -2,6 +2,7 @@
 and checks that its own audio, video and data come back decoded."""
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -358,6 +359,9 @@ async def test_handle_info_reports_webrtc(server):
             assert st["packets"] > 0 and st["bytes"] > 0 and st["bytes_lastsec"] > 0, (way, video)
         assert media["0"]["type"] == "audio" and media["0"]["stats"]["in"]["bytes_lastsec"] > 0, media["0"]
         assert info["webrtc"]["ice"]["state"] == "ready"
+        # Janus's layout: "<ip>:<port> [<type>,<protocol>] <-> <ip>:<port> [<type>,<protocol>]".
+        pair = info["webrtc"]["ice"]["selected-pair"]
+        assert re.fullmatch(r"127\.0\.0\.1:\d+ \[host,udp\] <-> 127\.0\.0\.1:\d+ \[(host|prflx),udp\]", pair or ""), pair
         await peer.close()
 
 

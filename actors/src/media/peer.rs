@@ -515,9 +515,6 @@ impl Peer {
             (delta as f64 / secs).round() as u64
         };
         let mut media: Map<String, Value> = Map::new();
-        let mut local = Map::new();
-        let mut remote = Map::new();
-        let mut pair: Option<(String, String)> = None;
         let nack_queue_ms = self.nack_queue_ms;
         let entry = |media: &mut Map<String, Value>, mid: &str, kind: RtpCodecKind| {
             let video = kind == RtpCodecKind::Video;
@@ -556,30 +553,13 @@ impl Peer {
                         "retransmissions": s.retransmitted_packets_sent,
                     });
                 }
-                E::IceCandidatePair(p) if p.nominated => {
-                    pair = Some((p.local_candidate_id.clone(), p.remote_candidate_id.clone()));
-                }
-                E::LocalCandidate(c) => {
-                    local.insert(
-                        c.stats.id.clone(),
-                        json!(format!("{}:{}", c.address.clone().unwrap_or_default(), c.port)),
-                    );
-                }
-                E::RemoteCandidate(c) => {
-                    remote.insert(
-                        c.stats.id.clone(),
-                        json!(format!("{}:{}", c.address.clone().unwrap_or_default(), c.port)),
-                    );
-                }
                 _ => {}
             }
         }
         if let Ok(mut last) = self.last_bytes.lock() {
             *last = Some((now, counts));
         }
-        // Reported only when both candidates of the nominated pair are in the report.
-        let selected =
-            pair.and_then(|(l, r)| Some(format!("{} <-> {}", local.get(&l)?.as_str()?, remote.get(&r)?.as_str()?)));
+        let selected = self.conn.with(selected_pair);
         json!({"media": Value::Object(media), "selected-pair": selected})
     }
 
@@ -780,4 +760,28 @@ mod tests {
         assert_eq!(c(MediaKind::Audio, "pcma"), (8, "pcma".into(), 8000, String::new()));
         assert_eq!(c(MediaKind::Audio, "").1, "opus");
     }
+}
+
+/// The pair ICE selected, as Janus shows it in `handle_info`
+/// (`127.0.0.1:40000 [host,udp] <-> 127.0.0.1:50000 [prflx,udp]`). Asked of the ICE transport,
+/// which also knows peer-reflexive remotes; the stats report names pairs by candidate ids that
+/// its candidate entries do not use.
+fn selected_pair(core: &mut RTCPeerConnection) -> Option<String> {
+    let pair = match core.sctp() {
+        Some(sctp) => sctp.transport().ice_transport().get_selected_candidate_pair(),
+        None => {
+            let sender = core.get_senders().next();
+            match sender {
+                Some(id) => core.rtp_sender(id)?.transport()?.ice_transport().get_selected_candidate_pair(),
+                None => {
+                    let id = core.get_receivers().next()?;
+                    core.rtp_receiver(id)?.transport()?.ice_transport().get_selected_candidate_pair()
+                }
+            }
+        }
+    }?;
+    let show = |c: &rtc::peer_connection::transport::RTCIceCandidate| {
+        format!("{}:{} [{},{}]", c.address, c.port, c.typ, c.protocol)
+    };
+    Some(format!("{} <-> {}", show(pair.local()), show(pair.remote())))
 }
