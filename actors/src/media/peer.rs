@@ -743,25 +743,6 @@ fn byte_counts(report: &rtc::statistics::report::RTCStatsReport) -> ByteCounts {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plugin_offers_use_the_registered_codecs() {
-        let c = |kind, name| {
-            let c = default_codec(kind, name);
-            (c.pt, c.name, c.clock_rate, c.fmtp)
-        };
-        assert_eq!(c(MediaKind::Video, "av1"), (45, "av1".into(), 90000, String::new()));
-        assert_eq!(c(MediaKind::Video, "VP9"), (98, "vp9".into(), 90000, "profile-id=0".into()));
-        assert_eq!(c(MediaKind::Video, "h264").0, 102);
-        assert_eq!(c(MediaKind::Video, "h265"), (96, "vp8".into(), 90000, String::new()), "unknown: VP8");
-        assert_eq!(c(MediaKind::Audio, "pcma"), (8, "pcma".into(), 8000, String::new()));
-        assert_eq!(c(MediaKind::Audio, "").1, "opus");
-    }
-}
-
 /// The pair ICE selected, as Janus shows it in `handle_info`
 /// (`127.0.0.1:40000 [host,udp] <-> 127.0.0.1:50000 [prflx,udp]`). Asked of the ICE transport,
 /// which also knows peer-reflexive remotes; the stats report names pairs by candidate ids that
@@ -784,4 +765,23 @@ fn selected_pair(core: &mut RTCPeerConnection) -> Option<String> {
         format!("{}:{} [{},{}]", c.address, c.port, c.typ, c.protocol)
     };
     Some(format!("{} <-> {}", show(pair.local()), show(pair.remote())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_offers_use_the_registered_codecs() {
+        let c = |kind, name| {
+            let c = default_codec(kind, name);
+            (c.pt, c.name, c.clock_rate, c.fmtp)
+        };
+        assert_eq!(c(MediaKind::Video, "av1"), (45, "av1".into(), 90000, String::new()));
+        assert_eq!(c(MediaKind::Video, "VP9"), (98, "vp9".into(), 90000, "profile-id=0".into()));
+        assert_eq!(c(MediaKind::Video, "h264").0, 102);
+        assert_eq!(c(MediaKind::Video, "h265"), (96, "vp8".into(), 90000, String::new()), "unknown: VP8");
+        assert_eq!(c(MediaKind::Audio, "pcma"), (8, "pcma".into(), 8000, String::new()));
+        assert_eq!(c(MediaKind::Audio, "").1, "opus");
+    }
 }
