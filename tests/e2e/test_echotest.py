@@ -348,6 +348,9 @@ async def test_handle_info_reports_webrtc(server):
         info = reply["info"]
         assert info["plugin"] == ECHO
         assert info["sdps"]["remote"].startswith("v=0") and info["sdps"]["local"].startswith("v=0")
+        # Candidates for component 1 only (RTCP is muxed), as Janus lists them.
+        components = [l.split()[1] for l in info["sdps"]["local"].splitlines() if l.startswith("a=candidate:")]
+        assert components and set(components) == {"1"}, components
         assert info["flags"]["ready"] is True
         media = info["webrtc"]["media"]
         video = media["1"]

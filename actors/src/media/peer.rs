@@ -418,11 +418,17 @@ impl Peer {
                     .ok_or_else(|| MediaError::Engine("no local description".into()))?
             }
         };
-        // The engine knows only the host addresses; 1:1 NAT advertises the public one.
-        Ok(match &self.nat_1_1 {
+        Ok(self.as_sent(&sdp))
+    }
+
+    /// Our description as the peer gets it: candidates of component 1 only, and with 1:1 NAT the
+    /// public address on host candidates (the engine knows only the host addresses).
+    fn as_sent(&self, sdp: &str) -> String {
+        let sdp = super::sdp::drop_rtcp_component_candidates(sdp);
+        match &self.nat_1_1 {
             Some(public) => super::sdp::rewrite_host_candidates(&sdp, public),
             None => sdp,
-        })
+        }
     }
 
     /// Records the writer of every added track (mid, SSRC, negotiated payload type).
@@ -476,10 +482,12 @@ impl Peer {
         self.conn.run(|core| core.add_remote_candidate(init)).map_err(|e| MediaError::Candidate(e.to_string()))
     }
 
-    /// The current local and remote SDPs.
+    /// The current local SDP (as the peer got it) and remote SDP.
     pub async fn descriptions(&self) -> (Option<String>, Option<String>) {
-        self.conn
-            .with(|core| (core.local_description().map(|d| d.sdp), core.remote_description().map(|d| d.sdp.clone())))
+        let (local, remote) = self
+            .conn
+            .with(|core| (core.local_description().map(|d| d.sdp), core.remote_description().map(|d| d.sdp.clone())));
+        (local.map(|sdp| self.as_sent(&sdp)), remote)
     }
 
     fn report(&self) -> rtc::statistics::report::RTCStatsReport {

@@ -253,6 +253,21 @@ pub fn rewrite_host_candidates(sdp: &str, public: &str) -> String {
     out
 }
 
+/// Drops the engine's RTCP-component copies of its candidates (`a=candidate:<f> 2 ...`): every
+/// m-line is bundled and muxes RTCP (or is SCTP), so component 2 is never used, and Janus lists
+/// component 1 only.
+pub fn drop_rtcp_component_candidates(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.lines().map(|l| l.trim_end_matches('\r')) {
+        let rtcp = line.strip_prefix("a=candidate:").is_some_and(|c| c.split(' ').nth(1) == Some("2"));
+        if !rtcp {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
 /// One candidate (`candidate:...`, as in trickle events) with its address replaced by `public`
 /// when it is a host candidate; any other candidate unchanged.
 pub fn public_host_candidate(candidate: &str, public: &str) -> String {
@@ -348,5 +363,19 @@ m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\
             let _ = parse(&s);
             let _ = parse(&format!("v=0\r\n{s}"));
         }
+    }
+
+    #[test]
+    fn rtcp_component_candidates_are_dropped() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+                   a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n\
+                   a=candidate:1 2 udp 2130706431 127.0.0.1 40000 typ host\r\n\
+                   a=candidate:2 1 udp 1694498815 192.0.2.7 40000 typ srflx raddr 127.0.0.1 rport 40000\r\n\
+                   a=end-of-candidates\r\n";
+        let out = drop_rtcp_component_candidates(sdp);
+        let candidates: Vec<&str> = out.lines().filter(|l| l.starts_with("a=candidate:")).collect();
+        assert_eq!(candidates.len(), 2, "{out}");
+        assert!(candidates.iter().all(|c| c.split(' ').nth(1) == Some("1")));
+        assert!(out.starts_with("v=0\r\nm=audio") && out.ends_with("a=end-of-candidates\r\n"));
     }
 }
