@@ -124,6 +124,16 @@ impl Conn {
         r
     }
 
+    /// Runs `f`, which writes one RTP packet, and sends the one datagram it makes. Not polling
+    /// the core again to find it empty saves a pass through every stage of the engine per
+    /// packet; whatever else it holds (nothing, for an RTP write) goes with the next flush.
+    pub(crate) fn write_one<R>(&self, f: impl FnOnce(&mut RTCPeerConnection) -> R) -> R {
+        let mut core = self.lock();
+        let r = f(&mut core);
+        self.flush_at_most(&mut core, 1);
+        r
+    }
+
     /// Runs `f` on the core without sending (the driver's own passes, which flush themselves).
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut RTCPeerConnection) -> R) -> R {
         f(&mut self.lock())
@@ -132,7 +142,11 @@ impl Conn {
     /// Sends every datagram the core has queued, those from the relayed address through the TURN
     /// server. A socket that cannot take one right now drops it, as the network would.
     pub(crate) fn flush(&self, core: &mut RTCPeerConnection) {
-        while let Some(out) = core.poll_write() {
+        self.flush_at_most(core, usize::MAX);
+    }
+
+    fn flush_at_most(&self, core: &mut RTCPeerConnection, limit: usize) {
+        for out in std::iter::from_fn(|| core.poll_write()).take(limit) {
             let (local, peer) = (out.transport.local_addr, out.transport.peer_addr);
             if !self.sockets.iter().any(|(a, _)| *a == local) {
                 if let Some(mut relay) = self.relay().filter(|r| r.relayed() == Some(local)) {

@@ -116,7 +116,11 @@ pub(crate) async fn drive(conn: Arc<Conn>, mut inbound: Inbound) {
         if let Some(last) = last_timer.filter(|l| deadline <= *l + MIN_TIMER_GAP) {
             deadline = deadline.max(last + MIN_TIMER_GAP);
         }
-        sleep.as_mut().reset(deadline.into());
+        // Re-arming costs a pass through the runtime's timer wheel; most wake-ups (a datagram)
+        // leave the deadline as it was.
+        if sleep.deadline() != deadline.into() {
+            sleep.as_mut().reset(deadline.into());
+        }
         tokio::select! {
             biased;
             _ = conn.kick.notified() => {}

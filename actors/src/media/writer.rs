@@ -67,7 +67,7 @@ impl RtpWriter {
         let bytes = pkt.payload.len() as u64;
         let conn = self.conn.upgrade().ok_or_else(|| WriteError("the PeerConnection is closed".into()))?;
         let packet = rtp::Packet { header, payload: pkt.payload };
-        conn.write(|core| match core.rtp_sender(self.sender) {
+        conn.write_one(|core| match core.rtp_sender(self.sender) {
             Some(mut sender) => sender.write_rtp(Instant::now(), packet).map_err(|e| WriteError(e.to_string())),
             None => Err(WriteError("no such stream".into())),
         })?;
