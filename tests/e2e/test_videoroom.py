@@ -539,6 +539,20 @@ async def test_publisher_data_channel_reaches_subscribers(server):
         while (msg := await asyncio.wait_for(received.get(), 5)) == "hello subscribers":
             pass
         assert msg == b"\x00\x01binary"
+
+        # The deprecated per-kind toggle `data` (as `audio`/`video`) stops and resumes the data.
+        await sj.message({"request": "configure", "data": False})
+        await sj.next_event(is_event("configured", "ok"))
+        for _ in range(5):
+            channel.send("while off")
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        while not received.empty():
+            assert received.get_nowait() != "while off", "data reached the subscriber after data:false"
+        await sj.message({"request": "configure", "data": True})
+        await sj.next_event(is_event("configured", "ok"))
+        channel.send("on again")
+        assert await asyncio.wait_for(received.get(), 5) == "on again"
     await pub.close()
     await sub.close()
 

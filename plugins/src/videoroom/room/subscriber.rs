@@ -391,7 +391,7 @@ fn offer_tracks(slots: &[SubSlot]) -> Vec<OfferTrack> {
 }
 
 /// A subscriber `configure`'s per-stream changes (`send`, layers; see [`configure::stream_changes`])
-/// and the deprecated per-kind `audio`/`video` toggles.
+/// and the deprecated per-kind `audio`/`video`/`data` toggles.
 fn apply_stream_changes(room: u64, sub: &mut Subscriber, body: &Map<String, Value>) -> Result<(), VrError> {
     let items = configure::stream_changes(body, |mid| sub.slots.iter().any(|s| s.mid == mid))?;
     for item in &items {
@@ -406,13 +406,15 @@ fn apply_stream_changes(room: u64, sub: &mut Subscriber, body: &Map<String, Valu
             }
             notify_current_layers(room, &sub.ctx, slot, item);
             apply_layer_choice(&slot.stream, item);
-            if let Some(f) = &slot.feed {
+            // Janus asks for a keyframe only when the picture changes layer; the selector asks
+            // again (throttled) while it waits for one.
+            if let Some(f) = slot.feed.as_ref().filter(|_| switches_picture(slot, item)) {
                 f.request_keyframe();
             }
         }
     }
     // Deprecated per-kind toggles.
-    for (key, kind) in [("audio", MediaKind::Audio), ("video", MediaKind::Video)] {
+    for (key, kind) in [("audio", MediaKind::Audio), ("video", MediaKind::Video), ("data", MediaKind::Data)] {
         if let Some(on) = body.opt_bool(key)? {
             for slot in sub.slots.iter().filter(|s| s.kind == kind) {
                 slot.stream.send.store(on, Ordering::Relaxed);
@@ -445,6 +447,20 @@ fn notify_current_layers(room: u64, ctx: &PluginCtx, slot: &SubSlot, item: &Map<
             let _ = ctx.push_event(None, json!({"videoroom": "event", "room": room, "mid": slot.mid, key: n}), None);
         }
     }
+}
+
+/// Whether `item` asks `slot` for another simulcast substream or SVC spatial layer than the one
+/// it gets (a switch needs a keyframe; a temporal layer does not).
+fn switches_picture(slot: &SubSlot, item: &Map<String, Value>) -> bool {
+    let (sel, Some(feed)) = (&slot.stream.selector, slot.feed.as_ref()) else { return false };
+    let (key, now) = if feed.is_svc() {
+        ("spatial_layer", sel.svc_layers().0.map(u64::from))
+    } else if feed.layer_count() > 0 {
+        ("substream", sel.simulcast_layers().0.map(|n| n as u64))
+    } else {
+        return false;
+    };
+    item.get(key).and_then(Value::as_u64).is_some_and(|asked| Some(asked.min(2)) != now)
 }
 
 fn slot_json(s: &SubSlot, display: Option<String>) -> Value {
