@@ -358,6 +358,13 @@ async def test_remote_publisher_errors(server):
         assert await error(req("add_remote_publisher", streams=streams, srtp_suite=81, srtp_crypto="x")) == (
             430, "Invalid SRTP suite (81)")
         assert (await error(req("add_remote_publisher", streams=streams, port=70000)))[0] == 430
+        assert await error(req("add_remote_publisher", streams=streams, iface="no-such-if0")) == (
+            499, "Invalid network interface configuration for remote publisher")
+
+        # `iface` may name an interface, as in Janus: its address is bound and reported.
+        on_lo = await sync(j, req("add_remote_publisher", streams=streams, iface="lo"))
+        assert on_lo["ip"] == "127.0.0.1", on_lo
+        assert await sync(j, req("remove_remote_publisher", id=on_lo["id"])) == {"videoroom": "success"}
 
         # A codec the room does not allow, or an unusable SRTP key, disables streams instead.
         odd = await sync(j, req("add_remote_publisher", streams=[{"type": "video", "codec": "h264"},

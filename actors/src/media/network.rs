@@ -5,6 +5,18 @@ use std::net::IpAddr;
 use super::engine::IceSettings;
 use crate::settings::CoreSettings;
 
+/// The address `iface` names: an IP address as written, or the first address (IPv4 first) of
+/// the network interface of that name (Janus's `janus_network_lookup_interface`).
+pub fn interface_address(iface: &str) -> Option<IpAddr> {
+    if let Ok(ip) = iface.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    let mut ips: Vec<IpAddr> =
+        if_addrs::get_if_addrs().ok()?.into_iter().filter(|i| i.name == iface).map(|i| i.ip()).collect();
+    ips.sort_by_key(IpAddr::is_ipv6);
+    ips.into_iter().next()
+}
+
 /// Builds the engine's ICE settings. Host candidates come from `nat.ice_enforce_list` (IPs or
 /// interface names) when set, else `general.interface`, else every interface not matched by
 /// `nat.ice_ignore_list` — loopback included, so peers on the same host work.
@@ -89,5 +101,14 @@ mod tests {
         assert_eq!(ice.port_range, Some((20000, 20100)));
         s.media.rtp_port_range = Some("bad".into());
         assert_eq!(ice_settings(&s).port_range, None);
+    }
+
+    #[test]
+    fn interfaces_by_address_or_name() {
+        let lo = IpAddr::from([127, 0, 0, 1]);
+        assert_eq!(interface_address("127.0.0.1"), Some(lo));
+        assert_eq!(interface_address("::1"), Some(IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1u16])));
+        assert_eq!(interface_address("lo"), Some(lo), "the loopback interface's IPv4 address comes first");
+        assert_eq!(interface_address("no-such-if0"), None);
     }
 }

@@ -14,7 +14,7 @@
 //! string, whatever `mindex`/`mid` the request says; a stream whose codec the room does not
 //! allow, or all media streams when the SRTP key is unusable, are kept but disabled.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use portunus_actors::api::ids::random_id;
@@ -203,8 +203,7 @@ impl Room {
         let id = self.new_participant_id(body.opt_u64("id")?.filter(|id| *id > 0))?;
         let iface = match body.opt_str("iface")? {
             None => None,
-            // Interface names are not looked up: an address is needed.
-            Some(i) => Some(i.parse::<IpAddr>().map_err(|_| {
+            Some(i) => Some(portunus_actors::media::network::interface_address(i).ok_or_else(|| {
                 VrError::new(UNKNOWN_ERROR, "Invalid network interface configuration for remote publisher")
             })?),
         };
