@@ -106,9 +106,11 @@ class Subscriber:
         def on_track(track):
             self.counters[track.kind] = Counter(track)
 
-    async def subscribe(self, j, room, feed, streams=None):
-        ack = await j.message({"request": "join", "ptype": "subscriber", "room": room,
-                               "streams": streams or [{"feed": feed}]})
+    async def subscribe(self, j, room, feed, streams=None, legacy=None):
+        """Joins with `streams` (default: all of `feed`), or in the legacy form (`feed` and the
+        deprecated keys in `legacy`)."""
+        body = {"feed": feed, **legacy} if legacy is not None else {"streams": streams or [{"feed": feed}]}
+        ack = await j.message({"request": "join", "ptype": "subscriber", "room": room, **body})
         assert ack["janus"] == "ack", ack
         ev = await j.next_event(is_event("videoroom", "attached"))
         d = data_of(ev)
@@ -330,6 +332,39 @@ async def test_subscriber_configure_legacy_form_and_items_without_mid(server):
         assert audio.count_since(t) > 20, "a refused configure changed the subscription"
     await sub.close()
     await pub.close()
+
+
+@pytest.mark.asyncio
+async def test_subscriber_legacy_join(server):
+    """Janus compat (8.2): the deprecated subscriber `join` with one `feed`: `offer_audio`/
+    `offer_video`/`offer_data` false leave that kind out of the offer, `audio`/`video`/`data` false
+    keep it in but do not send it."""
+    pub = Publisher()
+    only_audio, no_audio = Subscriber(), Subscriber()
+    async with client(server) as pj, client(server) as aj, client(server) as nj:
+        for j in (pj, aj, nj):
+            await j.attach(VR)
+        room = await create_room(pj)
+        feed = await pub.publish(pj, room)
+
+        d = await only_audio.subscribe(aj, room, feed, legacy={"offer_video": False})
+        assert [(s["type"], s["send"]) for s in d["streams"]] == [("audio", True)], d["streams"]
+        await only_audio.frames("audio", 20)
+        assert "video" not in only_audio.counters
+
+        d = await no_audio.subscribe(nj, room, feed, legacy={"audio": False})
+        assert [(s["type"], s["send"]) for s in d["streams"]] == [("audio", False), ("video", True)], d["streams"]
+        await no_audio.frames("video", 5)
+        assert no_audio.counters["audio"].count_since(0) <= 5, "audio sent although audio:false"
+
+        async with client(server) as bj:
+            await bj.attach(VR)
+            await bj.message({"request": "join", "ptype": "subscriber", "room": room, "feed": feed, "video": "yes"})
+            ev = await bj.next_event(is_event("error_code"))
+            assert data_of(ev) == {"videoroom": "event", "error_code": 430,
+                                   "error": "Invalid element type (video should be a boolean)"}, ev
+    for peer in (pub, only_audio, no_audio):
+        await peer.close()
 
 
 @pytest.mark.asyncio

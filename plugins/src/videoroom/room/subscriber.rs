@@ -62,13 +62,22 @@ impl Room {
                 return Err(VrError::new(UNAUTHORIZED, "Unauthorized (this room requires a valid private_id)"));
             }
         }
-        // Legacy form: a single `feed`.
-        let streams: Vec<Value> = match (body.opt_array("streams")?, body.opt_u64("feed")?) {
-            (Some(list), _) => list.clone(),
-            (None, Some(feed)) => vec![json!({"feed": feed})],
+        // Legacy form: a single `feed`, whose streams of a kind `offer_audio`/`offer_video`/
+        // `offer_data` false leave out.
+        let (streams, legacy): (Vec<Value>, bool) = match (body.opt_array("streams")?, body.opt_u64("feed")?) {
+            (Some(list), _) => (list.clone(), false),
+            (None, Some(feed)) => (vec![json!({"feed": feed})], true),
             (None, None) => return Err(VrError::new(MISSING_ELEMENT, "Missing mandatory element (streams)")),
         };
-        let wanted = self.resolve_streams(&streams)?;
+        let mut wanted = self.resolve_streams(&streams)?;
+        let toggles = kind_toggles(body)?;
+        if legacy {
+            let mut offered = Vec::new();
+            for kind in [MediaKind::Audio, MediaKind::Video, MediaKind::Data] {
+                offered.push((kind, body.opt_bool(&format!("offer_{}", kind_str(kind)))?.unwrap_or(true)));
+            }
+            wanted.retain(|(_, _, info)| offered.iter().any(|&(k, on)| k == info.kind && on));
+        }
         let mut sub = Subscriber {
             ctx: sctx,
             gate: Arc::new(Gate::default()),
@@ -76,6 +85,7 @@ impl Room {
             slots: Vec::new(),
         };
         add_slots(self.id, &mut sub, wanted);
+        apply_kind_toggles(&sub, &toggles);
         sub.ctx.media().set_sink(sub.sink.clone());
         let displays: Vec<Value> = sub.slots.iter().map(|s| slot_json(s, self.display_of(s.feed_id))).collect();
         let offer = subscriber_offer(&sub.slots, false);
@@ -394,6 +404,7 @@ fn offer_tracks(slots: &[SubSlot]) -> Vec<OfferTrack> {
 /// and the deprecated per-kind `audio`/`video`/`data` toggles.
 fn apply_stream_changes(room: u64, sub: &mut Subscriber, body: &Map<String, Value>) -> Result<(), VrError> {
     let items = configure::stream_changes(body, |mid| sub.slots.iter().any(|s| s.mid == mid))?;
+    let toggles = kind_toggles(body)?;
     for item in &items {
         // Janus compat (8.2): an item without `mid` is for every stream; layers only touch video.
         let mid = item.get("mid").and_then(Value::as_str);
@@ -413,15 +424,27 @@ fn apply_stream_changes(room: u64, sub: &mut Subscriber, body: &Map<String, Valu
             }
         }
     }
-    // Deprecated per-kind toggles.
-    for (key, kind) in [("audio", MediaKind::Audio), ("video", MediaKind::Video), ("data", MediaKind::Data)] {
-        if let Some(on) = body.opt_bool(key)? {
-            for slot in sub.slots.iter().filter(|s| s.kind == kind) {
-                slot.stream.send.store(on, Ordering::Relaxed);
-            }
+    apply_kind_toggles(sub, &toggles);
+    Ok(())
+}
+
+/// The deprecated per-kind toggles `audio`/`video`/`data` of a subscriber `join` or `configure`.
+fn kind_toggles(body: &Map<String, Value>) -> Result<Vec<(MediaKind, bool)>, VrError> {
+    let mut toggles = Vec::new();
+    for kind in [MediaKind::Audio, MediaKind::Video, MediaKind::Data] {
+        if let Some(on) = body.opt_bool(kind_str(kind))? {
+            toggles.push((kind, on));
         }
     }
-    Ok(())
+    Ok(toggles)
+}
+
+fn apply_kind_toggles(sub: &Subscriber, toggles: &[(MediaKind, bool)]) {
+    for &(kind, on) in toggles {
+        for slot in sub.slots.iter().filter(|s| s.kind == kind) {
+            slot.stream.send.store(on, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Janus compat (8.2): a subscriber asking for the layer one of its video streams already gets
