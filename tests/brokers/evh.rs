@@ -450,3 +450,30 @@ async fn transport_events_and_query_transport() {
     let event = collect(&mut rx, 1).await.remove(0).1;
     assert_eq!(event["type"], 4, "no transport event once they are off: {event}");
 }
+
+/// Transport events of the Unix sockets transport, as Janus's pfunix reports them: a
+/// `SOCK_SEQPACKET` peer's `connected` (with its descriptor) and `disconnected`.
+#[tokio::test]
+async fn unix_socket_transport_events() {
+    const PFUNIX: &str = "janus.transport.pfunix";
+    let (url, mut rx) = receiver(false).await;
+    let path = std::env::temp_dir().join(format!("{}.sock", unique("evh-pfunix")));
+    let extra = format!("grouping = false\n\n[pfunix]\nenabled = true\npath = \"{}\"\n", path.display());
+    let toml = config(&url, &extra).replace(r#"events = "external""#, r#"events = "transports""#);
+    let server = Server::spawn(&toml);
+    assert!(server.ready.contains_key("pfunix"));
+
+    let peer = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None).expect("socket");
+    peer.connect(&socket2::SockAddr::unix(&path).expect("addr")).expect("connect");
+    let event = next_transport_event(&mut rx, PFUNIX).await;
+    let data = &event["event"]["data"];
+    assert_eq!((&data["event"], &data["admin_api"]), (&json!("connected"), &json!(false)), "{event}");
+    assert!(data["fd"].as_i64().is_some_and(|fd| fd > 2), "{event}");
+    let id = event["event"]["id"].clone();
+
+    drop(peer);
+    let event = next_transport_event(&mut rx, PFUNIX).await;
+    assert_eq!(event["event"]["data"], json!({"event": "disconnected"}));
+    assert_eq!(event["event"]["id"], id);
+    let _ = std::fs::remove_file(&path);
+}

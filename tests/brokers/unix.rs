@@ -1,5 +1,6 @@
 //! The Unix sockets transport (`pfunix`): the Janus API over SOCK_SEQPACKET and the Admin API
-//! over SOCK_DGRAM, socket permissions, and sessions destroyed when the connection closes.
+//! over SOCK_DGRAM, socket permissions, sessions destroyed when the connection closes, and Admin
+//! `query_transport` on this transport.
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
@@ -130,6 +131,18 @@ admin_type = "SOCK_DGRAM"
         admin.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
         let listed = admin_call(&admin, &admin_path, request("list_sessions", json!({})));
         assert!(listed["sessions"].as_array().expect("sessions").contains(&json!(session)), "{listed}");
+
+        // Admin `query_transport` reaches this transport (Janus's pfunix answers the same two
+        // requests): `connections` counts both peers, the connection and this datagram one.
+        let query = |req: Value| {
+            let body = json!({"transport": "janus.transport.pfunix", "request": req});
+            let reply = admin_call(&admin, &admin_path, request("query_transport", body));
+            assert_eq!(reply["janus"], "success", "{reply}");
+            reply["response"].clone()
+        };
+        assert_eq!(query(json!({"request": "connections"})), json!({"result": 200, "connections": 2}));
+        assert_eq!(query(json!({"request": "configure", "events": false})), json!({"result": 200}));
+        assert_eq!(query(json!({"request": "nope"})), json!({"error_code": 411, "error": "Unknown request 'nope'"}));
 
         // Closing the connection destroys its sessions (Janus compat 1.6).
         drop(c);

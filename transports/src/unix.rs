@@ -10,9 +10,12 @@
 //! Every queue is bounded: a connection's outgoing queue drops (and counts) events beyond its
 //! capacity; reading pauses while its requests pile up; at most [`MAX_DGRAM_PEERS`] datagram
 //! peers are tracked.
+//!
+//! Admin `query_transport` answers `configure` and `connections` (peers of both kinds), and
+//! transport events report `connected` peers and closed connections, as Janus's transport does.
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,11 +26,12 @@ use portunus_actors::gateway::TransportDescriptor;
 use portunus_actors::transport::Origin;
 use portunus_actors::Core;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::net::{UnixDatagram, UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
+use crate::control::Control;
 use crate::http::Api;
 use crate::lanes::JsonStyle;
 use crate::sink::QueueSink;
@@ -126,10 +130,22 @@ impl Default for UnixAdminSettings {
 pub fn start(core: &Core, s: &UnixSettings) -> std::io::Result<Vec<(&'static str, String)>> {
     let mut ready = Vec::new();
     let style = JsonStyle::parse(&s.json);
+    // Reachable through `query_transport` when it serves anything, as Janus's loaded transport.
+    let serves = (s.enabled && s.path.is_some()) || (s.admin.admin_enabled && s.admin.admin_path.is_some());
+    let control = serves.then(|| {
+        Control::register(core, PACKAGE, s.events, |r| {
+            r.insert("connections".into(), CONNECTIONS.load(Ordering::Relaxed).into());
+        })
+    });
+    let serve = |api, path: &str, kind: &str, mode: Option<&str>| {
+        let control = control.clone().expect("registered when an API is served");
+        let shared = Shared { core: core.clone(), api, style, queue: s.outgoing_queue.max(16), control };
+        serve(shared, path, kind, mode)
+    };
     // Janus compat: an enabled API without a path is skipped with a warning.
     match (s.enabled, s.path.as_deref()) {
         (true, Some(path)) => {
-            serve(core, Api::Janus, path, &s.kind, s.permissions.as_deref(), style, s.outgoing_queue)?;
+            serve(Api::Janus, path, &s.kind, s.permissions.as_deref())?;
             ready.push(("pfunix", path.to_owned()));
         }
         (true, None) => tracing::warn!("pfunix: enabled but no `path`: Janus API socket not started"),
@@ -138,7 +154,7 @@ pub fn start(core: &Core, s: &UnixSettings) -> std::io::Result<Vec<(&'static str
     let a = &s.admin;
     match (a.admin_enabled, a.admin_path.as_deref()) {
         (true, Some(path)) => {
-            serve(core, Api::Admin, path, &a.admin_type, a.admin_permissions.as_deref(), style, s.outgoing_queue)?;
+            serve(Api::Admin, path, &a.admin_type, a.admin_permissions.as_deref())?;
             ready.push(("pfunix_admin", path.to_owned()));
         }
         (true, None) => tracing::warn!("pfunix: admin_enabled but no `admin_path`: Admin API socket not started"),
@@ -153,17 +169,10 @@ struct Shared {
     api: Api,
     style: JsonStyle,
     queue: usize,
+    control: Arc<Control>,
 }
 
-fn serve(
-    core: &Core,
-    api: Api,
-    path: &str,
-    kind: &str,
-    mode: Option<&str>,
-    style: JsonStyle,
-    queue: usize,
-) -> std::io::Result<()> {
+fn serve(shared: Shared, path: &str, kind: &str, mode: Option<&str>) -> std::io::Result<()> {
     let seqpacket = match kind.to_ascii_uppercase().as_str() {
         "SOCK_SEQPACKET" | "" => true,
         "SOCK_DGRAM" => false,
@@ -173,7 +182,7 @@ fn serve(
     if Path::new(path).exists() {
         std::fs::remove_file(path)?;
     }
-    let shared = Shared { core: core.clone(), api, style, queue: queue.max(16) };
+    let api = shared.api;
     let bound = |e: std::io::Error| std::io::Error::new(e.kind(), format!("pfunix: cannot bind {path}: {e}"));
     if seqpacket {
         let socket = Socket::new(Domain::UNIX, Type::SEQPACKET, None)?;
@@ -257,6 +266,8 @@ async fn connection(fd: Arc<UnixStream>, shared: Shared) {
         }
     });
     tracing::debug!(connection = id.0, "pfunix peer connected");
+    let admin_api = shared.api == Api::Admin;
+    shared.control.notify(id, || json!({"event": "connected", "admin_api": admin_api, "fd": fd.as_raw_fd()}));
     CONNECTIONS.fetch_add(1, Ordering::Relaxed);
     let mut buf = vec![0u8; MAX_PACKET];
     loop {
@@ -270,6 +281,7 @@ async fn connection(fd: Arc<UnixStream>, shared: Shared) {
         }
     }
     tracing::debug!(connection = id.0, "pfunix peer gone");
+    shared.control.notify(id, || json!({"event": "disconnected"}));
     CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
     if shared.api == Api::Janus {
         shared.core.transport_gone(id);
@@ -351,7 +363,11 @@ fn datagram_peer(socket: Arc<UnixDatagram>, path: PathBuf, shared: Shared) -> Dg
         }
     });
     let sink = Arc::new(QueueSink::new(out_tx.clone()));
-    let origin = Origin::push(PACKAGE, ConnectionId::next(), sink);
+    let id = ConnectionId::next();
+    let admin_api = shared.api == Api::Admin;
+    // Janus compat: a datagram peer has no descriptor of its own (-1); nothing reports it gone.
+    shared.control.notify(id, || json!({"event": "connected", "admin_api": admin_api, "fd": -1, "type": "SOCK_DGRAM"}));
+    let origin = Origin::push(PACKAGE, id, sink);
     actix_rt::spawn(async move {
         while let Some(packet) = req_rx.recv().await {
             let reply = run_request(&shared, &origin, &packet).await;
