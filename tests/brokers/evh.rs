@@ -18,7 +18,7 @@ use crate::harness::{request, unique, Brokers, Server};
 const SAMPLEEVH: &str = "janus.eventhandler.sampleevh";
 
 /// One POST the receiver got.
-struct Post {
+pub(crate) struct Post {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
@@ -30,7 +30,7 @@ impl Post {
 }
 
 /// A minimal HTTP/1.1 receiver: answers every POST with 200, or never answers when `stall`.
-async fn receiver(stall: bool) -> (String, mpsc::UnboundedReceiver<Post>) {
+pub(crate) async fn receiver(stall: bool) -> (String, mpsc::UnboundedReceiver<Post>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
     let url = format!("http://{}/events", listener.local_addr().expect("addr"));
     let (tx, rx) = mpsc::unbounded_channel();
@@ -86,7 +86,7 @@ async fn receiver(stall: bool) -> (String, mpsc::UnboundedReceiver<Post>) {
     (url, rx)
 }
 
-fn config(url: &str, extra: &str) -> String {
+pub(crate) fn config(url: &str, extra: &str) -> String {
     format!(
         r#"
 [events]
@@ -360,7 +360,7 @@ async fn next_ws(rx: &mut mpsc::UnboundedReceiver<Value>) -> Value {
 
 /// The next event from `transport`, skipping others (the Admin queries of the test are HTTP
 /// requests and report events of their own).
-async fn next_transport_event(rx: &mut mpsc::UnboundedReceiver<Post>, transport: &str) -> Value {
+pub(crate) async fn next_transport_event(rx: &mut mpsc::UnboundedReceiver<Post>, transport: &str) -> Value {
     loop {
         let event = collect(rx, 1).await.remove(0).1;
         if event["type"] == 128 && event["event"]["transport"] == transport {

@@ -225,6 +225,13 @@ async fn flow(version: &str) {
         assert_eq!(listed.topic, t.admin_from);
     }
 
+    // Admin `query_transport` reaches this transport; as Janus's, it answers `configure` only.
+    let query = |req: Value| request("query_transport", json!({"transport": "janus.transport.mqtt", "request": req}));
+    let configured = b.call(true, query(json!({"request": "configure", "events": false})), v5).await;
+    assert_eq!(configured.body["response"], json!({"result": 200}), "{:?}", configured.body);
+    let counted = b.call(true, query(json!({"request": "connections"})), v5).await;
+    assert_eq!(counted.body["response"], json!({"error_code": 411, "error": "Unknown request 'connections'"}));
+
     let msg = request("message", json!({"session_id": session, "handle_id": handle, "body": {"audio": false}}));
     let ack = b.call(false, msg.clone(), v5).await;
     assert_eq!(ack.body["janus"], "ack");
@@ -252,11 +259,18 @@ async fn mqtt5_full_flow_with_response_topic_and_correlation_data() {
 
 #[tokio::test]
 async fn mqtt_reconnects_after_broker_restart() {
+    const MQTT: &str = "janus.transport.mqtt";
     let Some(brokers) = Brokers::from_env() else { return };
     let _lock = exclusive(&MOSQUITTO).await;
     let t = Topics::new();
-    let server = Server::spawn(&t.config(brokers.mqtt_port, "3.1.1"));
+    // Transport events go to a webhook: the link `connected`, and `reconnecting` once lost.
+    let (url, mut hook) = crate::evh::receiver(false).await;
+    let evh =
+        crate::evh::config(&url, "grouping = false").replace(r#"events = "external""#, r#"events = "transports""#);
+    let server = Server::spawn(&format!("{}{evh}", t.config(brokers.mqtt_port, "3.1.1")));
     server.wait_ready(Duration::from_secs(20)).await;
+    let event = crate::evh::next_transport_event(&mut hook, MQTT).await;
+    assert_eq!(event["event"]["data"], json!({"event": "connected"}), "{event}");
     let mut b = Backend::connect(brokers.mqtt_port, &t).await;
     let created = b.call(false, request("create", json!({})), false).await;
     let session = created.body["data"]["id"].as_u64().expect("session id");
@@ -266,6 +280,10 @@ async fn mqtt_reconnects_after_broker_restart() {
     let link = "portunus_broker_connections_total{link=\"janus.transport.mqtt\"}";
     server.wait_metric(link, Duration::from_secs(30), |v| v >= 2.0).await;
     server.wait_ready(Duration::from_secs(30)).await;
+    let event = crate::evh::next_transport_event(&mut hook, MQTT).await;
+    assert_eq!(event["event"]["data"], json!({"event": "reconnecting"}), "{event}");
+    let event = crate::evh::next_transport_event(&mut hook, MQTT).await;
+    assert_eq!(event["event"]["data"], json!({"event": "connected"}), "{event}");
 
     let mut b = Backend::connect(brokers.mqtt_port, &t).await;
     let alive = b.call(false, request("keepalive", json!({"session_id": session})), false).await;

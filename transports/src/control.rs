@@ -1,5 +1,6 @@
-//! What HTTP and WebSocket share of Admin `query_transport` and of transport events (type 128):
-//! the `events` switch, and the `configure` / `connections` requests Janus's transports answer.
+//! What the transports share of Admin `query_transport` and of transport events (type 128): the
+//! `events` switch, and the `configure` / `connections` requests Janus's transports answer (MQTT
+//! only `configure`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,7 +24,8 @@ pub struct Control {
     package: &'static str,
     core: Core,
     events: AtomicBool,
-    connections: CountConnections,
+    /// `None` for a transport that answers `configure` only.
+    connections: Option<CountConnections>,
 }
 
 impl Control {
@@ -35,12 +37,21 @@ impl Control {
         events: bool,
         connections: impl Fn(&mut Map<String, Value>) + Send + Sync + 'static,
     ) -> Arc<Control> {
-        let control = Arc::new(Control {
-            package,
-            core: core.clone(),
-            events: AtomicBool::new(events),
-            connections: Box::new(connections),
-        });
+        Self::register_with(core, package, events, Some(Box::new(connections)))
+    }
+
+    /// A control for a transport that has no connections to count (one broker link).
+    pub fn register_configure_only(core: &Core, package: &'static str, events: bool) -> Arc<Control> {
+        Self::register_with(core, package, events, None)
+    }
+
+    fn register_with(
+        core: &Core,
+        package: &'static str,
+        events: bool,
+        connections: Option<CountConnections>,
+    ) -> Arc<Control> {
+        let control = Arc::new(Control { package, core: core.clone(), events: AtomicBool::new(events), connections });
         core.register_transport_control(package, control.clone());
         control
     }
@@ -98,9 +109,9 @@ impl TransportControl for Control {
             if let Err(e) = self.configure(request, &mut response) {
                 return e;
             }
-        } else if name.eq_ignore_ascii_case("connections") {
+        } else if let Some(count) = self.connections.as_ref().filter(|_| name.eq_ignore_ascii_case("connections")) {
             response.insert("result".into(), json!(200));
-            (self.connections)(&mut response);
+            count(&mut response);
         } else {
             return error(INVALID_REQUEST, &format!("Unknown request '{name}'"));
         }

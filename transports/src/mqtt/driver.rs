@@ -63,7 +63,7 @@ pub(super) trait Protocol {
 
 /// Runs until the outgoing queue closes or the configuration is unusable; returns the queue.
 pub(super) async fn run<P: Protocol>(d: Driver) -> (mpsc::Receiver<Reply<Meta>>, String) {
-    let Driver { settings: s, lanes, link, mut rx } = d;
+    let Driver { settings: s, lanes, link, events: link_events, mut rx } = d;
     let broker = match s.broker() {
         Ok(b) => b,
         Err(e) => return (rx, e),
@@ -141,6 +141,7 @@ pub(super) async fn run<P: Protocol>(d: Driver) -> (mpsc::Receiver<Reply<Meta>>,
                     unacked_subscriptions = unacked_subscriptions.saturating_sub(1);
                     if unacked_subscriptions == 0 && !link.connected() {
                         link.set_connected(true);
+                        link_events.notify("connected");
                         tracing::info!(topic = %s.subscribe_topic, "MQTT link up");
                     }
                 }
@@ -157,6 +158,9 @@ pub(super) async fn run<P: Protocol>(d: Driver) -> (mpsc::Receiver<Reply<Meta>>,
                 }
                 Ok(Incoming::Other) => {}
                 Err(e) => {
+                    if link.connected() {
+                        link_events.notify("reconnecting");
+                    }
                     link.set_connected(false);
                     failures = failures.saturating_add(1);
                     let delay = backoff_ms(failures, s.reconnect_backoff, s.reconnect_backoff_max);

@@ -12,6 +12,9 @@
 //! re-subscribes on every CONNACK), a submitter that hands requests to the lanes and acknowledges
 //! them only then (manual acks: the broker's in-flight window is the incoming bound), and a
 //! publisher draining the outgoing queue.
+//!
+//! Admin `query_transport` answers `configure` (Janus's MQTT transport has no `connections`);
+//! transport events report the link `connected` and `reconnecting` after it was lost.
 
 mod driver;
 mod settings;
@@ -32,6 +35,7 @@ use tokio::sync::mpsc;
 pub(crate) use settings::parse_url;
 pub use settings::{MqttAdminSettings, MqttSettings, MqttStatusSettings};
 
+use crate::control::Control;
 use crate::lanes::{Lanes, Outbox, Reply};
 use crate::metrics::LinkState;
 
@@ -71,12 +75,21 @@ pub struct MqttHandle {
 pub fn start(core: &Core, settings: MqttSettings) -> MqttHandle {
     let link = LinkState::new(PACKAGE);
     let (outbox, rx) = Outbox::<Meta>::new(settings.outgoing_queue, link.clone());
-    let origin = Origin::push(PACKAGE, ConnectionId::next(), outbox.clone());
+    let id = ConnectionId::next();
+    let origin = Origin::push(PACKAGE, id, outbox.clone());
+    let control = Control::register_configure_only(core, PACKAGE, settings.events);
     let lanes = Arc::new(Lanes::start(core.clone(), origin, outbox, settings.lanes, settings.lane_queue));
     let settings = Arc::new(settings);
     let state = link.clone();
-    let addr =
-        actix::Supervisor::start(move |_| MqttTransport { settings, lanes, rx: Some(rx), link: state, restarts: 0 });
+    let events = LinkEvents { control, id };
+    let addr = actix::Supervisor::start(move |_| MqttTransport {
+        settings,
+        lanes,
+        rx: Some(rx),
+        link: state,
+        events,
+        restarts: 0,
+    });
     MqttHandle { addr, link }
 }
 
@@ -87,7 +100,21 @@ pub struct MqttTransport {
     /// The outgoing queue; lent to the running driver and handed back when it ends.
     rx: Option<mpsc::Receiver<Reply<Meta>>>,
     link: Arc<LinkState>,
+    events: LinkEvents,
     restarts: u32,
+}
+
+/// Transport events about the broker link (one instance: the link).
+#[derive(Clone)]
+pub(crate) struct LinkEvents {
+    control: Arc<Control>,
+    id: ConnectionId,
+}
+
+impl LinkEvents {
+    pub(crate) fn notify(&self, event: &str) {
+        self.control.notify(self.id, || serde_json::json!({"event": event}));
+    }
 }
 
 /// What a driver needs.
@@ -95,6 +122,7 @@ pub(crate) struct Driver {
     pub settings: Arc<MqttSettings>,
     pub lanes: Arc<Lanes<Meta>>,
     pub link: Arc<LinkState>,
+    pub events: LinkEvents,
     pub rx: mpsc::Receiver<Reply<Meta>>,
 }
 
@@ -108,7 +136,13 @@ impl Actor for MqttTransport {
             self.settings.reconnect_backoff,
             self.settings.reconnect_backoff_max,
         );
-        let driver = Driver { settings: self.settings.clone(), lanes: self.lanes.clone(), link: self.link.clone(), rx };
+        let driver = Driver {
+            settings: self.settings.clone(),
+            lanes: self.lanes.clone(),
+            link: self.link.clone(),
+            events: self.events.clone(),
+            rx,
+        };
         let v5 = self.settings.mqtt_version.trim() == "5";
         if !v5 && self.settings.mqtt_version.trim() == "3.1" {
             tracing::warn!("MQTT 3.1 is served as 3.1.1");
