@@ -369,6 +369,35 @@ async def test_handle_info_reports_webrtc(server):
 
 
 @pytest.mark.asyncio
+async def test_e2ee_offer_is_answered_as_e2ee(server):
+    """Janus compat (JSEP `e2ee`, Insertable Streams): a client that marks its offer end-to-end
+    encrypted gets an answer marked so, handle_info's `e2ee` flag is set, and media still flows
+    (the server relays the payloads as they are). The mark goes with the PeerConnection."""
+    async with client(server, "ws") as j:
+        peer = Peer(data=False)
+        await j.attach(ECHO)
+        jsep = dict(await peer.offer(), e2ee=True)
+        await j.message({"audio": True, "video": True}, jsep)
+        ev = await j.next_event(lambda e: e.get("janus") == "event" and "jsep" in e)
+        assert ev["jsep"]["type"] == "answer" and ev["jsep"].get("e2ee") is True, ev["jsep"].keys()
+        await peer.answer(ev["jsep"])
+        await peer.wait_frames("video", 5)
+        info = await server.admin({"janus": "handle_info", "session_id": j.session_id, "handle_id": j.handle_id})
+        assert info["info"]["flags"]["e2ee"] is True
+
+        assert (await j.request("hangup"))["janus"] == "success"
+        await j.next_event(lambda e: e.get("janus") == "hangup")
+        await peer.close()
+        peer = Peer(data=False)
+        await j.message({"audio": True, "video": True}, await peer.offer())
+        ev = await j.next_event(lambda e: e.get("janus") == "event" and "jsep" in e)
+        assert "e2ee" not in ev["jsep"], "a new PeerConnection without e2ee is not marked"
+        info = await server.admin({"janus": "handle_info", "session_id": j.session_id, "handle_id": j.handle_id})
+        assert info["info"]["flags"]["e2ee"] is False
+        await peer.close()
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("password", [None, "s3cret"])
 async def test_dtls_certificate_from_standard_pem_files(tmp_path, password):
     """Janus's `cert_pem`/`cert_key` (and `cert_pwd` for an encrypted PKCS#8 key): the answer

@@ -149,6 +149,9 @@ pub struct Handle {
     pc: Option<Addr<PeerConnection>>,
     /// Set once `webrtcup` was sent for the current PeerConnection.
     webrtc_up: bool,
+    /// The client said its media is end-to-end encrypted (JSEP `e2ee`, Insertable Streams): our
+    /// JSEPs to it say so too, until the PeerConnection is gone (Janus's `e2ee` handle flag).
+    e2ee: bool,
     state: Arc<ServerState>,
     span: Span,
 }
@@ -210,6 +213,7 @@ impl Handle {
             port: p.port,
             pc: None,
             webrtc_up: false,
+            e2ee: false,
             state: p.state,
             span,
         }
@@ -271,6 +275,7 @@ impl Handle {
         let Some(pc) = self.pc.take() else { return };
         pc.do_send(ClosePeer);
         self.webrtc_up = false;
+        self.e2ee = false;
         if let Some(reason) = reason {
             self.call_plugin(ctx, "hangup_media", |ps| ps.hangup_media());
             ctx.address().do_send(SendHangup(reason));
@@ -440,6 +445,7 @@ impl Handler<ForHandle> for Handle {
                     Err(e) => return done(self, Err(e)),
                 };
                 let update = self.webrtc_up;
+                self.e2ee |= jsep.e2ee == Some(true);
                 let apply = pc.send(ApplyRemote { jsep: jsep.clone(), info });
                 AtomicResponse::new(Box::pin(apply.into_actor(self).then(move |res, act, ctx| {
                     let failed = match res {
@@ -624,7 +630,7 @@ impl Handler<FromPlugin> for Handle {
                     match res {
                         Ok(Ok(offer)) => {
                             let mut event = event;
-                            event.jsep = Some(offer);
+                            event.jsep = Some(act.marked(offer));
                             act.notify(event);
                         }
                         Ok(Err(e)) => tracing::warn!(parent: &act.span, error = %e, "offer failed; event dropped"),
@@ -642,6 +648,14 @@ impl Handler<FromPlugin> for Handle {
 }
 
 impl Handle {
+    /// Our JSEP as the client gets it: marked `e2ee` when its media is end-to-end encrypted.
+    fn marked(&self, mut jsep: Jsep) -> Jsep {
+        if self.e2ee {
+            jsep.e2ee = Some(true);
+        }
+        jsep
+    }
+
     /// Sends `event` with our answer to the client's offer attached.
     fn answer(&mut self, ctx: &mut Context<Self>, event: Outgoing, spec: crate::media::AnswerSpec) {
         let Some(pc) = self.pc.clone() else {
@@ -653,7 +667,7 @@ impl Handle {
         ctx.wait(async move { pc.send(CreateAnswer(spec)).await }.into_actor(self).map(move |res, act, _| match res {
             Ok(Ok(answer)) => {
                 let mut event = event;
-                event.jsep = Some(answer);
+                event.jsep = Some(act.marked(answer));
                 act.notify(event);
             }
             Ok(Err(e)) => {
@@ -721,7 +735,7 @@ impl Handle {
                         "trickle": !self.queued_candidates.is_empty(), "all-trickles": false,
                         "resend-trickles": false, "trickle-synced": false, "data-channels": false,
                         "has-audio": false, "has-video": false, "new-datachan-sdp": false,
-                        "rfc4588-rtx": false, "cleaning": false, "e2ee": false
+                        "rfc4588-rtx": false, "cleaning": false, "e2ee": self.e2ee
                     }),
                 );
                 obj.insert("sdps".into(), json!({}));
