@@ -82,7 +82,7 @@ impl PluginSession for FaultySession {
             if on("video") {
                 tracks.push(OfferTrack { kind: MediaKind::Video, codec: "vp8".into(), mid: None, send_only: false });
             }
-            let spec = OfferSpec { tracks, data: on("data"), ice_restart: on("ice_restart") };
+            let spec = OfferSpec { tracks, data: on("data"), ice_restart: on("ice_restart"), e2ee: false };
             let _ = self.ctx.push_offer(Some(msg.transaction), json!({"faulty": "offer"}), spec);
             return PluginReply::Async { hint: None };
         }

@@ -258,6 +258,38 @@ def prefer_av1(sdp):
 
 
 @pytest.mark.asyncio
+async def test_e2ee_call_is_offered_to_the_callee_as_e2ee(server):
+    """Janus compat (JSEP `e2ee`, Insertable Streams): a caller whose offer is marked end-to-end
+    encrypted gets its callee offered an e2ee JSEP (so the callee sets up its decryption), and
+    the callee's answer reaches the caller marked too; an unmarked call stays unmarked."""
+    a, b = name("ava"), name("bea")
+    async with client(server) as aj, client(server) as bj:
+        await register(aj, a)
+        await register(bj, b)
+        caller, callee = CallPeer(), CallPeer()
+        offer = dict(await caller.offer(), e2ee=True)
+        await ask(aj, {"request": "call", "username": b}, offer, vc_result("calling"))
+        inc = await bj.next_event(vc_result("incomingcall"))
+        assert inc["jsep"]["type"] == "offer" and inc["jsep"].get("e2ee") is True, inc["jsep"].keys()
+        answer = dict(await callee.answer_offer(inc["jsep"]), e2ee=True)
+        await ask(bj, {"request": "accept"}, answer, vc_result("accepted"))
+        acc = await aj.next_event(vc_result("accepted"))
+        assert acc["jsep"]["type"] == "answer" and acc["jsep"].get("e2ee") is True, acc["jsep"].keys()
+        await ask(aj, {"request": "hangup"}, pred=vc_result("hangup"))
+        await bj.next_event(vc_result("hangup"))
+        await caller.close()
+        await callee.close()
+
+        caller = CallPeer()
+        await ask(aj, {"request": "call", "username": b}, await caller.offer(), vc_result("calling"))
+        inc = await bj.next_event(vc_result("incomingcall"))
+        assert "e2ee" not in inc["jsep"], inc["jsep"].keys()
+        await ask(aj, {"request": "hangup"}, pred=vc_result("hangup"))
+        await bj.next_event(vc_result("hangup"))
+        await caller.close()
+
+
+@pytest.mark.asyncio
 async def test_av1_offer_reaches_the_callee_as_av1(server):
     """AV1 is relayed like VP8, H.264 and VP9 (as VideoRoom and EchoTest take it): a caller whose
     offer prefers AV1 is answered with AV1, so the callee is offered AV1 too, not another codec."""

@@ -63,21 +63,25 @@ class SmallPattern(Pattern):
 class Publisher:
     """An aiortc peer sending a tone and a moving pattern into a room."""
 
-    def __init__(self, video=Pattern, data=False):
+    def __init__(self, video=Pattern, data=False, e2ee=False):
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc.addTrack(Tone())
         self.pc.addTrack(video())
         self.channel = self.pc.createDataChannel("JanusDataChannel") if data else None
+        self.e2ee = e2ee
 
     async def publish(self, j, room, display="pub"):
         await self.pc.setLocalDescription(await self.pc.createOffer())
         jsep = {"type": "offer", "sdp": self.pc.localDescription.sdp, "trickle": False}
+        if self.e2ee:
+            jsep["e2ee"] = True
         body = {"request": "joinandconfigure", "ptype": "publisher", "room": room, "display": display,
                 "descriptions": [{"mid": "0", "description": "mic"}]}
         ack = await j.message(body, jsep)
         assert ack["janus"] == "ack", ack
         ev = await j.next_event(is_event("videoroom", "joined"))
         assert "jsep" in ev and ev["jsep"]["type"] == "answer", ev
+        assert ev["jsep"].get("e2ee") is (True if self.e2ee else None), ev["jsep"].keys()
         d = data_of(ev)
         assert d["room"] == room and isinstance(d["private_id"], int)
         assert all(p["id"] != d["id"] for p in d["publishers"])
@@ -114,6 +118,7 @@ class Subscriber:
         assert ack["janus"] == "ack", ack
         ev = await j.next_event(is_event("videoroom", "attached"))
         d = data_of(ev)
+        self.offer = ev["jsep"]
         assert ev["jsep"]["type"] == "offer"
         media = ev["jsep"]["sdp"].split("m=application")[0]
         assert "a=sendonly" in media and "a=sendrecv" not in media
@@ -364,6 +369,28 @@ async def test_subscriber_legacy_join(server):
             assert data_of(ev) == {"videoroom": "event", "error_code": 430,
                                    "error": "Invalid element type (video should be a boolean)"}, ev
     for peer in (pub, only_audio, no_audio):
+        await peer.close()
+
+
+@pytest.mark.asyncio
+async def test_e2ee_publisher_is_offered_to_subscribers_as_e2ee(server):
+    """Janus compat (JSEP `e2ee`, Insertable Streams): a publisher whose offer is marked end-to-end
+    encrypted is answered marked, and a subscription to its streams is offered marked (so the
+    subscriber sets up its decryption); a subscription to a plain publisher is not."""
+    secret, plain = Publisher(e2ee=True), Publisher()
+    s1, s2 = Subscriber(), Subscriber()
+    async with client(server) as pj, client(server) as qj, client(server) as aj, client(server) as bj:
+        for j in (pj, qj, aj, bj):
+            await j.attach(VR)
+        room = await create_room(pj)
+        e2ee_feed = await secret.publish(pj, room, display="secret")
+        plain_feed = await plain.publish(qj, room, display="plain")
+        await s1.subscribe(aj, room, e2ee_feed)
+        assert s1.offer.get("e2ee") is True, s1.offer.keys()
+        await s1.frames("video", 5)
+        await s2.subscribe(bj, room, plain_feed)
+        assert "e2ee" not in s2.offer, s2.offer.keys()
+    for peer in (secret, plain, s1, s2):
         await peer.close()
 
 

@@ -619,6 +619,8 @@ impl Handler<FromPlugin> for Handle {
             FromPlugin::ClosePc => self.hangup(ctx, Some(HangupReason::ClosePc)),
             FromPlugin::Offer { transaction, data, spec } => {
                 let event = self.plugin_event(transaction, data);
+                // Janus compat: a plugin's JSEP marked e2ee marks the handle too.
+                self.e2ee |= spec.e2ee;
                 let pc = match self.peer(ctx) {
                     Ok(pc) => pc,
                     Err(e) => {

@@ -64,6 +64,8 @@ pub struct OfferSpec {
     pub data: bool,
     /// New ICE credentials.
     pub ice_restart: bool,
+    /// The media is end-to-end encrypted by its senders (JSEP `e2ee`): the client is told so.
+    pub e2ee: bool,
 }
 
 /// How a plugin wants the client's offer answered.

@@ -432,6 +432,7 @@ mod tests {
         Some(Ok(Sdp::Offer(Offered {
             tracks: vec![sec("a", MediaKind::Audio), sec("v", MediaKind::Video)],
             data: true,
+            e2ee: false,
         })))
     }
 
@@ -618,6 +619,7 @@ mod tests {
         let more = Some(Ok(Sdp::Offer(Offered {
             tracks: vec![sec("a", MediaKind::Audio), sec("v", MediaKind::Video), sec("w", MediaKind::Video)],
             data: false,
+            e2ee: false,
         })));
         let fx = d.set(A, tx(), more);
         assert_eq!(events_to(&fx, A)[0]["result"], json!({"event": "set"}));

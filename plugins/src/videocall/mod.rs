@@ -266,7 +266,7 @@ impl CallSession {
 fn negotiation(jsep: Option<&Jsep>) -> Negotiation {
     let j = jsep?;
     Some(sdp::parse(&j.sdp).map_err(|e| e.to_string()).map(|info| match j.kind {
-        SdpType::Offer => Sdp::Offer(Offered::from_sdp(&info)),
+        SdpType::Offer => Sdp::Offer(Offered { e2ee: j.e2ee == Some(true), ..Offered::from_sdp(&info) }),
         SdpType::Answer => Sdp::Answer(answered(&info)),
     }))
 }

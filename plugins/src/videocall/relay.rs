@@ -46,6 +46,8 @@ pub struct Offered {
     pub tracks: Vec<Section>,
     /// An `m=application` section.
     pub data: bool,
+    /// The offerer encrypts its media end to end (JSEP `e2ee`): the other side is told so.
+    pub e2ee: bool,
 }
 
 impl Offered {
@@ -68,7 +70,7 @@ impl Offered {
             })
             .collect();
         let data = info.sections.iter().any(|s| s.kind == MediaKind::Data && !s.disabled);
-        Offered { tracks, data }
+        Offered { tracks, data, e2ee: false }
     }
 
     /// The offer the other side gets: the same tracks and codecs. `mids` maps the offerer's mids
@@ -84,7 +86,7 @@ impl Offered {
                 send_only: t.send_only,
             })
             .collect();
-        OfferSpec { tracks, data: self.data, ice_restart: false }
+        OfferSpec { tracks, data: self.data, ice_restart: false, e2ee: self.e2ee }
     }
 }
 

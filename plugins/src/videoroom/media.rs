@@ -69,6 +69,8 @@ pub struct Feed {
     keyframe_hook: Option<KeyframeHook>,
     /// The publisher sends VP9 SVC: subscribers choose layers (see [`crate::svc`]).
     svc: bool,
+    /// The publisher encrypts this stream end to end (JSEP `e2ee`): subscribers are told so.
+    e2ee: bool,
 }
 
 /// Asks a source without a PeerConnection for a keyframe.
@@ -83,6 +85,7 @@ impl Feed {
             layers: None,
             keyframe_hook: None,
             svc: false,
+            e2ee: false,
             kind,
             mid,
             publisher,
@@ -123,6 +126,17 @@ impl Feed {
     pub fn with_svc(mut self, svc: bool) -> Self {
         self.svc = svc;
         self
+    }
+
+    /// Marks the stream end-to-end encrypted by its publisher.
+    pub fn with_e2ee(mut self, e2ee: bool) -> Self {
+        self.e2ee = e2ee;
+        self
+    }
+
+    /// Whether the publisher encrypts this stream end to end.
+    pub fn is_e2ee(&self) -> bool {
+        self.e2ee
     }
 
     /// Whether subscribers choose SVC layers of this stream.

@@ -424,6 +424,7 @@ async fn run_request(
         }
         _ => None,
     };
+    let e2ee = msg.jsep.as_ref().and_then(|j| j.e2ee) == Some(true);
     let is_publisher = matches!(role, Role::Publisher { .. });
     if is_publisher && msg.jsep.as_ref().is_some_and(|j| j.kind == SdpType::Answer) {
         return Err(VrError::new(INVALID_SDP_TYPE, "Unsupported SDP type 'answer' for a publisher"));
@@ -451,7 +452,7 @@ async fn run_request(
                     *role = Role::Publisher { room, addr: addr.clone(), id, private_id };
                     if name == "joinandconfigure" {
                         if let Some(offer) = offer {
-                            let published = ask(role, RoomRequest::Publish { handle, offer, body }).await?;
+                            let published = ask(role, RoomRequest::Publish { handle, offer, e2ee, body }).await?;
                             if let (Some(dst), Some(src)) = (joined.data.as_object_mut(), published.data.as_object()) {
                                 for key in ["audio_codec", "video_codec", "streams"] {
                                     if let Some(v) = src.get(key) {
@@ -477,16 +478,17 @@ async fn run_request(
         }
         "publish" | "configure" if is_publisher => {
             let reply = match (name.as_str(), offer) {
-                ("publish", Some(offer)) => ask(role, RoomRequest::Publish { handle, offer, body }).await?,
+                ("publish", Some(offer)) => ask(role, RoomRequest::Publish { handle, offer, e2ee, body }).await?,
                 ("publish", None) => return Err(VrError::new(INVALID_SDP, "Missing SDP offer")),
                 (_, Some(offer)) => {
                     // Publishing for the first time, or a renegotiation of the same streams:
                     // answered receive-only either way.
-                    let mut r = ask(role, RoomRequest::ConfigurePublisher { handle, body, offer: Some(offer) }).await?;
+                    let mut r =
+                        ask(role, RoomRequest::ConfigurePublisher { handle, body, offer: Some(offer), e2ee }).await?;
                     r.answer = r.answer.or(Some(AnswerSpec { recv_only: true, ..AnswerSpec::default() }));
                     r
                 }
-                (_, None) => ask(role, RoomRequest::ConfigurePublisher { handle, body, offer: None }).await?,
+                (_, None) => ask(role, RoomRequest::ConfigurePublisher { handle, body, offer: None, e2ee }).await?,
             };
             deliver(ctx, tx, reply);
         }

@@ -63,6 +63,8 @@ pub enum RoomRequest {
     Publish {
         handle: u64,
         offer: SdpInfo,
+        /// The offer's JSEP was marked `e2ee`.
+        e2ee: bool,
         body: Map<String, Value>,
     },
     PublisherUp {
@@ -73,6 +75,8 @@ pub enum RoomRequest {
         body: Map<String, Value>,
         /// An offer from a participant not publishing yet publishes (Janus compat).
         offer: Option<SdpInfo>,
+        /// The offer's JSEP was marked `e2ee`.
+        e2ee: bool,
     },
     Unpublish {
         handle: u64,
@@ -270,10 +274,12 @@ impl Room {
             RoomRequest::Cascade(req) => self.cascade(req),
             // Publishers.
             RoomRequest::JoinPublisher { handle, ctx: pctx, body } => self.join_publisher(handle, pctx, &body),
-            RoomRequest::Publish { handle, offer, body } => self.publish(handle, &offer, &body, ctx.address()),
+            RoomRequest::Publish { handle, offer, e2ee, body } => {
+                self.publish(handle, &offer, e2ee, &body, ctx.address())
+            }
             RoomRequest::PublisherUp { handle } => self.publisher_up(handle),
-            RoomRequest::ConfigurePublisher { handle, body, offer } => {
-                self.configure_or_publish(handle, &body, offer, ctx.address())
+            RoomRequest::ConfigurePublisher { handle, body, offer, e2ee } => {
+                self.configure_or_publish(handle, &body, offer, e2ee, ctx.address())
             }
             RoomRequest::Unpublish { handle } => self.unpublish_request(handle),
             RoomRequest::Talking { handle, mid, talking, level } => self.talking(handle, mid, talking, level),

@@ -48,6 +48,7 @@ async fn add_echo(engine: &MediaEngine, g: &Group, send: SendSpec) -> Result<Ech
             tracks: vec![OfferTrack { kind: MediaKind::Video, codec: "vp8".into(), mid: None, send_only: false }],
             data: false,
             ice_restart: false,
+            e2ee: false,
         };
         let offer = peer.offer(spec, false).await.map_err(|e| format!("echo offer: {e}"))?;
         let body = json!({"audio": true, "video": true});

@@ -63,6 +63,7 @@ async fn start_publisher(
         tracks: vec![OfferTrack { kind: MediaKind::Video, codec: "vp8".into(), mid: None, send_only: true }],
         data: false,
         ice_restart: false,
+        e2ee: false,
     };
     let offer = peer.offer(spec, false).await.map_err(|e| format!("publisher offer: {e}"))?;
     let body = json!({"request": "joinandconfigure", "room": room, "ptype": "publisher", "display": "fanout-bench"});

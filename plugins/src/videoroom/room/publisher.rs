@@ -114,6 +114,7 @@ impl Room {
         &mut self,
         handle: u64,
         offer: &SdpInfo,
+        e2ee: bool,
         body: &Map<String, Value>,
         me: Addr<Room>,
     ) -> Result<RoomReply, VrError> {
@@ -189,7 +190,8 @@ impl Room {
                         Feed::new(s.kind, mid.clone(), port.clone(), codec.as_deref().unwrap_or_default())
                             .with_talk(talk)
                             .with_layers(&s.rids)
-                            .with_svc(svc),
+                            .with_svc(svc)
+                            .with_e2ee(e2ee),
                     ),
                     mid,
                     codec,
@@ -220,11 +222,12 @@ impl Room {
         handle: u64,
         body: &Map<String, Value>,
         offer: Option<SdpInfo>,
+        e2ee: bool,
         me: Addr<Room>,
     ) -> Result<RoomReply, VrError> {
         let publishing = self.participant(handle)?.publication.is_some();
         match offer {
-            Some(offer) if !publishing => self.publish(handle, &offer, body, me),
+            Some(offer) if !publishing => self.publish(handle, &offer, e2ee, body, me),
             _ => self.configure_publisher(handle, body),
         }
     }

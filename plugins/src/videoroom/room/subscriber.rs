@@ -384,7 +384,13 @@ fn layer_notice(ctx: &PluginCtx, room: u64, mid: &str) -> LayerNotice {
 /// The plugin's offer to a subscriber: its audio and video slots as send-only tracks, and a data
 /// channel when it subscribed to a publisher's data.
 fn subscriber_offer(slots: &[SubSlot], ice_restart: bool) -> OfferSpec {
-    OfferSpec { tracks: offer_tracks(slots), data: slots.iter().any(|s| s.kind == MediaKind::Data), ice_restart }
+    OfferSpec {
+        tracks: offer_tracks(slots),
+        data: slots.iter().any(|s| s.kind == MediaKind::Data),
+        ice_restart,
+        // Janus compat: a subscription to any end-to-end encrypted stream is offered as e2ee.
+        e2ee: slots.iter().any(|s| s.feed.as_ref().is_some_and(|f| f.is_e2ee())),
+    }
 }
 
 fn offer_tracks(slots: &[SubSlot]) -> Vec<OfferTrack> {
