@@ -186,6 +186,11 @@ impl Conn {
     /// Hands one received datagram to the core (or to gathering, when it answers our STUN, or to
     /// the TURN client, when it comes from the TURN server).
     pub(crate) fn receive(&self, core: &mut RTCPeerConnection, local: SocketAddr, peer: SocketAddr, data: &[u8]) {
+        // A closed core has no candidates left: what still arrives would only be refused (and
+        // logged as a warning by the ICE agent).
+        if self.is_closing() {
+            return;
+        }
         if self.stun_servers.contains(&peer) && self.stun_answer(core, local, data) {
             return;
         }
