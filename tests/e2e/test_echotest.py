@@ -441,6 +441,30 @@ async def test_dtls_certificate_from_standard_pem_files(tmp_path, password):
 
 
 @pytest.mark.asyncio
+async def test_a_call_leaves_no_engine_warnings_in_the_log():
+    """At Janus's warning level (3) a whole call (with data channel), its hangup and the peer's
+    going away log nothing from the media engine's crates: their internals (skipped DTLS
+    extensions, packets before the keys exist, ...) are debugging detail, shown from level 5."""
+    from conftest import Server
+
+    server = Server(extra_env={"PORTUNUS__GENERAL__DEBUG_LEVEL": "3"})
+    try:
+        async with client(server, "ws") as j:
+            peer = Peer()
+            await negotiate(j, peer)
+            await j.next_event(lambda e: e.get("janus") == "webrtcup")
+            await peer.wait_frames("video", 10)
+            await peer.close()
+            await j.next_event(lambda e: e.get("janus") == "hangup", timeout=30)
+    finally:
+        server.stop()
+    with open(server.log_path) as f:
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in f]
+    engine = [line for line in lines if re.search(r"\bWARN\s+rtc[a-z_]*::", line)]
+    assert not engine, engine[:5]
+
+
+@pytest.mark.asyncio
 async def test_slowlink_when_the_peer_loses_packets():
     """With `slowlink_threshold` set, media lost on the way in is reported as `slowlink` (uplink false)."""
     from conftest import Server
