@@ -458,19 +458,7 @@ fn apply_kind_toggles(sub: &Subscriber, toggles: &[(MediaKind, bool)]) {
 /// for VP8 simulcast, `spatial_layer`/`temporal_layer` for SVC), before `configured`; a change is
 /// announced when it happens (see `layer_notice`).
 fn notify_current_layers(room: u64, ctx: &PluginCtx, slot: &SubSlot, item: &Map<String, Value>) {
-    let Some(feed) = slot.feed.as_ref().filter(|_| slot.kind == MediaKind::Video) else { return };
-    let sel = &slot.stream.selector;
-    let current: [(&str, Option<u8>); 2] = if feed.layer_count() > 0 {
-        let (substream, temporal) = sel.simulcast_layers();
-        let vp8 = slot.codec.as_deref() == Some("vp8");
-        [("substream", substream.map(|n| n as u8)), ("temporal", temporal.filter(|_| vp8))]
-    } else if feed.is_svc() {
-        let (spatial, temporal) = sel.svc_layers();
-        [("spatial_layer", spatial), ("temporal_layer", temporal)]
-    } else {
-        return;
-    };
-    for (key, now) in current {
+    for (key, now) in current_layers(slot).into_iter().flatten() {
         let asked = item.get(key).and_then(Value::as_u64);
         if let Some(n) = now.filter(|n| asked == Some(u64::from(*n))) {
             let _ = ctx.push_event(None, json!({"videoroom": "event", "room": room, "mid": slot.mid, key: n}), None);
@@ -478,18 +466,29 @@ fn notify_current_layers(room: u64, ctx: &PluginCtx, slot: &SubSlot, item: &Map<
     }
 }
 
+/// The layers a video stream of a simulcast or SVC feed gets now, by request key: the picture
+/// layer (`substream` / `spatial_layer`) first, then the temporal one (`temporal` for VP8
+/// simulcast only, `temporal_layer`). `None` for other streams.
+fn current_layers(slot: &SubSlot) -> Option<[(&'static str, Option<u8>); 2]> {
+    let feed = slot.feed.as_ref().filter(|_| slot.kind == MediaKind::Video)?;
+    let sel = &slot.stream.selector;
+    if feed.layer_count() > 0 {
+        let (substream, temporal) = sel.simulcast_layers();
+        let vp8 = slot.codec.as_deref() == Some("vp8");
+        Some([("substream", substream.map(|n| n as u8)), ("temporal", temporal.filter(|_| vp8))])
+    } else if feed.is_svc() {
+        let (spatial, temporal) = sel.svc_layers();
+        Some([("spatial_layer", spatial), ("temporal_layer", temporal)])
+    } else {
+        None
+    }
+}
+
 /// Whether `item` asks `slot` for another simulcast substream or SVC spatial layer than the one
 /// it gets (a switch needs a keyframe; a temporal layer does not).
 fn switches_picture(slot: &SubSlot, item: &Map<String, Value>) -> bool {
-    let (sel, Some(feed)) = (&slot.stream.selector, slot.feed.as_ref()) else { return false };
-    let (key, now) = if feed.is_svc() {
-        ("spatial_layer", sel.svc_layers().0.map(u64::from))
-    } else if feed.layer_count() > 0 {
-        ("substream", sel.simulcast_layers().0.map(|n| n as u64))
-    } else {
-        return false;
-    };
-    item.get(key).and_then(Value::as_u64).is_some_and(|asked| Some(asked.min(2)) != now)
+    let Some([(key, now), _]) = current_layers(slot) else { return false };
+    item.get(key).and_then(Value::as_u64).is_some_and(|asked| Some(asked.min(2)) != now.map(u64::from))
 }
 
 fn slot_json(s: &SubSlot, display: Option<String>) -> Value {
