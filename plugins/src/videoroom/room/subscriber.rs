@@ -70,13 +70,10 @@ impl Room {
             (None, None) => return Err(VrError::new(MISSING_ELEMENT, "Missing mandatory element (streams)")),
         };
         let mut wanted = self.resolve_streams(&streams)?;
-        let toggles = kind_toggles(body)?;
+        let toggles = kind_flags(body, "")?;
         if legacy {
-            let mut offered = Vec::new();
-            for kind in [MediaKind::Audio, MediaKind::Video, MediaKind::Data] {
-                offered.push((kind, body.opt_bool(&format!("offer_{}", kind_str(kind)))?.unwrap_or(true)));
-            }
-            wanted.retain(|(_, _, info)| offered.iter().any(|&(k, on)| k == info.kind && on));
+            let left_out = kind_flags(body, "offer_")?;
+            wanted.retain(|(_, _, info)| !left_out.contains(&(info.kind, false)));
         }
         let mut sub = Subscriber {
             ctx: sctx,
@@ -410,7 +407,7 @@ fn offer_tracks(slots: &[SubSlot]) -> Vec<OfferTrack> {
 /// and the deprecated per-kind `audio`/`video`/`data` toggles.
 fn apply_stream_changes(room: u64, sub: &mut Subscriber, body: &Map<String, Value>) -> Result<(), VrError> {
     let items = configure::stream_changes(body, |mid| sub.slots.iter().any(|s| s.mid == mid))?;
-    let toggles = kind_toggles(body)?;
+    let toggles = kind_flags(body, "")?;
     for item in &items {
         // Janus compat (8.2): an item without `mid` is for every stream; layers only touch video.
         let mid = item.get("mid").and_then(Value::as_str);
@@ -434,15 +431,16 @@ fn apply_stream_changes(room: u64, sub: &mut Subscriber, body: &Map<String, Valu
     Ok(())
 }
 
-/// The deprecated per-kind toggles `audio`/`video`/`data` of a subscriber `join` or `configure`.
-fn kind_toggles(body: &Map<String, Value>) -> Result<Vec<(MediaKind, bool)>, VrError> {
-    let mut toggles = Vec::new();
+/// The deprecated per-kind flags of a subscriber `join` or `configure` that are present: the
+/// toggles `audio`/`video`/`data` (`prefix` ""), or the legacy join's `offer_audio`/... ("offer_").
+fn kind_flags(body: &Map<String, Value>, prefix: &str) -> Result<Vec<(MediaKind, bool)>, VrError> {
+    let mut flags = Vec::new();
     for kind in [MediaKind::Audio, MediaKind::Video, MediaKind::Data] {
-        if let Some(on) = body.opt_bool(kind_str(kind))? {
-            toggles.push((kind, on));
+        if let Some(on) = body.opt_bool(&format!("{prefix}{}", kind_str(kind)))? {
+            flags.push((kind, on));
         }
     }
-    Ok(toggles)
+    Ok(flags)
 }
 
 fn apply_kind_toggles(sub: &Subscriber, toggles: &[(MediaKind, bool)]) {
