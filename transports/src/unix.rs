@@ -137,7 +137,7 @@ pub fn start(core: &Core, s: &UnixSettings) -> std::io::Result<Vec<(&'static str
             r.insert("connections".into(), CONNECTIONS.load(Ordering::Relaxed).into());
         })
     });
-    let serve = |api, path: &str, kind: &str, mode: Option<&str>| {
+    let serve_api = |api, path: &str, kind: &str, mode: Option<&str>| {
         let control = control.clone().expect("registered when an API is served");
         let shared = Shared { core: core.clone(), api, style, queue: s.outgoing_queue.max(16), control };
         serve(shared, path, kind, mode)
@@ -145,7 +145,7 @@ pub fn start(core: &Core, s: &UnixSettings) -> std::io::Result<Vec<(&'static str
     // Janus compat: an enabled API without a path is skipped with a warning.
     match (s.enabled, s.path.as_deref()) {
         (true, Some(path)) => {
-            serve(Api::Janus, path, &s.kind, s.permissions.as_deref())?;
+            serve_api(Api::Janus, path, &s.kind, s.permissions.as_deref())?;
             ready.push(("pfunix", path.to_owned()));
         }
         (true, None) => tracing::warn!("pfunix: enabled but no `path`: Janus API socket not started"),
@@ -154,7 +154,7 @@ pub fn start(core: &Core, s: &UnixSettings) -> std::io::Result<Vec<(&'static str
     let a = &s.admin;
     match (a.admin_enabled, a.admin_path.as_deref()) {
         (true, Some(path)) => {
-            serve(Api::Admin, path, &a.admin_type, a.admin_permissions.as_deref())?;
+            serve_api(Api::Admin, path, &a.admin_type, a.admin_permissions.as_deref())?;
             ready.push(("pfunix_admin", path.to_owned()));
         }
         (true, None) => tracing::warn!("pfunix: admin_enabled but no `admin_path`: Admin API socket not started"),
