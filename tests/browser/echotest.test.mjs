@@ -5,6 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 import { ARTIFACTS, CHROMIUM, sleep, startBrowser, startServer, startStatic, waitFor } from './harness.mjs';
@@ -120,6 +121,25 @@ async function assertVideoVisible(page) {
     return frameDiff(bright, s) > 0.5 ? s : null;
   }, { timeout: 10000 });
   return { first, bright, moved };
+}
+
+/**
+ * When we sent each transport-wide CC feedback (RTCP RTPFB, FMT 15), in seconds of the day, from
+ * a text2pcap dump (`O HH:MM:SS.ffffff 000000 <hex bytes> RTCP`, one compound packet a line).
+ */
+function sentTwccFeedback(file) {
+  const times = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const parts = line.trim().split(/\s+/);
+    if (parts[0] !== 'O' || parts[parts.length - 1] !== 'RTCP') continue;
+    const bytes = parts.slice(3, -1).map((h) => parseInt(h, 16));
+    const [hh, mm, ss] = parts[1].split(':');
+    const at = Number(hh) * 3600 + Number(mm) * 60 + Number(ss);
+    for (let i = 0; i + 4 <= bytes.length; i += 4 * (((bytes[i + 2] << 8) | bytes[i + 3]) + 1)) {
+      if (bytes[i + 1] === 205 && (bytes[i] & 0x1f) === 15) times.push(at);
+    }
+  }
+  return times;
 }
 
 // ---- the tests ----------------------------------------------------------------------------------
@@ -274,6 +294,44 @@ describe('EchoTest in headless Chromium', { timeout: 240000 }, () => {
       const file = saveDiagnostics('ws', 'echotest-toggle', st, browser.consoleLines, server);
       if (!ok) console.log(`# diagnostics: ${file}\n# server log: ${server.logPath}\n${server.logTail(40)}`);
       await browser.close();
+    }
+  });
+});
+
+describe('Transport-wide CC feedback to Chromium', { timeout: 120000 }, () => {
+  test('is sent every media.twcc_period', { timeout: 90000 }, async () => {
+    assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM} (apt-get install chromium)`);
+    const server = await startServer({ env: { PORTUNUS__MEDIA__TWCC_PERIOD: '500' } });
+    const statik = await startStatic();
+    const browser = await startBrowser();
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'portunus-twcc-'));
+    try {
+      await connect(browser.page, statik, server, 'ws');
+      await assertVideoVisible(browser.page);
+      const { sessionId, handleId } = await state(browser.page);
+      const admin = async (body) => (await fetch(server.adminUrl, {
+        method: 'POST',
+        body: JSON.stringify({ transaction: 'twcc', session_id: sessionId, handle_id: handleId, ...body }),
+      })).json();
+      const started = await admin({ janus: 'start_text2pcap', folder, filename: 'call.txt' });
+      assert.equal(started.janus, 'success', JSON.stringify(started));
+      await sleep(6000);
+      assert.equal((await admin({ janus: 'stop_text2pcap' })).janus, 'success');
+
+      const times = sentTwccFeedback(path.join(folder, 'call.txt'));
+      assert.ok(times.length >= 2, `feedback was sent (${times.length} packets)`);
+      // Packets per period over the span they cover: about one per 500 ms. The engine's own
+      // default (100 ms) or Janus's (200 ms) would send two and a half to five times as many.
+      const span = times[times.length - 1] - times[0];
+      const perPeriod = (times.length - 1) / (span / 0.5);
+      console.log(`# ${times.length} feedback packets over ${span.toFixed(2)} s: ${perPeriod.toFixed(2)} per 500 ms`);
+      assert.ok(perPeriod > 0.6 && perPeriod < 1.4, `one feedback per 500 ms, got ${perPeriod.toFixed(2)}`);
+      await browser.page.evaluate(() => window.echotest.destroy());
+    } finally {
+      await browser.close();
+      await statik.close();
+      await server.stop();
+      fs.rmSync(folder, { recursive: true, force: true });
     }
   });
 });

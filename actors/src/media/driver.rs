@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
-use rtc::peer_connection::state::{RTCIceGatheringState, RTCPeerConnectionState};
+use rtc::peer_connection::state::{RTCIceConnectionState, RTCIceGatheringState, RTCPeerConnectionState};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -39,6 +39,13 @@ const RECV_BUF: usize = 2048;
 /// An already-due timer is handled at most this often (the core's timers are millisecond-grained;
 /// a deadline that stays in the past must not spin the loop).
 const MIN_TIMER_GAP: Duration = Duration::from_millis(1);
+/// Once connected, timers are handled at most once per NACK beat. The core's periodic timers
+/// (NACK, transport-wide CC feedback, RTCP reports, ICE keepalives) each re-arm from the instant
+/// they fired, so they drift apart and each wakes the connection on its own (about 18 wake-ups
+/// a second where 10 do the same work); held to the beat, they fire together from their second
+/// round on and stay together. Nothing due once connected needs to be sooner: what media
+/// needs (retransmissions, keyframe requests) is sent as packets arrive, not on timers.
+const CONNECTED_TIMER_GAP: Duration = super::engine::NACK_INTERVAL;
 
 /// What the driver needs besides the connection: where events and media go.
 pub(crate) struct Inbound {
@@ -52,6 +59,10 @@ pub(crate) struct Inbound {
     pub(crate) nat_1_1: Option<String>,
     /// The peer's tracks by the engine's track id.
     tracks: HashMap<String, TrackIn>,
+    /// ICE is connected (or completed) and so is the PeerConnection: no checks, handshakes or
+    /// gathering are under way, whose timers must not wait for the beat.
+    ice_connected: bool,
+    connected: bool,
 }
 
 /// One track the peer sends us.
@@ -77,7 +88,17 @@ impl Inbound {
         no_media: Arc<AtomicU64>,
         nat_1_1: Option<String>,
     ) -> Self {
-        Inbound { events, io, port, gathered, no_media, nat_1_1, tracks: HashMap::new() }
+        Inbound {
+            events,
+            io,
+            port,
+            gathered,
+            no_media,
+            nat_1_1,
+            tracks: HashMap::new(),
+            ice_connected: false,
+            connected: false,
+        }
     }
 }
 
@@ -113,8 +134,9 @@ pub(crate) async fn drive(conn: Arc<Conn>, mut inbound: Inbound) {
             .flatten()
             .min()
             .unwrap_or(now + Duration::from_secs(3600));
-        if let Some(last) = last_timer.filter(|l| deadline <= *l + MIN_TIMER_GAP) {
-            deadline = deadline.max(last + MIN_TIMER_GAP);
+        let gap = if inbound.ice_connected && inbound.connected { CONNECTED_TIMER_GAP } else { MIN_TIMER_GAP };
+        if let Some(last) = last_timer {
+            deadline = deadline.max(last + gap);
         }
         // Re-arming costs a pass through the runtime's timer wheel; most wake-ups (a datagram)
         // leave the deadline as it was.
@@ -198,13 +220,26 @@ impl Inbound {
                 let _ = self.gathered.send(true);
                 (self.events)(PeerEvent::GatheringDone);
             }
+            RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {
+                self.ice_connected =
+                    matches!(state, RTCIceConnectionState::Connected | RTCIceConnectionState::Completed);
+            }
             RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
-                RTCPeerConnectionState::Connected => (self.events)(PeerEvent::Connected),
-                RTCPeerConnectionState::Failed => (self.events)(PeerEvent::Failed(HangupReason::IceFailed)),
+                RTCPeerConnectionState::Connected => {
+                    self.connected = true;
+                    (self.events)(PeerEvent::Connected)
+                }
+                RTCPeerConnectionState::Failed => {
+                    self.connected = false;
+                    (self.events)(PeerEvent::Failed(HangupReason::IceFailed))
+                }
                 // Closed without our asking: the peer sent a DTLS close alert (our own close
                 // stops the owner first, so this event is then ignored).
-                RTCPeerConnectionState::Closed => (self.events)(PeerEvent::Failed(HangupReason::DtlsAlert)),
-                _ => {}
+                RTCPeerConnectionState::Closed => {
+                    self.connected = false;
+                    (self.events)(PeerEvent::Failed(HangupReason::DtlsAlert))
+                }
+                _ => self.connected = false,
             },
             RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(id)) => {
                 let Some(dc) = core.data_channel(id) else { return };

@@ -9,7 +9,7 @@ use rtc::crypto::SignatureScheme;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
 use rtc::interceptor::Registry;
-use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, SenderReportBuilder, Slot};
+use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, SenderReportBuilder, Slot, TwccReceiverBuilder};
 use rtc::peer_connection::certificate::CertificateParams;
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::interceptor_registry::{
@@ -31,6 +31,12 @@ use super::relay::TurnServer;
 use super::tap::{DeliverRtcp, NackCounter, Tap};
 use super::MediaError;
 
+/// How often missing packets are NACKed. Every periodic timer of a connected PeerConnection runs
+/// on this beat (see `driver.rs`), so the others are whole multiples of it.
+pub(crate) const NACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// Janus's default `twcc_period`.
+pub const DEFAULT_TWCC_PERIOD_MS: u64 = 200;
+
 /// Network and ICE settings for every PeerConnection.
 #[derive(Clone, Debug)]
 pub struct IceSettings {
@@ -50,6 +56,8 @@ pub struct IceSettings {
     pub full_trickle: bool,
     /// ms of sent packets kept for retransmission (Janus's `min_nack_queue`, at most 1000).
     pub nack_queue_ms: u64,
+    /// ms between transport-wide CC feedback packets (Janus's `twcc_period`).
+    pub twcc_period_ms: u64,
     /// Engine worker threads.
     pub threads: usize,
 }
@@ -65,6 +73,7 @@ impl Default for IceSettings {
             no_media_timer: 1,
             full_trickle: false,
             nack_queue_ms: 200,
+            twcc_period_ms: DEFAULT_TWCC_PERIOD_MS,
             threads: 2,
         }
     }
@@ -288,8 +297,14 @@ impl MediaEngine {
             configure_twcc_receiver_only(Registry::new(), codecs).map_err(err)?;
             registry.with(Slot::SenderReport, SenderReportBuilder::new().build())
         } else {
-            let registry = registry.with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
-            configure_rtcp_reports(configure_twcc_receiver_only(registry, codecs).map_err(err)?)
+            // The engine's helper registers transport-cc in the SDP; its feedback interceptor
+            // comes with the default period, so ours (Janus's `twcc_period`) is added instead.
+            configure_twcc_receiver_only(Registry::new(), codecs).map_err(err)?;
+            let twcc = TwccReceiverBuilder::new().with_interval(twcc_period(self.inner.settings.twcc_period_ms));
+            let registry = registry
+                .with(Slot::NackGenerator, NackGeneratorBuilder::new().with_interval(NACK_INTERVAL).build())
+                .with(Slot::TwccReceiver, twcc.build());
+            configure_rtcp_reports(registry)
         };
         // One tap for our observers, wire-side of everything the engine registers: packet dumps
         // see what crosses SRTP (engine-made RTCP included), NACKs are counted before the
@@ -378,6 +393,15 @@ fn standard_pem(
         .into_iter()
         .find_map(|scheme| RTCCertificate::from_pkcs8(crypto, scheme, chain.clone(), &key, expires).ok())
         .ok_or_else(|| "unsupported private key type".into())
+}
+
+/// The feedback period for Janus's `twcc_period` ms: 0 is invalid and means the default, as in
+/// Janus; otherwise rounded up to a whole number of NACK beats (a connected PeerConnection's
+/// timers run on that beat), at least one.
+fn twcc_period(ms: u64) -> std::time::Duration {
+    let ms = if ms == 0 { DEFAULT_TWCC_PERIOD_MS } else { ms };
+    let beat = NACK_INTERVAL.as_millis() as u64;
+    std::time::Duration::from_millis(ms.div_ceil(beat).max(1) * beat)
 }
 
 /// Packets of retransmission buffer per sent stream for `ms` of history: sized for a 1000
@@ -511,7 +535,7 @@ fn codecs() -> Result<EngineCodecs, MediaError> {
 
 #[cfg(test)]
 mod tests {
-    use super::nack_buffer_packets;
+    use super::{nack_buffer_packets, twcc_period};
 
     #[test]
     fn offered_codecs_match_registered_profiles() {
@@ -540,6 +564,16 @@ mod tests {
         assert!(encrypted_pkcs8(block, None).unwrap_err().contains("cert_pwd"));
         assert!(encrypted_pkcs8(block, Some("x")).unwrap_err().starts_with("encrypted key"), "garbage is an error");
         assert!(encrypted_pkcs8(&block[..50], Some("x")).unwrap_err().contains("unterminated"));
+    }
+
+    #[test]
+    fn twcc_period_is_whole_nack_beats() {
+        let ms = |n| twcc_period(n).as_millis();
+        assert_eq!(ms(200), 200, "Janus's default");
+        assert_eq!(ms(0), 200, "0 is invalid and means the default, as in Janus");
+        assert_eq!(ms(100), 100);
+        assert_eq!(ms(150), 200, "rounded up to the beat");
+        assert_eq!(ms(30), 100, "never faster than the beat");
     }
 
     #[test]

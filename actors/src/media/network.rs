@@ -83,6 +83,7 @@ pub fn ice_settings(s: &CoreSettings) -> IceSettings {
         no_media_timer: s.media.no_media_timer,
         full_trickle: s.nat.full_trickle,
         nack_queue_ms: s.media.min_nack_queue.min(1000),
+        twcc_period_ms: s.media.twcc_period,
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8),
     }
 }
