@@ -395,6 +395,32 @@ async def test_e2ee_publisher_is_offered_to_subscribers_as_e2ee(server):
 
 
 @pytest.mark.asyncio
+async def test_require_e2ee_refuses_a_plain_publisher(server):
+    """Janus compat: in a `require_e2ee` room an offer not marked `e2ee` is refused (433) and
+    nothing is published; an end-to-end encrypted publisher gets in."""
+    plain, secret = Publisher(), Publisher(e2ee=True)
+    async with client(server) as pj, client(server) as qj:
+        for j in (pj, qj):
+            await j.attach(VR)
+        room = await create_room(pj, require_e2ee=True)
+        await plain.pc.setLocalDescription(await plain.pc.createOffer())
+        jsep = {"type": "offer", "sdp": plain.pc.localDescription.sdp, "trickle": False}
+        ack = await pj.message({"request": "joinandconfigure", "ptype": "publisher", "room": room}, jsep)
+        assert ack["janus"] == "ack", ack
+        ev = await pj.next_event(lambda e: e.get("janus") == "event")
+        assert data_of(ev) == {"videoroom": "event", "error_code": 433,
+                               "error": "Room requires end-to-end encrypted media"}, ev
+        assert "jsep" not in ev
+        feed = await secret.publish(qj, room, display="secret")
+        listed = await sync(qj, {"request": "listparticipants", "room": room})
+        # The refused one joined (as in Janus) but publishes nothing.
+        publishing = {p["id"]: p["publisher"] for p in listed["participants"]}
+        assert len(publishing) == 2 and publishing.pop(feed) is True and list(publishing.values()) == [False], listed
+    for peer in (plain, secret):
+        await peer.close()
+
+
+@pytest.mark.asyncio
 async def test_switch_to_another_publisher(server):
     big, small, sub = Publisher(), Publisher(SmallPattern), Subscriber()
     async with client(server) as a, client(server) as b, client(server) as s:

@@ -131,6 +131,9 @@ impl Room {
                 format!("Maximum number of publishers ({}) already reached", props.publishers),
             ));
         }
+        if props.require_e2ee && !e2ee {
+            return Err(VrError::new(UNAUTHORIZED, "Room requires end-to-end encrypted media"));
+        }
         refuse_recording(body)?;
         apply_identity(p, body)?;
         let descriptions = descriptions(body)?;
