@@ -37,6 +37,16 @@ async fn info_describes_the_server() {
 }
 
 #[tokio::test]
+async fn info_reports_the_twcc_period_in_effect() {
+    for (configured, reported) in [(None, 200), (Some("0"), 200), (Some("500"), 500), (Some("150"), 200)] {
+        let env: Vec<(&str, &str)> = configured.map(|v| ("PORTUNUS__MEDIA__TWCC_PERIOD", v)).into_iter().collect();
+        let server = TestServer::spawn(&env, &[]);
+        let info = server.http().post("/janus", json!({"janus": "info", "transaction": "tw"})).await;
+        assert_eq!(info["twcc-period"], reported, "media.twcc_period {configured:?}");
+    }
+}
+
+#[tokio::test]
 async fn info_and_ping_need_a_transaction() {
     let server = TestServer::start();
     let http = server.http();

@@ -78,7 +78,8 @@ pub fn server_info(
     put("mdns-enabled", json!(false));
     put("min-nack-queue", json!(rt.min_nack_queue.load(Ordering::Relaxed)));
     put("nack-optimizations", json!(rt.nack_optimizations.load(Ordering::Relaxed)));
-    put("twcc-period", json!(s.media.twcc_period));
+    // The period in effect (0 is the default, others whole NACK beats), as Janus reports its own.
+    put("twcc-period", json!(crate::media::twcc_period_ms(s.media.twcc_period)));
     put("dtls-mtu", json!(s.media.dtls_mtu));
     if let Some(stun) = &s.nat.stun_server {
         put("stun-server", json!(format!("{stun}:{}", s.nat.stun_port.unwrap_or(3478))));

@@ -399,9 +399,14 @@ fn standard_pem(
 /// Janus; otherwise rounded up to a whole number of NACK beats (a connected PeerConnection's
 /// timers run on that beat), at least one.
 fn twcc_period(ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(twcc_period_ms(ms))
+}
+
+/// [`twcc_period`] in ms: what `info` reports as `twcc-period`.
+pub fn twcc_period_ms(ms: u64) -> u64 {
     let ms = if ms == 0 { DEFAULT_TWCC_PERIOD_MS } else { ms };
     let beat = NACK_INTERVAL.as_millis() as u64;
-    std::time::Duration::from_millis(ms.div_ceil(beat).max(1) * beat)
+    ms.div_ceil(beat).max(1) * beat
 }
 
 /// Packets of retransmission buffer per sent stream for `ms` of history: sized for a 1000

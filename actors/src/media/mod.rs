@@ -20,7 +20,7 @@ mod types;
 mod writer;
 
 pub use capture::{CaptureError, CaptureFormat, CaptureInfo, CaptureSpec};
-pub use engine::{negotiable, IceSettings, MediaEngine, PemCertificate};
+pub use engine::{negotiable, twcc_period_ms, IceSettings, MediaEngine, PemCertificate};
 pub use peer::{AnswerSpec, EventFn, OfferSpec, OfferTrack, Peer, SendTrack};
 pub use port::{MediaPort, MediaSink};
 pub use types::{
