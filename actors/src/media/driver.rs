@@ -224,23 +224,17 @@ impl Inbound {
                 self.ice_connected =
                     matches!(state, RTCIceConnectionState::Connected | RTCIceConnectionState::Completed);
             }
-            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
-                RTCPeerConnectionState::Connected => {
-                    self.connected = true;
-                    (self.events)(PeerEvent::Connected)
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                self.connected = state == RTCPeerConnectionState::Connected;
+                match state {
+                    RTCPeerConnectionState::Connected => (self.events)(PeerEvent::Connected),
+                    RTCPeerConnectionState::Failed => (self.events)(PeerEvent::Failed(HangupReason::IceFailed)),
+                    // Closed without our asking: the peer sent a DTLS close alert (our own close
+                    // stops the owner first, so this event is then ignored).
+                    RTCPeerConnectionState::Closed => (self.events)(PeerEvent::Failed(HangupReason::DtlsAlert)),
+                    _ => {}
                 }
-                RTCPeerConnectionState::Failed => {
-                    self.connected = false;
-                    (self.events)(PeerEvent::Failed(HangupReason::IceFailed))
-                }
-                // Closed without our asking: the peer sent a DTLS close alert (our own close
-                // stops the owner first, so this event is then ignored).
-                RTCPeerConnectionState::Closed => {
-                    self.connected = false;
-                    (self.events)(PeerEvent::Failed(HangupReason::DtlsAlert))
-                }
-                _ => self.connected = false,
-            },
+            }
             RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(id)) => {
                 let Some(dc) = core.data_channel(id) else { return };
                 let info = DataChannelInfo {

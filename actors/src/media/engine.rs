@@ -35,7 +35,7 @@ use super::MediaError;
 /// on this beat (see `driver.rs`), so the others are whole multiples of it.
 pub(crate) const NACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 /// Janus's default `twcc_period`.
-pub const DEFAULT_TWCC_PERIOD_MS: u64 = 200;
+const DEFAULT_TWCC_PERIOD_MS: u64 = 200;
 
 /// Network and ICE settings for every PeerConnection.
 #[derive(Clone, Debug)]
@@ -300,7 +300,8 @@ impl MediaEngine {
             // The engine's helper registers transport-cc in the SDP; its feedback interceptor
             // comes with the default period, so ours (Janus's `twcc_period`) is added instead.
             configure_twcc_receiver_only(Registry::new(), codecs).map_err(err)?;
-            let twcc = TwccReceiverBuilder::new().with_interval(twcc_period(self.inner.settings.twcc_period_ms));
+            let period = std::time::Duration::from_millis(twcc_period_ms(self.inner.settings.twcc_period_ms));
+            let twcc = TwccReceiverBuilder::new().with_interval(period);
             let registry = registry
                 .with(Slot::NackGenerator, NackGeneratorBuilder::new().with_interval(NACK_INTERVAL).build())
                 .with(Slot::TwccReceiver, twcc.build());
@@ -395,14 +396,9 @@ fn standard_pem(
         .ok_or_else(|| "unsupported private key type".into())
 }
 
-/// The feedback period for Janus's `twcc_period` ms: 0 is invalid and means the default, as in
-/// Janus; otherwise rounded up to a whole number of NACK beats (a connected PeerConnection's
-/// timers run on that beat), at least one.
-fn twcc_period(ms: u64) -> std::time::Duration {
-    std::time::Duration::from_millis(twcc_period_ms(ms))
-}
-
-/// [`twcc_period`] in ms: what `info` reports as `twcc-period`.
+/// The feedback period in effect for Janus's `twcc_period` ms (what `info` reports): 0 is invalid
+/// and means the default, as in Janus; otherwise rounded up to a whole number of NACK beats (a
+/// connected PeerConnection's timers run on that beat), at least one.
 pub fn twcc_period_ms(ms: u64) -> u64 {
     let ms = if ms == 0 { DEFAULT_TWCC_PERIOD_MS } else { ms };
     let beat = NACK_INTERVAL.as_millis() as u64;
@@ -540,7 +536,7 @@ fn codecs() -> Result<EngineCodecs, MediaError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{nack_buffer_packets, twcc_period};
+    use super::{nack_buffer_packets, twcc_period_ms};
 
     #[test]
     fn offered_codecs_match_registered_profiles() {
@@ -573,7 +569,7 @@ mod tests {
 
     #[test]
     fn twcc_period_is_whole_nack_beats() {
-        let ms = |n| twcc_period(n).as_millis();
+        let ms = twcc_period_ms;
         assert_eq!(ms(200), 200, "Janus's default");
         assert_eq!(ms(0), 200, "0 is invalid and means the default, as in Janus");
         assert_eq!(ms(100), 100);
