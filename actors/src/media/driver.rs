@@ -26,6 +26,7 @@ use tokio::io::ReadBuf;
 use tokio::sync::watch;
 
 use super::conn::Conn;
+use super::engine::TIMER_BEAT;
 use super::peer::{DataChannelInfo, EventFn, PeerIo, RemoteTrack};
 use super::port::MediaPort;
 use super::sdp::MediaKind;
@@ -39,13 +40,18 @@ const RECV_BUF: usize = 2048;
 /// An already-due timer is handled at most this often (the core's timers are millisecond-grained;
 /// a deadline that stays in the past must not spin the loop).
 const MIN_TIMER_GAP: Duration = Duration::from_millis(1);
-/// Once connected, timers are handled at most once per NACK beat. The core's periodic timers
-/// (NACK, transport-wide CC feedback, RTCP reports, ICE keepalives) each re-arm from the instant
-/// they fired, so they drift apart and each wakes the connection on its own (about 18 wake-ups
-/// a second where 10 do the same work); held to the beat, they fire together from their second
-/// round on and stay together. Nothing due once connected needs to be sooner: what media
-/// needs (retransmissions, keyframe requests) is sent as packets arrive, not on timers.
-const CONNECTED_TIMER_GAP: Duration = super::engine::NACK_INTERVAL;
+/// Once connected, timers are handled on a beat shared by every connection of the process (see
+/// `engine::TIMER_BEAT`). The core's periodic timers (NACK, transport-wide CC feedback, RTCP
+/// reports, ICE keepalives) each re-arm from the instant they fired, so left alone they drift
+/// apart and every connection wakes the media thread on its own for each of them; on the shared
+/// beat one wake-up of the thread serves all of them. Nothing due once connected needs to be
+/// sooner: what media needs (retransmissions, keyframe requests) is sent as packets arrive.
+fn on_beat(t: Instant) -> Instant {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    let beats = t.saturating_duration_since(origin).as_nanos().div_ceil(TIMER_BEAT.as_nanos());
+    origin + TIMER_BEAT * u32::try_from(beats).unwrap_or(u32::MAX)
+}
 
 /// What the driver needs besides the connection: where events and media go.
 pub(crate) struct Inbound {
@@ -109,6 +115,8 @@ pub(crate) async fn drive(conn: Arc<Conn>, mut inbound: Inbound) {
     tokio::pin!(sleep);
     let mut last_timer: Option<Instant> = None;
     let mut messages = Vec::new();
+    // The last wake-up only fed datagrams to the core (see `take_reads`).
+    let mut only_datagrams = false;
     loop {
         if conn.is_closing() {
             break;
@@ -120,9 +128,7 @@ pub(crate) async fn drive(conn: Arc<Conn>, mut inbound: Inbound) {
             while let Some(ev) = core.poll_event() {
                 inbound.event(core, ev);
             }
-            while let Some(TaggedRTCMessage { message, .. }) = core.poll_read() {
-                messages.push(message);
-            }
+            take_reads(core, only_datagrams, &mut messages);
             core.poll_timeout().into_iter().chain(conn.relay_deadline()).min()
         });
         for m in messages.drain(..) {
@@ -134,9 +140,11 @@ pub(crate) async fn drive(conn: Arc<Conn>, mut inbound: Inbound) {
             .flatten()
             .min()
             .unwrap_or(now + Duration::from_secs(3600));
-        let gap = if inbound.ice_connected && inbound.connected { CONNECTED_TIMER_GAP } else { MIN_TIMER_GAP };
         if let Some(last) = last_timer {
-            deadline = deadline.max(last + gap);
+            deadline = deadline.max(last + MIN_TIMER_GAP);
+        }
+        if inbound.ice_connected && inbound.connected {
+            deadline = on_beat(deadline);
         }
         // Re-arming costs a pass through the runtime's timer wheel; most wake-ups (a datagram)
         // leave the deadline as it was.
@@ -145,8 +153,9 @@ pub(crate) async fn drive(conn: Arc<Conn>, mut inbound: Inbound) {
         }
         tokio::select! {
             biased;
-            _ = conn.kick.notified() => {}
+            _ = conn.kick.notified() => only_datagrams = false,
             got = recv(&conn, &mut buf) => {
+                only_datagrams = true;
                 conn.with(|core| {
                     if let Some((n, local, peer)) = got {
                         conn.receive(core, local, peer, &buf[..n]);
@@ -161,6 +170,7 @@ pub(crate) async fn drive(conn: Arc<Conn>, mut inbound: Inbound) {
             _ = &mut sleep => {
                 let now = Instant::now();
                 last_timer = Some(now);
+                only_datagrams = false;
                 conn.with(|core| {
                     if let Err(e) = core.handle_timeout(now) {
                         tracing::trace!(error = %e, "engine timer");
@@ -173,6 +183,30 @@ pub(crate) async fn drive(conn: Arc<Conn>, mut inbound: Inbound) {
         }
     }
     tracing::trace!("PeerConnection driver stopped");
+}
+
+/// Media and data the core has for the application. Each `poll_read` first walks every stage of
+/// the core's read pipeline (the interceptor chain included) for output held back; reading a
+/// datagram already ran that walk and left its output queued, so after datagrams alone media is
+/// taken straight off the queue: two pipeline walks less per packet. Data channel messages still
+/// end with a full walk, which lets SCTP hand over what it held back while the queue was full.
+fn take_reads(core: &mut RTCPeerConnection, only_datagrams: bool, out: &mut Vec<RTCMessage>) {
+    if only_datagrams {
+        while let Some(TaggedRTCMessage { message, .. }) = core.poll_media_read() {
+            out.push(message);
+        }
+        let mut data = false;
+        while let Some(TaggedRTCMessage { message, .. }) = core.poll_data_read() {
+            out.push(message);
+            data = true;
+        }
+        if !data {
+            return;
+        }
+    }
+    while let Some(TaggedRTCMessage { message, .. }) = core.poll_read() {
+        out.push(message);
+    }
 }
 
 /// The next datagram of any of the connection's sockets: (length, our address, the sender).
@@ -411,4 +445,22 @@ fn receiver_track(
         .map(|c| c.payload_type)
         .collect();
     Some(TrackIn { mid, kind, extensions, dtmf, rids: Vec::new(), receiving: false, last: Instant::now() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_beat_is_shared_and_never_early() {
+        let t = Instant::now() + Duration::from_millis(1234);
+        let beat = on_beat(t);
+        assert!(beat >= t && beat < t + TIMER_BEAT, "{:?} after {:?}", beat - t, t);
+        assert_eq!(on_beat(beat), beat, "a beat is its own beat");
+        // Every deadline of the same beat period lands on the same instant, whichever connection
+        // asked: one wake-up of the media thread for all of them.
+        let earlier = beat - TIMER_BEAT + Duration::from_micros(1);
+        assert_eq!(on_beat(earlier), beat);
+        assert_eq!(on_beat(beat + Duration::from_micros(1)), beat + TIMER_BEAT);
+    }
 }

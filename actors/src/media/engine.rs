@@ -4,16 +4,19 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rtc::crypto::SignatureScheme;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
 use rtc::interceptor::Registry;
-use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, SenderReportBuilder, Slot, TwccReceiverBuilder};
+use rtc::interceptor::{
+    NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder, Slot, TwccReceiverBuilder,
+};
 use rtc::peer_connection::certificate::CertificateParams;
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine as EngineCodecs;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -31,9 +34,22 @@ use super::relay::TurnServer;
 use super::tap::{DeliverRtcp, NackCounter, Tap};
 use super::MediaError;
 
-/// How often missing packets are NACKed. Every periodic timer of a connected PeerConnection runs
-/// on this beat (see `driver.rs`), so the others are whole multiples of it.
-pub(crate) const NACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// Every timer of a connected PeerConnection runs on this beat, shared by all of them (see
+/// `driver.rs`): it is how often missing packets are NACKed, and the other periods are whole
+/// multiples of it.
+pub(crate) const TIMER_BEAT: Duration = Duration::from_millis(100);
+/// The engine's periodic timers re-arm from the instant they ran, a little after their beat
+/// (connections are served one after another on it); their intervals are this much shorter than
+/// the period they mean, so the next run falls due before the beat it belongs to, not after it.
+const BEAT_SLACK: Duration = Duration::from_millis(20);
+/// Receiver and sender reports: once a second, as the engine's default.
+const REPORT_PERIOD: Duration = Duration::from_secs(1);
+
+/// The interval to give the engine for a timer meant to run every `period` on the beat.
+fn on_beat_interval(period: Duration) -> Duration {
+    period.saturating_sub(BEAT_SLACK).max(TIMER_BEAT - BEAT_SLACK)
+}
+
 /// Janus's default `twcc_period`.
 const DEFAULT_TWCC_PERIOD_MS: u64 = 200;
 
@@ -295,17 +311,20 @@ impl MediaEngine {
         let registry = if send_only {
             // The same SDP either way: transport-cc stays negotiated.
             configure_twcc_receiver_only(Registry::new(), codecs).map_err(err)?;
-            registry.with(Slot::SenderReport, SenderReportBuilder::new().build())
+            registry.with(Slot::SenderReport, sender_reports())
         } else {
             // The engine's helper registers transport-cc in the SDP; its feedback interceptor
             // comes with the default period, so ours (Janus's `twcc_period`) is added instead.
             configure_twcc_receiver_only(Registry::new(), codecs).map_err(err)?;
-            let period = std::time::Duration::from_millis(twcc_period_ms(self.inner.settings.twcc_period_ms));
-            let twcc = TwccReceiverBuilder::new().with_interval(period);
-            let registry = registry
-                .with(Slot::NackGenerator, NackGeneratorBuilder::new().with_interval(NACK_INTERVAL).build())
-                .with(Slot::TwccReceiver, twcc.build());
-            configure_rtcp_reports(registry)
+            let period = Duration::from_millis(twcc_period_ms(self.inner.settings.twcc_period_ms));
+            let twcc = TwccReceiverBuilder::new().with_interval(on_beat_interval(period));
+            let nacks = NackGeneratorBuilder::new().with_interval(on_beat_interval(TIMER_BEAT));
+            let receiver_reports = ReceiverReportBuilder::new().with_interval(on_beat_interval(REPORT_PERIOD));
+            registry
+                .with(Slot::NackGenerator, nacks.build())
+                .with(Slot::TwccReceiver, twcc.build())
+                .with(Slot::ReceiverReport, receiver_reports.build())
+                .with(Slot::SenderReport, sender_reports())
         };
         // One tap for our observers, wire-side of everything the engine registers: packet dumps
         // see what crosses SRTP (engine-made RTCP included), NACKs are counted before the
@@ -396,12 +415,17 @@ fn standard_pem(
         .ok_or_else(|| "unsupported private key type".into())
 }
 
+/// Sender reports every `REPORT_PERIOD` on the beat.
+fn sender_reports() -> impl rtc::interceptor::Interceptor {
+    SenderReportBuilder::new().with_interval(on_beat_interval(REPORT_PERIOD)).build()
+}
+
 /// The feedback period in effect for Janus's `twcc_period` ms (what `info` reports): 0 is invalid
 /// and means the default, as in Janus; otherwise rounded up to a whole number of NACK beats (a
 /// connected PeerConnection's timers run on that beat), at least one.
 pub fn twcc_period_ms(ms: u64) -> u64 {
     let ms = if ms == 0 { DEFAULT_TWCC_PERIOD_MS } else { ms };
-    let beat = NACK_INTERVAL.as_millis() as u64;
+    let beat = TIMER_BEAT.as_millis() as u64;
     ms.div_ceil(beat).max(1) * beat
 }
 
@@ -575,6 +599,17 @@ mod tests {
         assert_eq!(ms(100), 100);
         assert_eq!(ms(150), 200, "rounded up to the beat");
         assert_eq!(ms(30), 100, "never faster than the beat");
+    }
+
+    #[test]
+    fn timers_fall_due_before_their_beat() {
+        use super::{on_beat_interval, BEAT_SLACK, TIMER_BEAT};
+        use std::time::Duration;
+        // Re-armed up to BEAT_SLACK after a beat, a timer still falls due by the beat it means.
+        for period in [TIMER_BEAT, Duration::from_millis(200), Duration::from_secs(1)] {
+            assert_eq!(on_beat_interval(period) + BEAT_SLACK, period);
+        }
+        assert_eq!(on_beat_interval(Duration::ZERO), TIMER_BEAT - BEAT_SLACK, "never faster than the beat");
     }
 
     #[test]
