@@ -170,6 +170,12 @@ impl Observability {
         };
         gauge(&mut out, "portunus_sessions", "Live Janus sessions.", c.sessions.load(Ordering::Relaxed));
         gauge(&mut out, "portunus_handles", "Live plugin handles.", c.handles.load(Ordering::Relaxed));
+        gauge(
+            &mut out,
+            "portunus_media_ports",
+            "Live media ports: one per plugin handle (more once the handles are gone means a leak).",
+            portunus_actors::media::live_ports(),
+        );
         counter(
             &mut out,
             "portunus_session_events_dropped_total",

@@ -114,6 +114,7 @@ impl Core {
                         "plugin_panics": st.counters.plugin_panics.load(Ordering::Relaxed),
                         "peerconnections": st.media.as_ref().map(|m| m.load().0),
                         "media_tasks": st.media.as_ref().map(|m| m.load().1),
+                        "media_ports": crate::media::live_ports(),
                     }),
                 ))
             }

@@ -313,6 +313,9 @@ impl Handle {
                 tracing::error!(parent: &self.span, panic = %p.0, "plugin panicked in destroy_session");
             }
         }
+        // A plugin's sink usually holds the plugin's context, which holds this port: left in
+        // place, that cycle would keep both (and the handle's mailbox) alive for good.
+        self.port.clear_sink();
         if let Some(session) = self.session.as_ref().and_then(WeakAddr::upgrade) {
             session.do_send(HandleEnded { id: self.id, detached, opaque_id: self.opaque_for_api() });
         }
@@ -410,6 +413,7 @@ impl Actor for Handle {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.port.clear_sink();
         self.state.counters.handles.fetch_sub(1, Ordering::Relaxed);
     }
 }

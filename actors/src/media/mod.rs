@@ -22,7 +22,7 @@ mod writer;
 pub use capture::{CaptureError, CaptureFormat, CaptureInfo, CaptureSpec};
 pub use engine::{negotiable, twcc_period_ms, IceSettings, MediaEngine, PemCertificate};
 pub use peer::{AnswerSpec, EventFn, OfferSpec, OfferTrack, Peer, SendTrack};
-pub use port::{MediaPort, MediaSink};
+pub use port::{live_ports, MediaPort, MediaSink};
 pub use types::{
     Feedback, HangupReason, LocalCandidate, LossSample, MediaCounters, MediaKind, PeerEvent, RtpExtension, RtpPacket,
     DEPENDENCY_DESCRIPTOR_URI, RELAYED_EXTENSIONS,

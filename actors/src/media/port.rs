@@ -5,6 +5,7 @@
 //! exists for the handle's whole life; the PeerConnection side is attached when one is set up.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
@@ -26,9 +27,32 @@ pub trait MediaSink: Send + Sync + 'static {
 }
 
 /// One handle's media, as its plugin sees it. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MediaPort {
     inner: Arc<PortInner>,
+}
+
+/// Ports alive in the process (see [`live_ports`]).
+static LIVE_PORTS: AtomicU64 = AtomicU64::new(0);
+
+/// Media ports alive in the process: one per plugin handle, plus any a plugin made for itself.
+/// More than that after the handles are gone means something still holds a port (a leak check
+/// for the Admin API's `get_status` and `/metrics`).
+pub fn live_ports() -> u64 {
+    LIVE_PORTS.load(Ordering::Relaxed)
+}
+
+impl Default for MediaPort {
+    fn default() -> Self {
+        LIVE_PORTS.fetch_add(1, Ordering::Relaxed);
+        MediaPort { inner: Arc::default() }
+    }
+}
+
+impl Drop for PortInner {
+    fn drop(&mut self) {
+        LIVE_PORTS.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
