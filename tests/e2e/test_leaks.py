@@ -1,5 +1,5 @@
 """Opening and closing many PeerConnections returns the server to its baseline: sockets (file
-descriptors), PeerConnections and tasks of the media runtime."""
+descriptors), PeerConnections, tasks of the media runtime and the handles' media ports."""
 
 import asyncio
 import json
@@ -63,7 +63,12 @@ async def test_open_close_many_peerconnections(server):
     while True:
         now = await status(server)
         fds = fd_count(pid)
-        settled = now["peerconnections"] == 0 and fds <= base_fds + 2 and now["media_tasks"] <= base["media_tasks"] + 2
+        settled = (
+            now["peerconnections"] == 0
+            and now["media_ports"] == 0
+            and fds <= base_fds + 2
+            and now["media_tasks"] <= base["media_tasks"] + 2
+        )
         if settled or time.time() > deadline:
             break
         await asyncio.sleep(0.5)
@@ -71,3 +76,5 @@ async def test_open_close_many_peerconnections(server):
     assert fds <= base_fds + 2, f"file descriptors: {base_fds} before, {fds} after {ROUNDS} PeerConnections"
     assert now["media_tasks"] <= base["media_tasks"] + 2, f"media tasks: {base['media_tasks']} -> {now['media_tasks']}"
     assert now["handles"] == 0 and now["sessions"] == 0, now
+    # Each handle's media port (and the EchoTest state its sink holds) goes with the handle.
+    assert now["media_ports"] == 0, f"media ports outlived their handles: {now}"
