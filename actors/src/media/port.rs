@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use bytes::Bytes;
 
@@ -60,7 +60,8 @@ struct PortInner {
     sink: RwLock<Option<Arc<dyn MediaSink>>>,
     io: RwLock<Option<Arc<PeerIo>>>,
     /// Admin packet dump; outlives PeerConnections, so a dump started early sees the first one.
-    capture: Arc<CaptureSlot>,
+    /// Made when a dump starts or a PeerConnection is set up: most handles never need one.
+    capture: OnceLock<Arc<CaptureSlot>>,
 }
 
 impl MediaPort {
@@ -131,26 +132,28 @@ impl MediaPort {
     /// Admin `start_pcap` / `start_text2pcap`: dumps what this handle's PeerConnections receive
     /// and send from now on. The file is created (or the error known) when this returns.
     pub async fn start_capture(&self, spec: CaptureSpec) -> Result<CaptureInfo, CaptureError> {
-        self.inner.capture.start(spec).await
+        self.capture_slot().start(spec).await
     }
 
     /// Admin `stop_pcap` / `stop_text2pcap`: ends the dump once its file is closed.
     pub async fn stop_capture(&self) -> Result<CaptureInfo, CaptureError> {
-        self.inner.capture.stop().await
+        self.capture_slot().stop().await
     }
 
     /// Ends the dump, if any, without waiting for the file to close (the handle is ending).
     pub fn abort_capture(&self) {
-        self.inner.capture.abort();
+        if let Some(slot) = self.inner.capture.get() {
+            slot.abort();
+        }
     }
 
     /// The running dump, if any.
     pub fn capture(&self) -> Option<CaptureInfo> {
-        self.inner.capture.info()
+        self.inner.capture.get().and_then(|slot| slot.info())
     }
 
     pub(crate) fn capture_slot(&self) -> Arc<CaptureSlot> {
-        self.inner.capture.clone()
+        self.inner.capture.get_or_init(Arc::default).clone()
     }
 
     /// Sends a data-channel message (on `label`, or the first channel).

@@ -55,9 +55,9 @@ impl Plugin for EchoTest {
     }
 
     fn create_session(&self, ctx: PluginCtx) -> Result<Box<dyn PluginSession>, PluginError> {
-        let echo = Arc::new(Echo::new(ctx.clone()));
-        ctx.media().set_sink(echo.clone());
-        Ok(Box::new(EchoSession { ctx, state: EchoState::default(), echo }))
+        let echo = Arc::new(Echo::new(ctx));
+        echo.ctx.media().set_sink(echo.clone());
+        Ok(Box::new(EchoSession { state: EchoState::default(), echo }))
     }
 }
 
@@ -79,7 +79,6 @@ impl Default for EchoState {
 }
 
 struct EchoSession {
-    ctx: PluginCtx,
     state: EchoState,
     echo: Arc<Echo>,
 }
@@ -255,7 +254,7 @@ impl EchoSession {
         if let Some(v) = req.bitrate {
             s.bitrate = v;
             if v > 0 {
-                self.ctx.media().send_remb(v);
+                self.echo.ctx.media().send_remb(v);
             }
         }
         if let Some(n) = req.substream {
@@ -306,7 +305,7 @@ impl EchoSession {
             || req.temporal_layer.is_some_and(|n| current_t != Some(n as u8));
         if changed {
             for (mid, _) in self.echo.svc.read().unwrap_or_else(|e| e.into_inner()).iter() {
-                self.ctx.media().request_keyframe(mid);
+                self.echo.ctx.media().request_keyframe(mid);
             }
         }
     }
@@ -347,7 +346,7 @@ impl PluginSession for EchoSession {
         if self.state.bitrate > 0 {
             event["current-bitrate"] = json!(self.state.bitrate);
         }
-        let _ = self.ctx.push_event(None, event, None);
+        let _ = self.echo.ctx.push_event(None, event, None);
     }
 
     fn handle_message(&mut self, msg: PluginMessage) -> PluginReply {
@@ -359,8 +358,8 @@ impl PluginSession for EchoSession {
         let tx = Some(msg.transaction.clone());
         // An offer is answered in kind (the core builds the answer SDP).
         let pushed = match &msg.jsep {
-            Some(j) if ok && j.kind == SdpType::Offer => self.ctx.push_answer(tx, event, spec),
-            _ => self.ctx.push_event(tx, event, None),
+            Some(j) if ok && j.kind == SdpType::Offer => self.echo.ctx.push_answer(tx, event, spec),
+            _ => self.echo.ctx.push_event(tx, event, None),
         };
         if let Err(e) = pushed {
             tracing::warn!(error = %e, "echotest: could not push event");
@@ -369,24 +368,24 @@ impl PluginSession for EchoSession {
     }
 
     fn setup_media(&mut self) {
-        for (mid, w) in self.ctx.media().writers() {
+        for (mid, w) in self.echo.ctx.media().writers() {
             if w.kind() == MediaKind::Video {
-                self.ctx.media().request_keyframe(&mid);
+                self.echo.ctx.media().request_keyframe(&mid);
             }
         }
         if self.state.bitrate > 0 {
-            self.ctx.media().send_remb(self.state.bitrate);
+            self.echo.ctx.media().send_remb(self.state.bitrate);
         }
     }
 
     fn incoming_data(&mut self, msg: DataMessage) {
         if self.state.data {
-            self.ctx.media().send_data(Some(&msg.label), msg.data, msg.binary);
+            self.echo.ctx.media().send_data(Some(&msg.label), msg.data, msg.binary);
         }
     }
 
     fn hangup_media(&mut self) {
-        let _ = self.ctx.push_event(None, json!({"echotest": "event", "result": "done"}), None);
+        let _ = self.echo.ctx.push_event(None, json!({"echotest": "event", "result": "done"}), None);
         self.state = EchoState::default();
         self.echo.audio.store(true, Ordering::Relaxed);
         self.echo.video.store(true, Ordering::Relaxed);
