@@ -313,9 +313,6 @@ impl Handle {
                 tracing::error!(parent: &self.span, panic = %p.0, "plugin panicked in destroy_session");
             }
         }
-        // A plugin's sink usually holds the plugin's context, which holds this port: left in
-        // place, that cycle would keep both (and the handle's mailbox) alive for good.
-        self.port.clear_sink();
         if let Some(session) = self.session.as_ref().and_then(WeakAddr::upgrade) {
             session.do_send(HandleEnded { id: self.id, detached, opaque_id: self.opaque_for_api() });
         }
@@ -413,6 +410,9 @@ impl Actor for Handle {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        // A plugin's sink usually holds the plugin's context, which holds this port: left in
+        // place, that cycle would keep both (and the handle's mailbox) alive for good. Every way
+        // a handle ends (`end`, a crash, its session going) stops the actor, so this covers all.
         self.port.clear_sink();
         self.state.counters.handles.fetch_sub(1, Ordering::Relaxed);
     }

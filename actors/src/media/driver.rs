@@ -41,11 +41,12 @@ const RECV_BUF: usize = 2048;
 /// a deadline that stays in the past must not spin the loop).
 const MIN_TIMER_GAP: Duration = Duration::from_millis(1);
 /// The first beat at or after `t`. Once connected, timers are handled on a beat shared by every
-/// connection of the process (see `engine::TIMER_BEAT`). The core's periodic timers (NACK, transport-wide CC feedback, RTCP
-/// reports, ICE keepalives) each re-arm from the instant they fired, so left alone they drift
-/// apart and every connection wakes the media thread on its own for each of them; on the shared
-/// beat one wake-up of the thread serves all of them. Nothing due once connected needs to be
-/// sooner: what media needs (retransmissions, keyframe requests) is sent as packets arrive.
+/// connection of the process (see `engine::TIMER_BEAT`). The core's periodic timers (NACK,
+/// transport-wide CC feedback, RTCP reports, ICE keepalives) each re-arm from the instant they
+/// fired, so left alone they drift apart and every connection wakes the media thread on its own
+/// for each of them; on the shared beat one wake-up of the thread serves all of them. Nothing due
+/// once connected needs to be sooner: what media needs (retransmissions, keyframe requests) is
+/// sent as packets arrive.
 fn on_beat(t: Instant) -> Instant {
     static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     let origin = *ORIGIN.get_or_init(Instant::now);
